@@ -1,0 +1,159 @@
+"""`ablate` command line. Errors a user can fix are caught here, once, and printed on one line
+(exit 2); `--debug` shows the traceback instead."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ablate.errors import AblateError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative ablation studies for MMSegmentation.")
+data_app = typer.Typer(no_args_is_help=True, help="Create, convert and inspect datasets.")
+app.add_typer(data_app, name="data")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    """Declarative ablation studies for MMSegmentation."""
+
+
+@data_app.command("synth")
+def data_synth(
+    out_dir: Path = typer.Option(..., "--out", help="Folder to write the dataset to."),
+    train: int = typer.Option(150, min=1),
+    test: int = typer.Option(50, min=1),
+    height: int = typer.Option(375, min=32),
+    width: int = typer.Option(1242, min=32),
+    seed: int = typer.Option(0),
+    domain: str = typer.Option("kitti", help="kitti, or city: a second appearance for pretraining."),
+    overwrite: bool = typer.Option(False, help="Replace an existing dataset at --out."),
+) -> None:
+    """Generate the deterministic synthetic KITTI-like dataset."""
+    from ablate import data
+
+    root = data.synthesize(out_dir, train=train, test=test, height=height, width=width, seed=seed, domain=domain, overwrite=overwrite)
+    out.print(f"synthetic dataset: {root} ({train} train / {test} val, {height}x{width}, seed {seed})")
+
+
+@data_app.command("kitti")
+def data_kitti(
+    raw_dir: Path = typer.Argument(..., help="KITTI semantics download (holds training/image_2, training/semantic)."),
+    out_dir: Path = typer.Option(..., "--out"),
+    train: int = typer.Option(150, min=1),
+    test: int = typer.Option(50, min=1),
+    seed: int = typer.Option(0),
+    overwrite: bool = typer.Option(False),
+) -> None:
+    """Convert the official KITTI semantics download to the mmseg layout (label ids -> train ids)."""
+    from ablate import data
+
+    root = data.convert_kitti(raw_dir, out_dir, train=train, test=test, seed=seed, overwrite=overwrite)
+    out.print(f"KITTI dataset: {root} ({train} train / {test} val, split seed {seed})")
+
+
+@data_app.command("stats")
+def data_stats(
+    root: Path = typer.Argument(..., help="Dataset folder in the mmseg layout."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Per-class pixel counts and frequencies of the train split."""
+    from ablate import data
+
+    stats = data.class_stats(root)
+    if as_json:
+        out.print_json(json.dumps(stats.to_dict()))
+        return
+    table = Table(title=f"{root} - train split, {stats.images} images")
+    for col in ("id", "class", "pixels", "share"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for i, (name, count, freq) in enumerate(zip(stats.classes, stats.pixel_counts, stats.frequencies)):
+        table.add_row(str(i), name, f"{count:,}", f"{freq:.2%}")
+    out.print(table)
+    out.print(f"ignored (255) pixels: {stats.ignored_pixels:,}")
+
+
+@app.command("flops")
+def flops(
+    config_file: Path = typer.Argument(..., help="mmseg config file."),
+    shape: tuple[int, int] = typer.Option((375, 1242), "--shape", help="Input height and width."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """FLOPs (G) and parameters (M) of one inference forward pass at H x W."""
+    from ablate import analysis, config
+
+    cfg = config.load_base(config_file)
+    info = analysis.count_config(cfg, *shape)
+    if as_json:
+        out.print_json(json.dumps({"config": str(config_file), **info.to_dict()}))
+    else:
+        out.print(f"{config_file}: {info.flops_g:.3f} GFLOPs, {info.params_m:.3f} M params at {info.height}x{info.width}")
+
+
+def _result_table(title: str, rows: list) -> Table:
+    table = Table(title=title)
+    for col in ("trial", "seed", "id", "state", "mIoU", "time"):
+        table.add_column(col)
+    for r in rows:
+        miou = f"{r.miou:.2f}" if r.miou is not None else "-"
+        detail = r.state.value + (f": {r.error}" if r.error else "")
+        table.add_row(r.name, str(r.seed), r.trial_id, detail, miou, f"{r.duration_s:.0f}s")
+    return table
+
+
+@app.command("run")
+def run(
+    study_file: Path = typer.Argument(..., help="Study YAML."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Named profile of the study (e.g. demo)."),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where trial work dirs go."),
+    rerun: bool = typer.Option(False, "--rerun", help="Retrain trials that already finished."),
+) -> None:
+    """Run every trial of a study, logging to MLflow."""
+    from ablate import study as studies
+    from ablate import tracking
+
+    loaded = studies.load_study(study_file, profile)
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    err.print(f"study {loaded.name}: tracking to {uri}")
+
+    def report(spec, result) -> None:
+        miou = f" mIoU {result.miou:.2f}" if result.miou is not None else ""
+        err.print(f"  {spec.label} [{spec.trial_id}]: {result.state.value}{miou}" + (f" - {result.error}" if result.error else ""))
+
+    outcome = studies.run_study(loaded, uri, runs_dir=runs_dir, rerun=rerun, on_result=report)
+    out.print(_result_table(f"{loaded.name}: {len(outcome.results)} trials", outcome.results))
+    if outcome.failed:
+        err.print(f"{len(outcome.failed)} trial(s) failed; tracebacks are attached to their MLflow runs")
+        raise typer.Exit(1)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="ablate", standalone_mode=False)
+    except AblateError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        sys.exit(130)
+    sys.exit(0)

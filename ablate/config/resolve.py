@@ -1,0 +1,179 @@
+"""From a base mmseg config and a study's budget/data/seed to the config one trial trains with.
+
+Only the settings a study owns are touched (iterations, intervals, batch, crop, image scale,
+data root, seed, workers); everything else stays exactly as the mmseg config says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ablate.config.overrides import apply_overrides
+from ablate.errors import ConfigError
+
+# Keys that change how a trial is watched, not what it learns: left out of the trial id.
+_COSMETIC_TOP = {
+    "work_dir", "log_level", "visualizer", "vis_backends", "log_processor", "env_cfg",
+    "launcher", "custom_imports", "resume",
+}
+_COSMETIC_DATALOADER = {"num_workers", "persistent_workers", "pin_memory"}
+_COSMETIC_HOOKS = {"logger", "checkpoint", "timer", "visualization"}
+
+
+def load_base(path: str | Path) -> Any:
+    """Load an mmseg config file (with `mmseg::` inheritance) into an mmengine Config."""
+    from ablate import compat
+
+    compat.install_mmcv_ops()
+    from mmengine.config import Config
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return Config.fromfile(str(path))
+    except Exception as exc:  # mmengine raises many types for a broken config
+        raise ConfigError(f"{path}: cannot load config: {exc}") from exc
+
+
+def _walk(node: Any, visit: Callable[[dict], None]) -> None:
+    if isinstance(node, dict):
+        visit(node)
+        for value in node.values():
+            _walk(value, visit)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _walk(value, visit)
+
+
+def _set_transforms(cfg: Any, kind: str, key: str, value: Any) -> None:
+    def visit(node: dict) -> None:
+        if node.get("type") == kind and key in node:
+            node[key] = value
+
+    _walk(cfg._cfg_dict, visit)
+
+
+def _dataloaders(cfg: Any) -> list[Any]:
+    return [cfg[k] for k in ("train_dataloader", "val_dataloader", "test_dataloader") if cfg.get(k)]
+
+
+def apply_budget(
+    cfg: Any,
+    *,
+    iters: int,
+    val_interval: Optional[int],
+    batch_size: int,
+    log_interval: int,
+    workers: int,
+    crop: Optional[tuple[int, int]] = None,
+    image_scale: Optional[tuple[int, int]] = None,
+) -> None:
+    """Set the training budget and shapes a study controls, in place."""
+    old_max = int(cfg.get("train_cfg", {}).get("max_iters", iters))
+    interval = val_interval or iters
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=interval)
+    # Schedulers spanning the old budget now span the new one; short ones (warm-up) are clipped.
+    schedulers = cfg.get("param_scheduler") or []
+    for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
+        end = sched.get("end")
+        if end is None or end >= old_max or end > iters:
+            sched["end"] = iters if end is None or end >= old_max else min(end, iters)
+    hooks = cfg.setdefault("default_hooks", {})
+    if "logger" in hooks:
+        hooks["logger"]["interval"] = log_interval
+    if "checkpoint" in hooks:
+        hooks["checkpoint"].update(interval=interval, by_epoch=False)
+    cfg.train_dataloader.batch_size = batch_size
+    for loader in _dataloaders(cfg):
+        loader["num_workers"] = workers
+        loader["persistent_workers"] = workers > 0
+    if crop is not None:
+        _set_transforms(cfg, "RandomCrop", "crop_size", tuple(crop))
+        if cfg.model.get("data_preprocessor") is not None:
+            cfg.model.data_preprocessor["size"] = tuple(crop)
+    if image_scale is not None:
+        for kind in ("RandomResize", "Resize"):
+            _set_transforms(cfg, kind, "scale", tuple(image_scale))
+
+
+def set_data_root(cfg: Any, root: Path) -> None:
+    """Point every dataloader (and wrapped datasets) at `root`."""
+    def visit(node: dict) -> None:
+        if "data_root" in node:
+            node["data_root"] = str(root)
+
+    for loader in _dataloaders(cfg):
+        _walk(loader, visit)
+    cfg.data_root = str(root)
+
+
+def use_plain_bn(cfg: Any) -> None:
+    """SyncBN needs a process group; one process trains here, so BN it is (same maths)."""
+    def visit(node: dict) -> None:
+        if node.get("type") in ("SyncBN", "MMSyncBN"):
+            node["type"] = "BN"
+
+    _walk(cfg._cfg_dict, visit)
+
+
+def resolve(
+    base: str | Path,
+    *,
+    data_root: Path,
+    budget: dict[str, Any],
+    seed: int,
+    overrides: dict[str, Any],
+    distributed: bool = False,
+) -> Any:
+    """The full config of one trial (without run-time parts such as work_dir or tracking)."""
+    cfg = load_base(base)
+    set_data_root(cfg, data_root)
+    apply_budget(cfg, **budget)
+    apply_overrides(cfg, overrides)
+    if not distributed:
+        use_plain_bn(cfg)
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    return cfg
+
+
+def _canonical(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(k): _canonical(v) for k, v in sorted(node.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(node, (list, tuple)):
+        return [_canonical(v) for v in node]
+    if isinstance(node, (str, int, float, bool)) or node is None:
+        return node
+    return repr(node)
+
+
+def config_digest(cfg: Any, *, data_fingerprint: str, extra: dict[str, Any] | None = None) -> str:
+    """Short hash of everything that changes a trial's result, and nothing cosmetic.
+
+    The data root is replaced by the dataset's content fingerprint, so moving the data or
+    renaming a trial keeps its id, while editing one label changes it.
+    """
+    plain = _canonical(cfg.to_dict())
+    for key in _COSMETIC_TOP:
+        plain.pop(key, None)
+    plain.pop("data_root", None)
+    for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = plain.get(name)
+        if isinstance(loader, dict):
+            for key in _COSMETIC_DATALOADER:
+                loader.pop(key, None)
+
+    def blank_root(node: dict) -> None:
+        if "data_root" in node:
+            node["data_root"] = data_fingerprint
+
+    _walk(plain, blank_root)
+    hooks = plain.get("default_hooks")
+    if isinstance(hooks, dict):
+        for key in _COSMETIC_HOOKS:
+            hooks.pop(key, None)
+    payload = json.dumps({"config": plain, "data": data_fingerprint, **(extra or {})}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -1,0 +1,20 @@
+"""Datasets in mmseg layout: a synthetic KITTI-like generator, the KITTI converter, checks and stats."""
+
+from ablate.data.classes import CLASSES, IGNORE_INDEX, PALETTE, label_id_to_train_id
+from ablate.data.kitti import convert_kitti
+from ablate.data.layout import check_layout, dataset_fingerprint
+from ablate.data.stats import ClassStats, class_stats
+from ablate.data.synth import synthesize
+
+__all__ = [
+    "CLASSES",
+    "IGNORE_INDEX",
+    "PALETTE",
+    "ClassStats",
+    "check_layout",
+    "class_stats",
+    "convert_kitti",
+    "dataset_fingerprint",
+    "label_id_to_train_id",
+    "synthesize",
+]

@@ -1,0 +1,211 @@
+"""The mmseg folder layout: validation, content fingerprint, and atomic publication of a dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ablate.data.classes import CLASSES
+from ablate.errors import DataError
+
+SPLITS: tuple[str, ...] = ("train", "val")
+"""mmseg split folder names; the generators' `test` images go to `val`."""
+
+IMG_DIR = "img_dir"
+ANN_DIR = "ann_dir"
+META_FILE = "dataset.json"
+COMPLETE_MARKER = ".complete"
+
+PNG_COMPRESS_LEVEL = 4
+"""Fixed zlib level: identical inputs give identical bytes, and noisy images still encode quickly."""
+
+_HASH_CHUNK = 1 << 20
+
+# root -> (stat signature, fingerprint); one entry per root so long sessions do not grow it.
+_FINGERPRINTS: dict[str, tuple[tuple[tuple[str, int, int, int, int], ...], str]] = {}
+
+
+def _fix_hint(root: Path) -> str:
+    return f"create it with `ablate data synth --out {root}` or `ablate data kitti RAW --out {root}`"
+
+
+def check_layout(root: Path) -> None:
+    """Fail early, with the command that fixes it, before mmseg fails deep inside a dataloader."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found; {_fix_hint(root)}")
+    for top in (IMG_DIR, ANN_DIR):
+        for split in SPLITS:
+            folder = root / top / split
+            if not folder.is_dir():
+                raise DataError(f"{folder}: folder missing; {_fix_hint(root)}")
+            if not any(p.suffix == ".png" for p in folder.iterdir()):
+                raise DataError(f"{folder}: no .png files; {_fix_hint(root)}")
+    for split in SPLITS:
+        imgs = {p.stem for p in (root / IMG_DIR / split).glob("*.png")}
+        anns = {p.stem for p in (root / ANN_DIR / split).glob("*.png")}
+        if imgs != anns:
+            lonely = sorted(imgs ^ anns)
+            shown = ", ".join(lonely[:5]) + (" ..." if len(lonely) > 5 else "")
+            raise DataError(
+                f"{root / IMG_DIR / split}: {len(lonely)} image/label files without a partner in "
+                f"{ANN_DIR}/{split} or {IMG_DIR}/{split} ({shown}); regenerate the dataset or remove them"
+            )
+
+
+def _data_files(root: Path) -> list[tuple[str, Path]]:
+    files: list[tuple[str, Path]] = []
+    for top in (IMG_DIR, ANN_DIR):
+        base = root / top
+        for dirpath, _dirs, names in os.walk(base):
+            for name in names:
+                path = Path(dirpath) / name
+                files.append((path.relative_to(root).as_posix(), path))
+    files.sort()
+    return files
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.digest()
+
+
+def dataset_fingerprint(root: Path) -> str:
+    """Content hash that keys caches and run records, so edited labels never reuse stale results.
+
+    Hashing every byte is the slow part, so the result is remembered per root until any file's
+    size, mtime, ctime or inode changes.
+    """
+    root = Path(root)
+    check_layout(root)
+    files = _data_files(root)
+    signature = []
+    for rel, path in files:
+        st = path.stat()
+        signature.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    sig = tuple(signature)
+    key = str(root.resolve())
+    cached = _FINGERPRINTS.get(key)
+    if cached is not None and cached[0] == sig:
+        return cached[1]
+    h = hashlib.sha256()
+    for (rel, path), (_, size, *_rest) in zip(files, sig):
+        h.update(rel.encode("utf-8") + b"\0" + str(size).encode("ascii") + b"\0")
+        h.update(_file_digest(path))
+    fingerprint = h.hexdigest()[:16]
+    _FINGERPRINTS[key] = (sig, fingerprint)
+    return fingerprint
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    """One PNG writer for every dataset file: fixed settings and no metadata keep output byte-stable."""
+    mode = "RGB" if array.ndim == 3 else "L"
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode=mode).save(
+        path, format="PNG", compress_level=PNG_COMPRESS_LEVEL
+    )
+
+
+def read_meta(root: Path) -> dict[str, Any] | None:
+    """The dataset.json of a completed dataset, or None when it is absent, partial or unreadable."""
+    root = Path(root)
+    if not (root / COMPLETE_MARKER).is_file():
+        return None
+    try:
+        meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _existing_difference(out: Path, source: str, parameters: Mapping[str, Any]) -> str | None:
+    """None when `out` already holds exactly this dataset, else why it does not."""
+    meta = read_meta(out)
+    if meta is None:
+        return "it is not a completed ablate dataset"
+    if meta.get("source") != source:
+        return f"it was made from source {meta.get('source')!r}, not {source!r}"
+    old = meta.get("parameters")
+    if not isinstance(old, dict):
+        return "its dataset.json has no parameters"
+    changed = sorted(k for k in set(old) | set(parameters) if old.get(k) != parameters.get(k))
+    if changed:
+        shown = ", ".join(f"{k}={old.get(k)!r}" for k in changed)
+        return f"it was made with {shown}"
+    return None
+
+
+def write_dataset(
+    out: Path,
+    source: str,
+    parameters: Mapping[str, Any],
+    build: Callable[[Path], Mapping[str, Any]],
+    overwrite: bool = False,
+) -> Path:
+    """Build into a temporary sibling and rename it onto `out`, so a crash never leaves half a dataset.
+
+    `build(tmp)` writes img_dir/ann_dir under tmp and returns extra dataset.json fields (counts, ...).
+    An existing complete dataset with the same source and parameters is returned untouched.
+    """
+    out = Path(out)
+    params = dict(parameters)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; pass a different --out")
+    existing = out.is_dir() and any(out.iterdir())
+    if existing:
+        why = _existing_difference(out, source, params)
+        if why is None:
+            return out
+        if not overwrite:
+            raise DataError(f"{out}: already exists and differs ({why}); pass a new --out or delete the folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        for top in (IMG_DIR, ANN_DIR):
+            for split in SPLITS:
+                (tmp / top / split).mkdir(parents=True)
+        extra = dict(build(tmp))
+        meta = {"source": source, "parameters": params, **extra, "classes": list(CLASSES)}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / COMPLETE_MARKER).write_bytes(b"")
+        _publish(tmp, out, source, params)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _publish(tmp: Path, out: Path, source: str, params: Mapping[str, Any]) -> None:
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if out.exists():
+        # Only reached with overwrite=True: move the old dataset aside so `out` is never missing
+        # for longer than two renames.
+        old = out.parent / f"{out.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        # Another process published the same folder first; accept it if it is the same dataset.
+        if out.is_dir() and _existing_difference(out, source, params) is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        raise

@@ -1,0 +1,84 @@
+"""Run a study: plan, skip what MLflow already holds as finished, dispatch the rest."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ablate.dispatch import Dispatcher, RunContext, SequentialDispatcher
+from ablate.study.loader import Study
+from ablate.study.plan import plan_trials
+from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+
+
+@dataclass
+class StudyOutcome:
+    study: str
+    experiment_id: str
+    parent_run_id: str
+    tracking_uri: str
+    results: list[TrialResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[TrialResult]:
+        return [r for r in self.results if r.state is TrialState.FAILED]
+
+
+def _cached(mlflow_client, experiment_id: str, spec: TrialSpec) -> Optional[TrialResult]:
+    from ablate import tracking
+
+    for run in tracking.find_trial_runs(mlflow_client, experiment_id, spec.trial_id):
+        if run.info.status == "FINISHED":
+            return TrialResult(
+                spec.trial_id, spec.name, spec.seed, TrialState.CACHED,
+                metrics=dict(run.data.metrics), run_id=run.info.run_id,
+            )
+    return None
+
+
+def run_study(
+    study: Study,
+    tracking_uri: str,
+    *,
+    runs_dir: Path | str = "runs",
+    rerun: bool = False,
+    dispatcher: Optional[Dispatcher] = None,
+    on_result: Optional[Callable[[TrialSpec, TrialResult], None]] = None,
+) -> StudyOutcome:
+    """Train every pending trial of `study`; finished ones (same trial id) are reported as cached."""
+    from ablate import tracking
+
+    trials = plan_trials(study, runs_dir)
+    mlflow_client = tracking.client(tracking_uri)
+    experiment_id = tracking.ensure_experiment(mlflow_client, study.name, tracking_uri)
+    parent = mlflow_client.create_run(
+        experiment_id,
+        run_name=f"{study.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        tags={
+            tracking.KIND_TAG: "study",
+            tracking.STUDY_TAG: study.name,
+            "ablate.profile": study.profile or "",
+            "ablate.study_file": str(study.source),
+        },
+    )
+    outcome = StudyOutcome(study.name, experiment_id, parent.info.run_id, tracking_uri)
+    pending: list[TrialSpec] = []
+    for spec in trials:
+        hit = None if rerun else _cached(mlflow_client, experiment_id, spec)
+        if hit is None:
+            pending.append(spec)
+        else:
+            outcome.results.append(hit)
+            if on_result is not None:
+                on_result(spec, hit)
+    context = RunContext(tracking_uri, experiment_id, parent.info.run_id)
+    status = "FAILED"
+    try:
+        outcome.results.extend((dispatcher or SequentialDispatcher()).run(pending, context, on_result))
+        status = "FAILED" if outcome.failed else "FINISHED"
+    finally:
+        mlflow_client.log_param(parent.info.run_id, "n_trials", len(trials))
+        mlflow_client.set_terminated(parent.info.run_id, status=status)
+    return outcome

@@ -1,0 +1,61 @@
+"""What a trial is (spec), where it stands (state) and what it produced (result)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+
+class TrialState(str, enum.Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    CACHED = "CACHED"  # finished in an earlier `ablate run`; not retrained
+
+    @property
+    def is_done(self) -> bool:
+        return self in (TrialState.FINISHED, TrialState.CACHED)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to train one trial; plain data so it can cross processes."""
+
+    study: str
+    name: str
+    trial_id: str
+    seed: int
+    base: str
+    config_text: str  # the fully resolved mmseg config (Python syntax)
+    overrides: dict[str, Any]
+    work_dir: Path
+    data_root: Path
+    data_fingerprint: str
+    iters: int
+    batch_size: int
+    image_size: tuple[int, int]  # (h, w) FLOPs are counted at
+    log_interval: int = 50
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (seed {self.seed})"
+
+
+@dataclass
+class TrialResult:
+    trial_id: str
+    name: str
+    seed: int
+    state: TrialState
+    metrics: dict[str, float] = field(default_factory=dict)
+    run_id: Optional[str] = None
+    error: Optional[str] = None
+    duration_s: float = 0.0
+
+    @property
+    def miou(self) -> Optional[float]:
+        return self.metrics.get("mIoU")

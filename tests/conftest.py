@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny synthetic dataset (made once), a fresh sqlite MLflow store per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Keep every test on loopback and off the user's own stores.
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+B0_CONFIG = REPO / "configs" / "segformer" / "segformer_mit-b0_kitti.py"
+TINY = dict(train=6, test=3, height=64, width=192, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6/3-image 64x192 synthetic KITTI-like dataset, generated once per test session."""
+    from ablate import data
+
+    return data.synthesize(tmp_path_factory.mktemp("data") / "tiny", **TINY)
+
+
+@pytest.fixture()
+def tracking_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlruns.db'}"
+
+
+def write_study(path: Path, data_root: Path, **extra: object) -> Path:
+    """A tiny SegFormer-B0 study file; `extra` replaces top-level sections."""
+    import yaml
+
+    doc: dict = {
+        "name": "tiny",
+        "base": str(B0_CONFIG),
+        "data": {"root": str(data_root), "image_scale": [192, 64]},
+        "budget": {"iters": 4, "val_interval": 2, "batch_size": 2, "crop": [32, 32], "log_interval": 1, "workers": 0},
+        "seeds": [0],
+        "trials": [{"name": "base"}],
+    }
+    doc.update(extra)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -1,0 +1,97 @@
+"""One study end to end: real SegFormer-B0 (tiny), real Runner, real sqlite MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ablate import tracking
+from ablate.data import CLASSES
+from ablate.metrics import metric_key
+from ablate.study import load_study, plan_trials, run_study
+from ablate.trial import TrialState
+from tests.conftest import write_study
+
+TRIALS = [{"name": "base"}, {"name": "high-lr", "overrides": {"optim_wrapper.optimizer.lr": 0.05}}]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path):
+    tmp = tmp_path_factory.mktemp("run")
+    study = load_study(write_study(tmp / "s.yaml", tiny_data, trials=TRIALS))
+    uri = f"sqlite:///{tmp / 'mlruns.db'}"
+    outcome = run_study(study, uri, runs_dir=tmp / "runs")
+    return study, uri, outcome, tmp
+
+
+def test_trials_finish_and_are_child_runs(finished) -> None:
+    study, uri, outcome, _ = finished
+    assert [r.state for r in outcome.results] == [TrialState.FINISHED, TrialState.FINISHED]
+    client = tracking.client(uri)
+    runs = client.search_runs([outcome.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags[tracking.PARENT_TAG] == outcome.parent_run_id
+        assert run.data.tags[tracking.TRIAL_TAG] in {r.trial_id for r in outcome.results}
+    assert client.get_experiment(outcome.experiment_id).name == study.name
+    assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+
+
+def test_params_metrics_and_artifacts(finished) -> None:
+    _, uri, outcome, _ = finished
+    client = tracking.client(uri)
+    result = next(r for r in outcome.results if r.name == "high-lr")
+    run = client.get_run(result.run_id)
+    params = run.data.params
+    assert params["override.optim_wrapper.optimizer.lr"] == "0.05"
+    assert params["seed"] == "0" and params["iters"] == "4" and params["backbone"] == "MixVisionTransformer"
+    metrics = run.data.metrics
+    for key in ("mIoU", "mAcc", "aAcc", "flops_g", "params_m", "loss", "lr"):
+        assert key in metrics, key
+    for name in CLASSES:
+        assert metric_key("IoU", name) in metrics
+    # loss/lr every logged iteration, evaluation at each interval
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4]
+    lrs = [m.value for m in client.get_metric_history(run.info.run_id, "lr")]
+    assert lrs[0] == pytest.approx(0.05) and lrs[-1] < lrs[0]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "mIoU")] == [2, 4]
+    assert metrics["flops_g"] > 0 and 3 < metrics["params_m"] < 5
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.py", "per_class_iou.json", "logs"} <= artifacts
+    local = Path(client.download_artifacts(run.info.run_id, "per_class_iou.json"))
+    per_class = json.loads(local.read_text())
+    assert set(per_class) == {n.replace(" ", "_") for n in CLASSES}
+    assert per_class["road"] == pytest.approx(metrics["IoU.road"])
+
+
+def test_rerun_is_cached_and_trains_nothing(finished) -> None:
+    study, uri, outcome, tmp = finished
+    again = run_study(study, uri, runs_dir=tmp / "runs")
+    assert [r.state for r in again.results] == [TrialState.CACHED, TrialState.CACHED]
+    assert [r.run_id for r in again.results] == [r.run_id for r in outcome.results]
+    client = tracking.client(uri)
+    assert len(client.search_runs([outcome.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")) == 2
+
+
+def test_trial_id_ignores_names_but_not_seed_or_values(finished, tiny_data: Path) -> None:
+    study, _, outcome, tmp = finished
+    renamed = load_study(write_study(tmp / "r.yaml", tiny_data, name="other", trials=[{"name": "renamed"}], budget={**study.spec.budget.model_dump(), "log_interval": 2}))
+    assert plan_trials(renamed, tmp / "runs")[0].trial_id == outcome.results[0].trial_id
+    seeded = load_study(write_study(tmp / "q.yaml", tiny_data, seeds=[1], trials=TRIALS))
+    ids = [t.trial_id for t in plan_trials(seeded, tmp / "runs")]
+    assert ids[0] not in {r.trial_id for r in outcome.results}
+    assert len(set(ids)) == 2
+
+
+def test_failed_trial_is_recorded_not_raised(tmp_path: Path, tiny_data: Path) -> None:
+    path = write_study(tmp_path / "s.yaml", tiny_data, trials=[{"name": "nan", "overrides": {"optim_wrapper.optimizer.lr": 1.0e30}}])
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    outcome = run_study(load_study(path), uri, runs_dir=tmp_path / "runs")
+    (result,) = outcome.results
+    assert result.state is TrialState.FAILED and "loss" in result.error
+    run = tracking.client(uri).get_run(result.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["ablate.failure"]
+    assert "traceback.txt" in {a.path for a in tracking.client(uri).list_artifacts(result.run_id)}
