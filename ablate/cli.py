@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -19,8 +20,16 @@ from ablate.errors import AblateError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative ablation studies for MMSegmentation.")
 data_app = typer.Typer(no_args_is_help=True, help="Create, convert and inspect datasets.")
 app.add_typer(data_app, name="data")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+_WIDTH = None if sys.stdout.isatty() else 200  # pipes and logs get whole ids and names
+out = Console(soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+
+
+def _flop(gflop: float) -> str:
+    for unit, scale in (("PFLOP", 1e6), ("TFLOP", 1e3)):
+        if gflop >= scale:
+            return f"{gflop / scale:,.1f} {unit}"
+    return f"{gflop:,.1f} GFLOP"
 
 
 @app.callback()
@@ -138,9 +147,51 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command("plan")
+def plan(
+    study_file: Path = typer.Argument(..., help="Study YAML."),
+    profile: Optional[str] = typer.Option(None, "--profile"),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable, with each trial's resolved overrides."),
+) -> None:
+    """Print every trial (id, rung/model, seed, dependencies, cost, cached/pending); run nothing."""
+    from ablate import study as studies
+    from ablate import tracking
+
+    loaded = studies.load_study(study_file, profile)
+    trials = studies.plan_trials(loaded, runs_dir)
+    cached = studies.cached_results(loaded.name, trials, tracking.resolve_tracking_uri(tracking_uri))
+    names = {t.trial_id: t.name for t in trials}
+    rows = []
+    for t in trials:
+        rows.append({
+            "trial_id": t.trial_id, "name": t.name, "seed": t.seed,
+            "shape": t.tags.get("ablate.shape"), "rung": t.tags.get("ablate.rung"), "model": t.tags.get("ablate.model"),
+            "tricks": [x for x in t.tags.get("ablate.tricks", "").split(",") if x],
+            "depends_on": [names.get(d, d) for d in t.depends_on], "cost_gflop": t.cost,
+            "status": "cached" if t.trial_id in cached else "pending", "work_dir": str(t.work_dir),
+            "resolved_overrides": t.resolved_overrides,
+        })
+    if as_json:
+        out.print_json(json.dumps({"study": loaded.name, "profile": profile, "trials": rows}, default=str))
+        return
+    table = Table(title=f"{loaded.name}: {len(rows)} trials ({sum(r['status'] == 'pending' for r in rows)} pending)")
+    for col in ("id", "trial", "seed", "rung/model", "depends on", "est. cost", "status"):
+        table.add_column(col)
+    for r in rows:
+        where = f"rung {r['rung']}" if r["rung"] is not None else (r["model"] or "")
+        table.add_row(r["trial_id"], r["name"], str(r["seed"]), where, ", ".join(r["depends_on"]) or "-",
+                      _flop(r["cost_gflop"]), r["status"])
+    out.print(table)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if not debug:  # the OpenMMLab stack warns about its own deprecations on every import
+        for category in (UserWarning, DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
     try:
         app(args=args, prog_name="ablate", standalone_mode=False)
     except AblateError as exc:

@@ -11,6 +11,7 @@ import pytest
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.setdefault("ABLATE_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "ablate"))
 
 REPO = Path(__file__).resolve().parents[1]
 B0_CONFIG = REPO / "configs" / "segformer" / "segformer_mit-b0_kitti.py"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,20 @@ def _shown(stems: list[str]) -> str:
     return ", ".join(stems[:_SHOW]) + (f" and {len(stems) - _SHOW} more" if len(stems) > _SHOW else "")
 
 
-def _check_count(field: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise DataError(f"kitti.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {max(minimum, 1)} or more")
+def _check_count(field: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise DataError(
+            f"kitti.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {minimum} or more"
+        )
+    return int(value)
 
 
 def _find_pairs(raw_dir: Path) -> list[str]:
     """Sorted stems present in both folders; refuses partial downloads instead of silently dropping files."""
     if not raw_dir.is_dir():
         raise DataError(
-            f"{raw_dir}: KITTI folder not found; download data_semantics.zip from the KITTI website, unzip it, "
-            "and pass the folder that contains training/"
+            f"{raw_dir}: KITTI folder not found; download data_semantics.zip from the KITTI website, "
+            "unzip it, and pass the folder that contains training/"
         )
     image_dir, label_dir = raw_dir / IMAGE_SUBDIR, raw_dir / LABEL_SUBDIR
     for folder in (image_dir, label_dir):
@@ -72,7 +76,9 @@ def _check_files(raw_dir: Path, stems: list[str]) -> None:
             with Image.open(lab_path) as lab:
                 lab_mode, lab_size = lab.mode, lab.size
         except OSError as exc:
-            raise DataError(f"{raw_dir / IMAGE_SUBDIR}: cannot read pair {stem!r} ({exc}); re-download the file") from exc
+            raise DataError(
+                f"{raw_dir / IMAGE_SUBDIR}: cannot read pair {stem!r} ({exc}); re-download the file"
+            ) from exc
         if img_mode != "RGB":
             raise DataError(
                 f"{img_path}: image mode is {img_mode!r}, expected 8-bit 'RGB'; "
@@ -104,9 +110,9 @@ def convert_kitti(
     classes KITTI shares with Cityscapes but mmseg does not train on (parking, guard rail, ...) become 255.
     """
     raw_dir, out = Path(raw_dir), Path(out)
-    _check_count("train", train, 1)
-    _check_count("test", test, 1)
-    _check_count("seed", seed, 0)
+    train = _check_count("train", train, 1)
+    test = _check_count("test", test, 1)
+    seed = _check_count("seed", seed, 0)
     stems = _find_pairs(raw_dir)
     if len(stems) < train + test:
         raise DataError(

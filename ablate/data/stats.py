@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -66,7 +67,9 @@ class ClassStats:
                 images=int(data["images"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"class stats: malformed record ({exc!r}); delete the stats_*.json cache and recompute") from exc
+            raise DataError(
+                f"class stats: malformed record ({exc!r}); delete the stats_*.json cache and recompute"
+            ) from exc
 
 
 def _scan_labels(ann_split: Path) -> tuple[np.ndarray, int]:
@@ -77,14 +80,17 @@ def _scan_labels(ann_split: Path) -> tuple[np.ndarray, int]:
     for path in files:
         with Image.open(path) as im:
             if im.mode != "L":
-                raise DataError(f"{path}: label mode is {im.mode!r}, expected 8-bit single-channel 'L'; regenerate the dataset")
+                raise DataError(
+                    f"{path}: label mode is {im.mode!r}, expected 8-bit single-channel 'L'; "
+                    "regenerate the dataset"
+                )
             arr = np.asarray(im)
         hist = np.bincount(arr.ravel(), minlength=256)
         bad = np.flatnonzero(hist[n_classes:IGNORE_INDEX]) + n_classes
         if bad.size:
             raise DataError(
-                f"{path}: label values {bad[:5].tolist()} are not train ids 0..{n_classes - 1} or {IGNORE_INDEX}; "
-                "convert label ids with `ablate data kitti` or regenerate the dataset"
+                f"{path}: label values {bad[:5].tolist()} are not train ids 0..{n_classes - 1} "
+                f"or {IGNORE_INDEX}; convert label ids with `ablate data kitti` or regenerate the dataset"
             )
         counts += hist
     return counts, len(files)
@@ -108,7 +114,10 @@ def class_stats(root: Path, split: str = "train") -> ClassStats:
         ignored_pixels=int(counts[IGNORE_INDEX]),
         images=images,
     )
-    _write_cache(cache, {"version": _CACHE_VERSION, "fingerprint": fingerprint, "split": split, "stats": stats.to_dict()})
+    _write_cache(
+        cache,
+        {"version": _CACHE_VERSION, "fingerprint": fingerprint, "split": split, "stats": stats.to_dict()},
+    )
     return stats
 
 
@@ -134,7 +143,5 @@ def _write_cache(cache: Path, payload: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, cache)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        except OSError:
-            pass

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ class _Style:
     building_tints: tuple[Colour, ...]
     car_paints: tuple[Colour, ...]
     clothes: tuple[Colour, ...]
-    jitter: float  # std of the per-image, per-class colour shift
+    jitter: float  # relative std of the per-image, per-class colour shift, per channel
     tint: Colour  # global colour cast
     contrast: float
     texture: float  # multiplies every class's texture amplitude
@@ -119,11 +120,18 @@ _KITTI = _Style(
     sky_horizon=(232, 238, 244),
     building_tints=((168, 150, 128), (196, 188, 172), (150, 90, 70), (128, 126, 122), (206, 196, 160)),
     car_paints=(
-        (225, 225, 228), (160, 162, 168), (30, 30, 34), (150, 30, 30), (40, 60, 130),
-        (90, 92, 96), (200, 200, 190), (70, 90, 70), (190, 160, 60),
+        (225, 225, 228),
+        (160, 162, 168),
+        (30, 30, 34),
+        (150, 30, 30),
+        (40, 60, 130),
+        (90, 92, 96),
+        (200, 200, 190),
+        (70, 90, 70),
+        (190, 160, 60),
     ),
     clothes=((30, 30, 40), (200, 200, 205), (140, 40, 40), (50, 70, 140), (90, 110, 70), (160, 140, 100)),
-    jitter=9.0,
+    jitter=0.06,
     tint=(1.04, 1.0, 0.94),
     contrast=1.08,
     texture=1.0,
@@ -178,11 +186,16 @@ _CITY = _Style(
     sky_horizon=(210, 214, 220),
     building_tints=((130, 124, 120), (176, 170, 160), (108, 112, 120), (150, 136, 122), (92, 90, 96)),
     car_paints=(
-        (40, 42, 48), (170, 174, 182), (210, 212, 216), (60, 70, 100), (110, 40, 45),
-        (85, 88, 95), (130, 130, 120),
+        (40, 42, 48),
+        (170, 174, 182),
+        (210, 212, 216),
+        (60, 70, 100),
+        (110, 40, 45),
+        (85, 88, 95),
+        (130, 130, 120),
     ),
     clothes=((25, 25, 30), (60, 60, 70), (120, 110, 100), (40, 50, 80), (150, 150, 155)),
-    jitter=6.0,
+    jitter=0.04,
     tint=(0.94, 0.99, 1.08),
     contrast=0.9,
     texture=0.75,
@@ -226,6 +239,8 @@ _TEX = {
     SKY: (0.07, 0.01, 0.004, 1.0),
     CAR: (0.03, 0.02, 0.02, 2.0),
 }
+_GROUND_LUT = np.zeros(256, np.float32)
+_GROUND_LUT[[ROAD, SIDEWALK, TERRAIN]] = 1.0  # surfaces that receive cast shadows
 _CHROMA_AXIS = {VEGETATION: (0.8, 1.0, 0.15), TERRAIN: (1.0, 0.85, 0.35), BUILDING: (1.0, 0.8, 0.6)}
 
 
@@ -273,7 +288,9 @@ class _Camera:
         return proj
 
 
-def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 20, wobble: np.ndarray | None = None) -> Points:
+def _ellipse(
+    cx: float, cy: float, rx: float, ry: float, n: int = 20, wobble: np.ndarray | None = None
+) -> Points:
     t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
     r = 1.0 if wobble is None else wobble
     return np.stack([cx + rx * r * np.cos(t), cy + ry * r * np.sin(t)], axis=-1)
@@ -309,9 +326,18 @@ class _Canvas:
     def fill_disjoint(self, polys: Sequence[Any], colour: Sequence[float]) -> None:
         """Image-only batch for many small non-overlapping shapes (windows)."""
         if len(polys):
-            cv2.fillPoly(self.img, [self._fixed(p) for p in polys], tuple(float(c) for c in colour), cv2.LINE_8, _SHIFT)
+            cv2.fillPoly(
+                self.img, [self._fixed(p) for p in polys], tuple(float(c) for c in colour), cv2.LINE_8, _SHIFT
+            )
 
-    def stroke(self, lines: Sequence[Any], cls: int | None, colour: Sequence[float], width: float, closed: bool = False) -> None:
+    def stroke(
+        self,
+        lines: Sequence[Any],
+        cls: int | None,
+        colour: Sequence[float],
+        width: float,
+        closed: bool = False,
+    ) -> None:
         t = max(1, int(round(width)))
         pts = [self._fixed(p) for p in lines]
         if cls is not None:
@@ -326,10 +352,12 @@ def _shaded(colour: Sequence[float], k: float) -> Colour:
     return (colour[0] * k, colour[1] * k, colour[2] * k)
 
 
-def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float, channels: int = 0) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, height: int, width: int, cell: float, channels: int = 0
+) -> np.ndarray:
     """Band-limited noise: a coarse Gaussian grid upsampled, so its feature size is about `cell` pixels."""
-    gh = max(2, int(math.ceil(height / cell)) + 1)
-    gw = max(2, int(math.ceil(width / cell)) + 1)
+    gh = max(2, math.ceil(height / cell) + 1)
+    gw = max(2, math.ceil(width / cell) + 1)
     shape = (gh, gw, channels) if channels else (gh, gw)
     grid = rng.standard_normal(shape, dtype=np.float32)
     return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
@@ -362,13 +390,16 @@ class _Road:
 def _palette(rng: np.random.Generator, style: _Style) -> np.ndarray:
     pal = np.zeros((256, 3), np.float32)
     for cls, rgb in style.colours.items():
-        pal[cls] = np.asarray(rgb, np.float32) * rng.uniform(0.88, 1.12) + rng.normal(0.0, style.jitter, 3)
+        hue = 1.0 + np.clip(rng.normal(0.0, style.jitter, 3), -2.5 * style.jitter, 2.5 * style.jitter)
+        pal[cls] = np.asarray(rgb, np.float32) * rng.uniform(0.85, 1.15) * hue
     return np.clip(pal, 0.0, 255.0)
 
 
 def _paint_sky(cv: _Canvas, rng: np.random.Generator, cam: _Camera, style: _Style) -> None:
-    top = np.asarray(style.sky_top, np.float32) + rng.normal(0, style.jitter, 3).astype(np.float32)
-    hor = np.asarray(style.sky_horizon, np.float32) + rng.normal(0, style.jitter * 0.5, 3).astype(np.float32)
+    top = np.asarray(style.sky_top, np.float32) * (1.0 + rng.normal(0, style.jitter, 3)).astype(np.float32)
+    hor = np.asarray(style.sky_horizon, np.float32) * (1.0 + rng.normal(0, style.jitter * 0.5, 3)).astype(
+        np.float32
+    )
     rows = np.arange(cv.h, dtype=np.float32)
     t = np.clip(rows / max(cam.y_h, 1.0), 0.0, 1.0) ** 0.6
     grad = top[None, :] * (1.0 - t[:, None]) + hor[None, :] * t[:, None]
@@ -377,7 +408,7 @@ def _paint_sky(cv: _Canvas, rng: np.random.Generator, cam: _Camera, style: _Styl
 
 
 def _paint_ground(cv: _Canvas, rng: np.random.Generator, cam: _Camera, road: _Road, pal: np.ndarray) -> None:
-    y0 = int(math.floor(cam.y_h)) + 1
+    y0 = math.floor(cam.y_h) + 1
     if y0 >= cv.h:
         return
     dy = np.arange(y0, cv.h, dtype=np.float32) - np.float32(cam.y_h)
@@ -391,7 +422,7 @@ def _paint_ground(cv: _Canvas, rng: np.random.Generator, cam: _Camera, road: _Ro
     walk_l = (X < -road.left) & (X >= -road.left - road.walk_left)
     walk_r = (X > road.right) & (X <= road.right + road.walk_right)
     cls[walk_l | walk_r] = SIDEWALK
-    img = pal[cls]
+    img = np.take(pal, cls, axis=0)
 
     marks = np.zeros(X.shape, bool)
     if road.centre_line:
@@ -412,7 +443,9 @@ def _paint_ground(cv: _Canvas, rng: np.random.Generator, cam: _Camera, road: _Ro
     cv.img[y0:] = img
 
 
-def _paint_skyline(cv: _Canvas, rng: np.random.Generator, cam: _Camera, style: _Style, pal: np.ndarray) -> None:
+def _paint_skyline(
+    cv: _Canvas, rng: np.random.Generator, cam: _Camera, style: _Style, pal: np.ndarray
+) -> None:
     """Distant buildings and tree lines on the horizon, hazy towards the sky colour."""
     h, w = cv.h, cv.w
     top = np.full(w, np.inf, np.float32)
@@ -433,7 +466,7 @@ def _paint_skyline(cv: _Canvas, rng: np.random.Generator, cam: _Camera, style: _
     veg = kind == VEGETATION
     bumps = np.abs(_smooth_noise(rng, 1, w, max(2.0, w / 120.0)))[0] * h * 0.025
     top[veg] -= bumps[veg]
-    bottom = int(math.floor(cam.y_h + max(1.0, 0.004 * h)))
+    bottom = math.floor(cam.y_h + max(1.0, 0.004 * h))
     start = int(max(0, math.floor(np.min(top)))) if np.isfinite(top).any() else bottom + 1
     if start > bottom or bottom < 0:
         return
@@ -445,13 +478,23 @@ def _paint_skyline(cv: _Canvas, rng: np.random.Generator, cam: _Camera, style: _
     band_cls = cv.cls[start : bottom + 1]
     band_img = cv.img[start : bottom + 1]
     band_cls[mask] = np.broadcast_to(kind[None, :], mask.shape)[mask]
-    band_img[mask] = np.broadcast_to(colour[None, :, :], mask.shape + (3,))[mask]
+    band_img[mask] = np.broadcast_to(colour[None, :, :], (*mask.shape, 3))[mask]
 
 
 def _paint_roadside(
-    cv: _Canvas, rng: np.random.Generator, cam: _Camera, road: _Road, style: _Style, pal: np.ndarray, side: int
-) -> list[tuple[float, Callable[[_Canvas], None]]]:
-    """Facades and forest on one side, painted now; returns trees and fences for the caller to order."""
+    cv: _Canvas,
+    rng: np.random.Generator,
+    cam: _Camera,
+    road: _Road,
+    style: _Style,
+    pal: np.ndarray,
+    side: int,
+) -> list[tuple[tuple[int, float], Callable[[_Canvas], None]]]:
+    """Paints facades and forest on one side; returns trees and barriers with their paint order.
+
+    Everything is ordered by lateral distance first (a nearer plane hides a farther one), then
+    far to near: facades, then trees just beyond the sidewalk, then fences/walls/hedges on its edge.
+    """
     edge = road.edge(side)
     light = 0.92 if side > 0 else 1.06
     planes: list[tuple[float, Callable[[], None]]] = []
@@ -469,31 +512,42 @@ def _paint_roadside(
         elif r < style.p_building + style.p_forest:
             X = edge + rng.uniform(1.5, 8.0)
             height = rng.uniform(5.0, 14.0)
-            planes.append((X, _forest(cv, rng, cam, side * X, z, z + length, height, pal[VEGETATION] * light)))
+            planes.append(
+                (X, _forest(cv, rng, cam, side * X, z, z + length, height, pal[VEGETATION] * light))
+            )
             z += length
         else:
             z += length * 0.6
     for _, paint in sorted(planes, key=lambda item: -item[0]):
         paint()
 
-    items: list[tuple[float, Callable[[_Canvas], None]]] = []
+    items: list[tuple[tuple[int, float], Callable[[_Canvas], None]]] = []
     z = rng.uniform(2.0, 10.0)
     while z < 70.0:
         if rng.random() < style.p_tree:
             X = side * (edge + rng.uniform(0.3, 1.0))
-            items.append((z, _tree(rng, cam, X, z, pal[VEGETATION])))
+            items.append(((0, -z), _tree(rng, cam, X, z, pal[VEGETATION])))
         z += rng.uniform(5.0, 14.0)
     for kind, p in ((FENCE, style.p_fence), (WALL, style.p_wall), (VEGETATION, 0.25)):
         if rng.random() < p:
             za = rng.uniform(1.0, 25.0)
             zb = za + rng.uniform(10.0, 45.0)
-            items.append((zb, _barrier(rng, cam, side * (edge + 0.15), za, zb, kind, pal[kind] * light)))
+            items.append(
+                ((1, -zb), _barrier(rng, cam, side * (edge + 0.15), za, zb, kind, pal[kind] * light))
+            )
     return items
 
 
 def _building(
-    cv: _Canvas, rng: np.random.Generator, cam: _Camera, X: float, za: float, zb: float, height: float,
-    colour: np.ndarray, light: float,
+    cv: _Canvas,
+    rng: np.random.Generator,
+    cam: _Camera,
+    X: float,
+    za: float,
+    zb: float,
+    height: float,
+    colour: np.ndarray,
+    light: float,
 ) -> Callable[[], None]:
     depth = rng.uniform(6.0, 15.0)
     side = 1.0 if X > 0 else -1.0
@@ -517,7 +571,12 @@ def _building(
                 zz, yy = np.meshgrid(z0, y0)
                 zz, yy = zz.ravel(), yy.ravel()
                 quads = np.stack(
-                    [cam.pts(X, yy, zz), cam.pts(X, yy, zz + win_w), cam.pts(X, yy + win_h, zz + win_w), cam.pts(X, yy + win_h, zz)],
+                    [
+                        cam.pts(X, yy, zz),
+                        cam.pts(X, yy, zz + win_w),
+                        cam.pts(X, yy + win_h, zz + win_w),
+                        cam.pts(X, yy + win_h, zz),
+                    ],
                     axis=1,
                 )
                 cv.fill_disjoint(list(quads), glass * light)
@@ -526,7 +585,14 @@ def _building(
 
 
 def _forest(
-    cv: _Canvas, rng: np.random.Generator, cam: _Camera, X: float, za: float, zb: float, height: float, colour: np.ndarray
+    cv: _Canvas,
+    rng: np.random.Generator,
+    cam: _Camera,
+    X: float,
+    za: float,
+    zb: float,
+    height: float,
+    colour: np.ndarray,
 ) -> Callable[[], None]:
     n = max(8, int((zb - za) / 1.5))
     tops = np.maximum(height + np.cumsum(rng.normal(0.0, 0.9, n)) + rng.normal(0.0, 0.6, n), 2.0)
@@ -538,7 +604,9 @@ def _forest(
     return paint
 
 
-def _tree(rng: np.random.Generator, cam: _Camera, X: float, z: float, colour: np.ndarray) -> Callable[[_Canvas], None]:
+def _tree(
+    rng: np.random.Generator, cam: _Camera, X: float, z: float, colour: np.ndarray
+) -> Callable[[_Canvas], None]:
     trunk_h = rng.uniform(1.5, 3.0)
     r = rng.uniform(1.2, 3.5)
     ry = r * rng.uniform(0.9, 1.4)
@@ -561,7 +629,9 @@ def _barrier(
 ) -> Callable[[_Canvas], None]:
     height = {FENCE: rng.uniform(1.0, 2.0), WALL: rng.uniform(0.7, 3.0)}.get(kind, rng.uniform(0.6, 1.6))
     n = 12 if kind != VEGETATION else max(8, int((zb - za) / 0.8))
-    tops = np.full(n, height) if kind != VEGETATION else np.maximum(height + 0.15 * rng.standard_normal(n), 0.3)
+    tops = (
+        np.full(n, height) if kind != VEGETATION else np.maximum(height + 0.15 * rng.standard_normal(n), 0.3)
+    )
     posts = np.arange(za, zb, rng.uniform(1.5, 3.0))
 
     def paint(cv: _Canvas) -> None:
@@ -572,7 +642,11 @@ def _barrier(
                 rail = np.concatenate([cam.pts(X, y + 0.08, zs), cam.pts(X, y - 0.08, zs)[::-1]])
                 cv.fill([rail], None, _shaded(colour, 0.6))
             for zp in posts:
-                cv.fill([cam.pts(X, [0, 0, height, height], [zp, zp + 0.12, zp + 0.12, zp])], None, _shaded(colour, 0.5))
+                cv.fill(
+                    [cam.pts(X, [0, 0, height, height], [zp, zp + 0.12, zp + 0.12, zp])],
+                    None,
+                    _shaded(colour, 0.5),
+                )
         elif kind == WALL:
             cap = np.concatenate([cam.pts(X, height, zs), cam.pts(X, height - 0.12, zs)[::-1]])
             cv.fill([cap], None, _shaded(colour, 1.2))
@@ -604,18 +678,31 @@ def _vehicle(
     hb = h * 0.58 if kind == CAR else h
 
     def paint_fn(cv: _Canvas) -> None:
-        cv.shade(cam.pts([X - w / 2 - 0.3, X + w / 2 + 0.6, X + w / 2 + 0.6, X - w / 2 - 0.3], 0.0, [z - 0.3, z - 0.3, z + L, z + L]), 1.0)
+        cv.shade(
+            cam.pts(
+                [X - w / 2 - 0.3, X + w / 2 + 0.6, X + w / 2 + 0.6, X - w / 2 - 0.3],
+                0.0,
+                [z - 0.3, z - 0.3, z + L, z + L],
+            ),
+            1.0,
+        )
         # Back to front: near side, lid, cabin, roof, rear window; the rear face goes last.
         if s:
             cv.fill([cam.pts(xs, [bottom, bottom, hb, hb], [z, z + L, z + L, z])], kind, body * 0.8)
-            for zw in (z + 0.16 * L, z + 0.84 * L) if kind == CAR else (z + 0.12 * L, z + 0.7 * L, z + 0.85 * L):
+            for zw in (
+                (z + 0.16 * L, z + 0.84 * L) if kind == CAR else (z + 0.12 * L, z + 0.7 * L, z + 0.85 * L)
+            ):
                 t = np.linspace(0, 2 * math.pi, 14, endpoint=False)
                 cv.fill([cam.pts(xs, 0.34 + 0.34 * np.sin(t), zw + 0.34 * np.cos(t))], kind, dark)
             if kind in (BUS, TRAIN):
-                band = cam.pts(xs, [h * 0.4, h * 0.4, h * 0.85, h * 0.85], [z + 0.5, z + L - 0.5, z + L - 0.5, z + 0.5])
+                band = cam.pts(
+                    xs, [h * 0.4, h * 0.4, h * 0.85, h * 0.85], [z + 0.5, z + L - 0.5, z + L - 0.5, z + 0.5]
+                )
                 cv.fill([band], None, glass)
             elif kind == TRUCK:
-                cab = cam.pts(xs, [bottom, bottom, h * 0.8, h * 0.8], [z + 0.78 * L, z + L, z + L, z + 0.78 * L])
+                cab = cam.pts(
+                    xs, [bottom, bottom, h * 0.8, h * 0.8], [z + 0.78 * L, z + L, z + L, z + 0.78 * L]
+                )
                 cv.fill([cab], None, body * 0.65)
         if kind == CAR:
             lid = cam.pts([X - w / 2, X + w / 2, X + w / 2, X - w / 2], hb, [z, z, z + L, z + L])
@@ -624,22 +711,41 @@ def _vehicle(
                 xc = X - s * w * 0.42
                 cab = cam.pts(xc, [hb, h, h, hb], [z + 0.22 * L, z + 0.38 * L, z + 0.72 * L, z + 0.86 * L])
                 cv.fill([cab], kind, body * 0.75)
-                win = cam.pts(xc, [hb + 0.06, h - 0.06, h - 0.06, hb + 0.06], [z + 0.26 * L, z + 0.4 * L, z + 0.7 * L, z + 0.82 * L])
+                win = cam.pts(
+                    xc,
+                    [hb + 0.06, h - 0.06, h - 0.06, hb + 0.06],
+                    [z + 0.26 * L, z + 0.4 * L, z + 0.7 * L, z + 0.82 * L],
+                )
                 cv.fill([win], None, glass)
-            roof = cam.pts([X - 0.4 * w, X + 0.4 * w, X + 0.4 * w, X - 0.4 * w], h, [z + 0.38 * L, z + 0.38 * L, z + 0.72 * L, z + 0.72 * L])
+            roof = cam.pts(
+                [X - 0.4 * w, X + 0.4 * w, X + 0.4 * w, X - 0.4 * w],
+                h,
+                [z + 0.38 * L, z + 0.38 * L, z + 0.72 * L, z + 0.72 * L],
+            )
             cv.fill([roof], kind, body * 1.08)
             rear_win = np.concatenate(
-                [cam.pts([X - 0.46 * w, X + 0.46 * w], hb, z + 0.04 * L), cam.pts([X + 0.4 * w, X - 0.4 * w], h, z + 0.38 * L)]
+                [
+                    cam.pts([X - 0.46 * w, X + 0.46 * w], hb, z + 0.04 * L),
+                    cam.pts([X + 0.4 * w, X - 0.4 * w], h, z + 0.38 * L),
+                ]
             )
             cv.fill([rear_win], kind, glass)
         for dx in (-w / 2 + 0.16, w / 2 - 0.44):
-            cv.fill([cam.pts([X + dx, X + dx + 0.28, X + dx + 0.28, X + dx], [0.0, 0.0, 0.45, 0.45], z + 0.3)], kind, dark)
+            cv.fill(
+                [cam.pts([X + dx, X + dx + 0.28, X + dx + 0.28, X + dx], [0.0, 0.0, 0.45, 0.45], z + 0.3)],
+                kind,
+                dark,
+            )
         p = cam.facing(X, z)
         cv.fill([p(_rect(-w / 2, bottom, w / 2, hb))], kind, body)
         cv.fill([p(_rect(-w / 2, bottom, w / 2, bottom + 0.15))], None, body * 0.55)
         if kind == CAR:
             for sx in (-1, 1):
-                cv.fill([p(_rect(sx * (w / 2 - 0.05), hb * 0.72, sx * (w / 2 - 0.35), hb * 0.9))], None, (170, 25, 25))
+                cv.fill(
+                    [p(_rect(sx * (w / 2 - 0.05), hb * 0.72, sx * (w / 2 - 0.35), hb * 0.9))],
+                    None,
+                    (170, 25, 25),
+                )
         elif kind in (BUS, TRAIN):
             cv.fill([p(_rect(-w / 2 + 0.2, h * 0.5, w / 2 - 0.2, h * 0.85))], None, glass)
         else:
@@ -648,20 +754,54 @@ def _vehicle(
     return paint_fn
 
 
-def _person(rng: np.random.Generator, cam: _Camera, X: float, z: float, kind: int, style: _Style) -> Callable[[_Canvas], None]:
+def _person(
+    rng: np.random.Generator, cam: _Camera, X: float, z: float, kind: int, style: _Style
+) -> Callable[[_Canvas], None]:
     h = rng.uniform(1.55, 1.95) if kind == PERSON else rng.uniform(1.6, 1.85)
-    top = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(rng.uniform(0.8, 1.2))
-    legs = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(rng.uniform(0.7, 1.1))
+    top = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(
+        rng.uniform(0.8, 1.2)
+    )
+    legs = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(
+        rng.uniform(0.7, 1.1)
+    )
     skin = (rng.uniform(150, 220), rng.uniform(110, 170), rng.uniform(90, 140))
     stride = rng.uniform(-0.18, 0.18)
 
     def paint(cv: _Canvas) -> None:
         p = cam.facing(X, z)
         hip, shoulder = 0.52 * h, 0.82 * h
-        cv.shade(cam.pts([X - 0.3, X + 0.6, X + 0.6, X - 0.3], 0.0, [z - 0.2, z - 0.2, z + 0.4, z + 0.4]), 0.9)
+        cv.shade(
+            cam.pts([X - 0.3, X + 0.6, X + 0.6, X - 0.3], 0.0, [z - 0.2, z - 0.2, z + 0.4, z + 0.4]), 0.9
+        )
         for sx in (-1, 1):
-            cv.fill([p([(sx * 0.04, hip), (sx * 0.19, hip), (sx * 0.12 + sx * stride, 0.0), (sx * 0.02 + sx * stride, 0.0)])], kind, legs)
-            cv.fill([p([(sx * 0.2, shoulder), (sx * 0.27, shoulder), (sx * 0.24 + sx * 0.5 * stride, hip - 0.05), (sx * 0.18 + sx * 0.5 * stride, hip - 0.05)])], kind, top * 0.9)
+            cv.fill(
+                [
+                    p(
+                        [
+                            (sx * 0.04, hip),
+                            (sx * 0.19, hip),
+                            (sx * 0.12 + sx * stride, 0.0),
+                            (sx * 0.02 + sx * stride, 0.0),
+                        ]
+                    )
+                ],
+                kind,
+                legs,
+            )
+            cv.fill(
+                [
+                    p(
+                        [
+                            (sx * 0.2, shoulder),
+                            (sx * 0.27, shoulder),
+                            (sx * 0.24 + sx * 0.5 * stride, hip - 0.05),
+                            (sx * 0.18 + sx * 0.5 * stride, hip - 0.05),
+                        ]
+                    )
+                ],
+                kind,
+                top * 0.9,
+            )
         cv.fill([p([(-0.2, hip), (0.2, hip), (0.22, shoulder), (-0.22, shoulder)])], kind, top)
         c = p([(0.0, h - 0.12)])[0]
         s = cam.f / z
@@ -691,30 +831,60 @@ def _two_wheeler(
             else:
                 cv.fill([ring], kind, (22, 22, 22))
         if kind == BICYCLE:
-            tube = p([(-base, r), (0.0, r), (base * 0.75, 0.95), (-base * 0.1, 0.95), (0.0, r), (-base * 0.2, 1.0)])
+            tube = p(
+                [(-base, r), (0.0, r), (base * 0.75, 0.95), (-base * 0.1, 0.95), (0.0, r), (-base * 0.2, 1.0)]
+            )
             cv.stroke([tube], kind, frame, max(1.0, 0.05 * s))
             cv.stroke([p([(base * 0.75, 0.95), (base, r)])], kind, frame, max(1.0, 0.05 * s))
         else:
-            cv.fill([p([(-base * 0.8, r), (base * 0.8, r), (base * 0.6, 0.95), (-base * 0.5, 1.0)])], kind, frame)
+            cv.fill(
+                [p([(-base * 0.8, r), (base * 0.8, r), (base * 0.6, 0.95), (-base * 0.5, 1.0)])], kind, frame
+            )
         if ridden:
             seat = 1.0 if kind == BICYCLE else 0.95
             lean = 0.25 * np.sign(base)
-            cv.fill([p([(-base * 0.25, seat), (0.05, 0.45), (0.12, 0.45), (-base * 0.05, seat)])], RIDER, jacket * 0.6)
-            cv.fill([p([(-base * 0.35, seat), (-base * 0.05, seat), (lean + 0.1, seat + 0.62), (lean - 0.15, seat + 0.6)])], RIDER, jacket)
+            cv.fill(
+                [p([(-base * 0.25, seat), (0.05, 0.45), (0.12, 0.45), (-base * 0.05, seat)])],
+                RIDER,
+                jacket * 0.6,
+            )
+            cv.fill(
+                [
+                    p(
+                        [
+                            (-base * 0.35, seat),
+                            (-base * 0.05, seat),
+                            (lean + 0.1, seat + 0.62),
+                            (lean - 0.15, seat + 0.6),
+                        ]
+                    )
+                ],
+                RIDER,
+                jacket,
+            )
             c = p([(lean, seat + 0.75)])[0]
-            cv.fill([_ellipse(c[0], c[1], 0.11 * s, 0.12 * s, 12)], RIDER, skin if kind == BICYCLE else (30, 30, 30))
+            cv.fill(
+                [_ellipse(c[0], c[1], 0.11 * s, 0.12 * s, 12)],
+                RIDER,
+                skin if kind == BICYCLE else (30, 30, 30),
+            )
 
     return paint
 
 
-def _pole(rng: np.random.Generator, cam: _Camera, X: float, z: float, side: int, pal: np.ndarray, style: _Style) -> Callable[[_Canvas], None]:
+def _pole(
+    rng: np.random.Generator, cam: _Camera, X: float, z: float, side: int, pal: np.ndarray
+) -> Callable[[_Canvas], None]:
+    """A bare pole, or one carrying a sign, a traffic light on a boom, or a street lamp."""
     r = rng.random()
     topper = "sign" if r < 0.45 else ("light" if r < 0.6 else ("lamp" if r < 0.8 else None))
     height = rng.uniform(2.5, 3.5) if topper == "sign" else rng.uniform(4.5, 8.5)
     width = rng.uniform(0.1, 0.25)
     colour = pal[POLE] * np.float32(rng.uniform(0.8, 1.2))
     shape = rng.integers(3)
-    sign_colour = [pal[SIGN], np.asarray((200, 30, 30), np.float32), np.asarray((230, 230, 225), np.float32)][rng.integers(3)]
+    sign_colour = [pal[SIGN], np.asarray((200, 30, 30), np.float32), np.asarray((230, 230, 225), np.float32)][
+        rng.integers(3)
+    ]
     arm = rng.uniform(2.0, 4.5)
     lit = rng.integers(3)
 
@@ -729,7 +899,10 @@ def _pole(rng: np.random.Generator, cam: _Camera, X: float, z: float, side: int,
                 inner = p(_rect(-0.22, cy - 0.22, 0.22, cy + 0.22))
             elif shape == 1:
                 c = p([(0.0, cy)])[0]
-                face, inner = _ellipse(c[0], c[1], 0.35 * s, 0.35 * s, 16), _ellipse(c[0], c[1], 0.24 * s, 0.24 * s, 16)
+                face, inner = (
+                    _ellipse(c[0], c[1], 0.35 * s, 0.35 * s, 16),
+                    _ellipse(c[0], c[1], 0.24 * s, 0.24 * s, 16),
+                )
             else:
                 face = p([(-0.4, cy + 0.3), (0.4, cy + 0.3), (0.0, cy - 0.4)])
                 inner = p([(-0.25, cy + 0.2), (0.25, cy + 0.2), (0.0, cy - 0.25)])
@@ -747,7 +920,9 @@ def _pole(rng: np.random.Generator, cam: _Camera, X: float, z: float, side: int,
         elif topper == "lamp":
             boom = -side * 1.2
             cv.fill([p(_rect(min(0.0, boom), height - 0.1, max(0.0, boom), height))], POLE, colour)
-            cv.fill([p(_rect(boom - 0.3, height - 0.22, boom + 0.1 * side, height - 0.05))], POLE, colour * 1.2)
+            cv.fill(
+                [p(_rect(boom - 0.3, height - 0.22, boom + 0.1 * side, height - 0.05))], POLE, colour * 1.2
+            )
 
     return paint
 
@@ -770,7 +945,9 @@ def _street(
 
     def paint_of(kind: int) -> np.ndarray:
         if kind == CAR:
-            return np.asarray(style.car_paints[rng.integers(len(style.car_paints))], np.float32) * np.float32(rng.uniform(0.85, 1.15))
+            return np.asarray(style.car_paints[rng.integers(len(style.car_paints))], np.float32) * np.float32(
+                rng.uniform(0.85, 1.15)
+            )
         return pal[kind] * np.float32(rng.uniform(0.85, 1.15))
 
     for side in (-1, 1):
@@ -780,7 +957,11 @@ def _street(
             fill = rng.uniform(0.5, 0.95)
             while z < 75.0:
                 big = rng.random()
-                kind = TRUCK if big < style.p_truck * 0.1 else (BUS if big < style.p_truck * 0.1 + style.p_bus * 0.1 else CAR)
+                kind = (
+                    TRUCK
+                    if big < style.p_truck * 0.1
+                    else (BUS if big < style.p_truck * 0.1 + style.p_bus * 0.1 else CAR)
+                )
                 length = 4.4 if kind == CAR else 9.0
                 if rng.random() < fill:
                     X = side * (half - rng.uniform(0.95, 1.25))
@@ -789,7 +970,7 @@ def _street(
         for _ in range(rng.poisson(style.poles)):
             z = rng.uniform(z_near, 60.0)
             X = side * (half + min(walk, 0.6) * rng.uniform(0.3, 0.9) + 0.15)
-            items.append((z, _pole(rng, cam, X, z, side, pal, style)))
+            items.append((z, _pole(rng, cam, X, z, side, pal)))
         if walk > 0.5:
             for _ in range(rng.poisson(0.35)):
                 z = rng.uniform(z_near, 40.0)
@@ -829,7 +1010,11 @@ def _street(
         items.append((z, _vehicle(rng, cam, X, z, CAR, paint_of(CAR))))
     for kind, p in ((TRUCK, style.p_truck), (BUS, style.p_bus), (TRAIN, style.p_train)):
         if rng.random() < p:
-            X = road.lane_x - 1.7 if kind == TRAIN else (rng.uniform(-0.3, 0.3) if rng.random() < 0.5 else road.lane_x - 1.7)
+            X = (
+                road.lane_x - 1.7
+                if kind == TRAIN
+                else (rng.uniform(-0.3, 0.3) if rng.random() < 0.5 else road.lane_x - 1.7)
+            )
             z = rng.uniform(max(z_near, 10.0), 50.0)
             items.append((z, _vehicle(rng, cam, X, z, kind, paint_of(kind))))
     return items
@@ -843,8 +1028,18 @@ def _paint_hood(cv: _Canvas, rng: np.random.Generator) -> None:
     poly = np.concatenate([np.stack([xs, ys], -1), [(1.1 * w, h + 2.0), (-0.1 * w, h + 2.0)]])
     colour = (rng.uniform(20, 60),) * 3
     cv.fill([poly], IGNORE, colour)
-    glare = np.concatenate([np.stack([xs[6:18], ys[6:18] + 0.2 * depth], -1), np.stack([xs[17:5:-1], ys[17:5:-1] + 0.35 * depth], -1)])
+    glare = np.concatenate(
+        [
+            np.stack([xs[6:18], ys[6:18] + 0.2 * depth], -1),
+            np.stack([xs[17:5:-1], ys[17:5:-1] + 0.35 * depth], -1),
+        ]
+    )
     cv.fill([glare], None, _shaded(colour, 1.8))
+
+
+def _uniform_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Zero-mean, unit-variance noise; uniform is several times cheaper than Gaussian and looks alike."""
+    return (rng.random(shape, dtype=np.float32) - np.float32(0.5)) * np.float32(math.sqrt(12.0))
 
 
 def _finish(cv: _Canvas, rng: np.random.Generator, style: _Style) -> np.ndarray:
@@ -852,13 +1047,13 @@ def _finish(cv: _Canvas, rng: np.random.Generator, style: _Style) -> np.ndarray:
     h, w = cv.h, cv.w
     cls = cv.cls
     low_lut, mid_lut, fine_lut, chroma_lut, axis_lut = _texture_luts(style.texture)
-    lum = low_lut[cls] * _smooth_noise(rng, h, w, max(4.0, h / 5.0))
-    lum += mid_lut[cls] * _smooth_noise(rng, h, w, max(1.5, h / 60.0))
-    lum += fine_lut[cls] * rng.standard_normal((h, w), dtype=np.float32)
-    lum += 1.0
+    lum = cv2.LUT(cls, low_lut) * _smooth_noise(rng, h, w, max(4.0, h / 5.0))
+    lum += cv2.LUT(cls, mid_lut) * _smooth_noise(rng, h, w, max(1.5, h / 60.0))
+    lum += cv2.LUT(cls, fine_lut) * _uniform_noise(rng, (h, w))
+    lum += np.float32(1.0)
 
-    ground = (cls == ROAD) | (cls == SIDEWALK) | (cls == TERRAIN)
     if style.shadow > 0:
+        ground = cv2.LUT(cls, _GROUND_LUT)
         blotches = np.clip((_smooth_noise(rng, h, w, max(4.0, h / 8.0)) - 0.5) * 2.5, 0.0, 1.0)
         shadow = np.clip(cv.shadow + blotches * np.float32(rng.uniform(0.0, 1.0)), 0.0, 1.0)
         lum *= 1.0 - np.float32(style.shadow) * shadow * ground
@@ -873,21 +1068,24 @@ def _finish(cv: _Canvas, rng: np.random.Generator, style: _Style) -> np.ndarray:
 
     img = cv.img * lum[:, :, None]
     cell = max(1.5, h / 50.0)
-    img += axis_lut[cls] * _smooth_noise(rng, h, w, cell)[:, :, None]
-    img += (0.3 * chroma_lut[cls])[:, :, None] * _smooth_noise(rng, h, w, cell, channels=3)
+    img += np.take(axis_lut, cls, axis=0) * _smooth_noise(rng, h, w, cell)[:, :, None]
+    img += cv2.LUT(cls, 0.3 * chroma_lut)[:, :, None] * _smooth_noise(rng, h, w, cell, channels=3)
     tint = np.asarray(style.tint, np.float32) * rng.uniform(0.96, 1.04, 3).astype(np.float32)
-    img *= tint
     contrast = np.float32(style.contrast * rng.uniform(0.9, 1.1))
-    img = (img - 110.0) * contrast + 110.0
+    img *= tint * contrast
+    img += np.float32(110.0) * (1.0 - contrast)
 
     sigma = style.blur * rng.uniform(0.7, 1.3) * h / 375.0
     if sigma >= 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    img += rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(style.grain * rng.uniform(0.7, 1.3))
-    return np.clip(img + 0.5, 0.0, 255.0).astype(np.uint8)
+    img += _uniform_noise(rng, (h, w, 3)) * np.float32(style.grain * rng.uniform(0.7, 1.3))
+    img += np.float32(0.5)
+    return np.clip(img, 0.0, 255.0, out=img).astype(np.uint8)
 
 
-def render(rng: np.random.Generator, height: int, width: int, domain: str = "kitti") -> tuple[np.ndarray, np.ndarray]:
+def render(
+    rng: np.random.Generator, height: int, width: int, domain: str = "kitti"
+) -> tuple[np.ndarray, np.ndarray]:
     """One scene: (RGB uint8 HxWx3, train-id uint8 HxW). Deterministic given the generator state."""
     style = _STYLES[domain]
     h, w = height, width
@@ -897,7 +1095,8 @@ def render(rng: np.random.Generator, height: int, width: int, domain: str = "kit
         y_h=h * rng.uniform(*style.horizon),
         curv=rng.uniform(-1.0, 1.0) * 0.0012,
     )
-    z_near = cam.f * CAM_H / max(h - 1 - cam.y_h, 1.0)  # depth seen at the bottom row
+    # Depth seen at the bottom row; capped so very wide images still get objects in their placement ranges.
+    z_near = min(cam.f * CAM_H / max(h - 1 - cam.y_h, 1.0), 20.0)
     has_walk = (rng.random() < style.p_sidewalk, rng.random() < style.p_sidewalk)
     road = _Road(
         left=rng.uniform(4.5, 8.0),
@@ -913,10 +1112,11 @@ def render(rng: np.random.Generator, height: int, width: int, domain: str = "kit
     _paint_sky(cv, rng, cam, style)
     _paint_ground(cv, rng, cam, road, pal)
     _paint_skyline(cv, rng, cam, style, pal)
-    side_items = _paint_roadside(cv, rng, cam, road, style, pal, -1) + _paint_roadside(cv, rng, cam, road, style, pal, 1)
-    # Trees stand behind fences, which stand behind everything on the road or the sidewalk.
-    for _, paint in sorted(side_items, key=lambda item: -item[0]):
+    side_items = _paint_roadside(cv, rng, cam, road, style, pal, -1)
+    side_items += _paint_roadside(cv, rng, cam, road, style, pal, 1)
+    for _, paint in sorted(side_items, key=lambda item: item[0]):
         paint(cv)
+    # Road users and street furniture stand nearer the road than anything above: far to near.
     for _, paint in sorted(_street(rng, cam, road, style, pal, z_near), key=lambda item: -item[0]):
         paint(cv)
     if style.hood:
@@ -924,7 +1124,13 @@ def render(rng: np.random.Generator, height: int, width: int, domain: str = "kit
     rgb = _finish(cv, rng, style)
     label = cv.cls.copy()
     if rng.random() < 0.2:  # an unlabelled patch, as annotators leave in real datasets
-        blob = _ellipse(rng.uniform(0, w), rng.uniform(cam.y_h, h), w * rng.uniform(0.01, 0.05), h * rng.uniform(0.02, 0.08), 16)
+        blob = _ellipse(
+            rng.uniform(0, w),
+            rng.uniform(cam.y_h, h),
+            w * rng.uniform(0.01, 0.05),
+            h * rng.uniform(0.02, 0.08),
+            16,
+        )
         cv2.fillPoly(label, [_Canvas._fixed(blob)], IGNORE, cv2.LINE_8, _SHIFT)
     return rgb, label
 
@@ -933,8 +1139,10 @@ def render(rng: np.random.Generator, height: int, width: int, domain: str = "kit
 
 
 def _check(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise DataError(f"synth.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {minimum} or more")
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise DataError(
+            f"synth.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {minimum} or more"
+        )
     return int(value)
 
 
@@ -960,7 +1168,10 @@ def synthesize(
     width = _check("width", width, 32)
     seed = _check("seed", seed, 0)
     if domain not in DOMAINS:
-        raise DataError(f"synth.domain: {domain!r} is not one of {', '.join(DOMAINS)}; pass --domain kitti or --domain city")
+        raise DataError(
+            f"synth.domain: {domain!r} is not one of {', '.join(DOMAINS)}; "
+            "pass --domain kitti or --domain city"
+        )
     parameters = {
         "generator": GENERATOR,
         "train": train,
@@ -975,7 +1186,9 @@ def synthesize(
     def build(tmp: Path) -> dict[str, Any]:
         def one(job: tuple[str, int]) -> None:
             split, index = job
-            rgb, label = render(np.random.default_rng(image_seed(seed, split, index, domain)), height, width, domain)
+            rgb, label = render(
+                np.random.default_rng(image_seed(seed, split, index, domain)), height, width, domain
+            )
             stem = f"{index:06d}.png"
             save_png(tmp / IMG_DIR / split / stem, rgb)
             save_png(tmp / ANN_DIR / split / stem, label)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence
 
-from ablate.trial.spec import TrialResult, TrialSpec
+from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 EventSink = Callable[[TrialSpec, TrialResult], None]
 
@@ -21,6 +21,23 @@ class RunContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: Optional[str] = None
+
+
+def order_by_dependencies(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
+    """Trials whose checkpoints others load come first; otherwise the given order is kept."""
+    pending = list(trials)
+    ids = {t.trial_id for t in trials}
+    done: set[str] = set()
+    ordered: list[TrialSpec] = []
+    while pending:
+        ready = [t for t in pending if all(d in done or d not in ids for d in t.depends_on)]
+        if not ready:
+            raise ValueError("circular dependency between trials: " + ", ".join(t.name for t in pending))
+        for trial in ready:
+            ordered.append(trial)
+            done.add(trial.trial_id)
+            pending.remove(trial)
+    return ordered
 
 
 class Dispatcher(Protocol):
@@ -40,8 +57,16 @@ class SequentialDispatcher:
         from ablate.trial.execute import execute_trial
 
         results: list[TrialResult] = []
-        for spec in trials:
-            result = execute_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id)
+        failed: set[str] = set()
+        for spec in order_by_dependencies(trials):
+            blocked = [d for d in spec.depends_on if d in failed]
+            if blocked:
+                result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
+                                     error=f"dependency {blocked[0]} failed")
+            else:
+                result = execute_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id)
+            if result.state is TrialState.FAILED:
+                failed.add(spec.trial_id)
             results.append(result)
             if on_result is not None:
                 on_result(spec, result)

@@ -29,6 +29,8 @@ class StudyOutcome:
 def _cached(mlflow_client, experiment_id: str, spec: TrialSpec) -> Optional[TrialResult]:
     from ablate import tracking
 
+    if "ablate.pretrain" in spec.tags and not spec.best_checkpoint.exists():
+        return None  # later trials need its checkpoint file, which is gone: train it again
     for run in tracking.find_trial_runs(mlflow_client, experiment_id, spec.trial_id):
         if run.info.status == "FINISHED":
             return TrialResult(
@@ -36,6 +38,24 @@ def _cached(mlflow_client, experiment_id: str, spec: TrialSpec) -> Optional[Tria
                 metrics=dict(run.data.metrics), run_id=run.info.run_id,
             )
     return None
+
+
+def cached_results(study_name: str, trials: list[TrialSpec], tracking_uri: str) -> dict[str, TrialResult]:
+    """Trials that already finished, without creating anything in the store."""
+    from ablate import tracking
+
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+        return {}
+    mlflow_client = tracking.client(tracking_uri)
+    experiment = mlflow_client.get_experiment_by_name(study_name)
+    if experiment is None:
+        return {}
+    hits = {}
+    for spec in trials:
+        hit = _cached(mlflow_client, experiment.experiment_id, spec)
+        if hit is not None:
+            hits[spec.trial_id] = hit
+    return hits
 
 
 def run_study(

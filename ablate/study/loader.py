@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from ablate.errors import StudyError
+from ablate.study.designs import TrialDesign, dependency_problems, expand
 from ablate.study.schema import StudySpec
 
 
@@ -26,6 +27,11 @@ class Study:
     profile: Optional[str]
     base: Path
     data_root: Path
+    designs: tuple[TrialDesign, ...] = ()
+
+    def path(self, value: str) -> Path:
+        """A path the study names, resolved like every other (cwd first, then the study's folder)."""
+        return resolve_path(value, self.source.parent)
 
     @property
     def name(self) -> str:
@@ -92,12 +98,17 @@ def load_study(path: str | Path, profile: Optional[str] = None, check_files: boo
             origin["data"] = f"profiles.{profile}.data"
         spec = spec.with_profile(profile)
     study_dir = source.resolve().parent
+    designs, problems = expand(spec)
+    problems += dependency_problems(spec, designs)
+    if problems:
+        raise StudyError(str(source), problems)
     study = Study(
         spec=spec,
         source=source.resolve(),
         profile=profile,
         base=resolve_path(spec.base, study_dir),
         data_root=resolve_path(spec.data.root, study_dir),
+        designs=tuple(designs),
     )
     if check_files:
         problems = check_study_files(study, origin)
@@ -106,31 +117,70 @@ def load_study(path: str | Path, profile: Optional[str] = None, check_files: boo
     return study
 
 
+def _missing_data(study: Study, data: Any, field: str) -> list[tuple[str, str]]:
+    if data is None or data.synth is not None or study.path(data.root).exists():
+        return []
+    return [(
+        f"{field}.root",
+        f"dataset folder '{data.root}' not found; create it with `ablate data synth --out ...` / "
+        "`ablate data kitti RAW --out ...`, or add `synth:`",
+    )]
+
+
+def _missing_file(study: Study, value: Optional[str], field: str, what: str) -> list[tuple[str, str]]:
+    if value is None or study.path(value).is_file():
+        return []
+    return [(field, f"{what} '{value}' not found")]
+
+
 def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, str]]:
-    """Problems with the files a study names: base config, data root, override keys."""
+    """Problems with the files a study names: configs, data roots, checkpoints, override keys."""
     from ablate.config import iter_problems, load_base
     from ablate.errors import ConfigError
 
+    spec = study.spec
     problems: list[tuple[str, str]] = []
-    if not study.base.is_file():
-        problems.append((origin["base"], f"config file '{study.spec.base}' not found"))
-    if not study.data_root.exists() and study.spec.data.synth is None:
-        problems.append(
-            (
-                f"{origin['data']}.root",
-                f"dataset folder '{study.spec.data.root}' not found; create it with "
-                "`ablate data synth --out ...` / `ablate data kitti RAW --out ...`, or add `synth:`",
-            )
-        )
+    problems += _missing_file(study, spec.base, origin["base"], "config file")
+    problems += _missing_data(study, spec.data, origin["data"])
+    problems += _missing_file(study, spec.encoder, "encoder", "encoder checkpoint")
+    for i, entry in enumerate(spec.pretrain):
+        problems += _missing_file(study, entry.checkpoint, f"pretrain[{i}].checkpoint", "checkpoint")
+        problems += _missing_file(study, entry.base, f"pretrain[{i}].base", "config file")
+        problems += _missing_data(study, entry.data, f"pretrain[{i}].data")
+    pretrain_names = {p.name for p in spec.pretrain}
+    for i, entry in enumerate(spec.zoo):
+        problems += _missing_file(study, entry.config, f"zoo[{i}].config", "config file")
+        problems += _missing_file(study, entry.encoder, f"zoo[{i}].encoder", "encoder checkpoint")
+        if entry.decoder not in pretrain_names:
+            problems += _missing_file(study, entry.decoder, f"zoo[{i}].decoder", "checkpoint (or pretrain entry)")
+    for design in study.designs:
+        for trick in design.tricks:
+            checkpoint = getattr(trick.params, "checkpoint", None)
+            if trick.name == "transfer" and checkpoint and not design.shape == "zoo":
+                problems += _missing_file(study, checkpoint, f"{trick.path}.checkpoint", "checkpoint")
     if problems:
         return problems
-    try:
-        cfg = load_base(study.base)
-    except ConfigError as exc:
-        return [(origin["base"], str(exc))]
-    for key, msg in iter_problems(cfg, study.spec.overrides):
+    configs: dict[str, Any] = {}
+    for design in study.designs:
+        path = study.path(design.base) if design.base else study.base
+        if str(path) not in configs:
+            try:
+                configs[str(path)] = load_base(path)
+            except ConfigError as exc:
+                return [(origin["base"] if design.base is None else f"{design.name}.base", str(exc))]
+    base_cfg = configs.get(str(study.base)) or load_base(study.base)
+    for key, msg in iter_problems(base_cfg, spec.overrides):
         problems.append((f"overrides.{key}", msg))
-    for index, entry in enumerate(study.spec.trials):
-        for key, msg in iter_problems(cfg, entry.overrides):
+    for index, entry in enumerate(spec.trials):
+        for key, msg in iter_problems(base_cfg, entry.overrides):
             problems.append((f"trials[{index}].overrides.{key}", msg))
+    for index, entry in enumerate(spec.zoo):
+        cfg = configs[str(study.path(entry.config))]
+        for key, msg in iter_problems(cfg, entry.overrides):
+            problems.append((f"zoo[{index}].overrides.{key}", msg))
+    for index, entry in enumerate(spec.pretrain):
+        if entry.checkpoint is None:
+            cfg = configs[str(study.path(entry.base) if entry.base else study.base)]
+            for key, msg in iter_problems(cfg, entry.overrides):
+                problems.append((f"pretrain[{index}].overrides.{key}", msg))
     return problems

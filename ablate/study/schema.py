@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -58,6 +58,40 @@ class TrialEntry(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+# A trick in a list: `poly_lr`, or `{ohem: {thresh: 0.6}}` (parameters checked by the trick).
+TrickItem = Union[str, dict[str, Optional[dict[str, Any]]]]
+
+
+class PretrainEntry(_Strict):
+    """A checkpoint later trials `transfer` from: a file, or a trial trained first."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    checkpoint: Optional[str] = None
+    base: Optional[str] = None
+    data: Optional[DataSpec] = None
+    budget: Optional["PartialBudgetSpec"] = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    tricks: list[TrickItem] = Field(default_factory=list)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _file_or_training(self) -> "PretrainEntry":
+        trains = self.base or self.data or self.budget or self.overrides or self.tricks
+        if self.checkpoint is not None and trains:
+            raise ValueError("a pretrain entry is either a 'checkpoint' file or a training (base/data/budget/...)")
+        return self
+
+
+class ZooEntry(_Strict):
+    """One row of the model table: a config, and what it starts from."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+*-]+$")
+    config: str
+    encoder: Optional[str] = Field(None, description="ImageNet encoder checkpoint (backbone init_cfg)")
+    decoder: Optional[str] = Field(None, description="pretrain entry or checkpoint for the whole model")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
 class PartialDataSpec(_Strict):
     root: Optional[str] = None
     synth: Optional[SynthSpec] = None
@@ -81,6 +115,9 @@ class ProfileSpec(_Strict):
     budget: Optional[PartialBudgetSpec] = None
     seeds: Optional[list[int]] = None
     overrides: dict[str, Any] = Field(default_factory=dict)
+    zoo: Optional[list[ZooEntry]] = None  # e.g. a few small models for a CPU demo
+    pretrain: Optional[list[PretrainEntry]] = None
+    encoder: Optional[str] = None
 
 
 class StudySpec(_Strict):
@@ -91,8 +128,27 @@ class StudySpec(_Strict):
     budget: BudgetSpec = BudgetSpec()
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every trial")
-    trials: list[TrialEntry] = Field(min_length=1)
+    encoder: Optional[str] = Field(None, description="ImageNet encoder checkpoint for the base model")
+    trials: list[TrialEntry] = Field(default_factory=list)
+    ladder: list[TrickItem] = Field(default_factory=list, description="rung k = base + tricks 1..k")
+    recipe: list[TrickItem] = Field(default_factory=list, description="tricks applied to zoo models")
+    mode: Optional[Literal["leave_one_out"]] = None
+    zoo: list[ZooEntry] = Field(default_factory=list)
+    pretrain: list[PretrainEntry] = Field(default_factory=list)
+    reference: dict[str, float] = Field(default_factory=dict, description="paper mIoU by trial name")
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_trials(self) -> "StudySpec":
+        if not (self.trials or self.ladder or self.zoo or (self.mode and self.recipe)):
+            raise ValueError("a study needs at least one of: trials, ladder, zoo, or recipe with mode")
+        if self.mode == "leave_one_out" and not self.recipe:
+            raise ValueError("mode: leave_one_out needs a non-empty 'recipe'")
+        names = [e.name for e in self.zoo] + [e.name for e in self.pretrain]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate zoo/pretrain names: {', '.join(dupes)}")
+        return self
 
     @field_validator("trials")
     @classmethod
@@ -127,4 +183,10 @@ class StudySpec(_Strict):
             update["budget"] = BudgetSpec(**merged)
         if profile.overrides:
             update["overrides"] = {**self.overrides, **profile.overrides}
+        for key in ("zoo", "pretrain", "encoder"):
+            if key in profile.model_fields_set:  # `encoder: null` in a profile removes it
+                update[key] = getattr(profile, key) or ([] if key != "encoder" else None)
         return self.model_copy(update=update)
+
+
+PretrainEntry.model_rebuild()

@@ -7,6 +7,7 @@ crash of one trial never hides what the others or this one already produced.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -34,6 +35,7 @@ def _prepare_run(mlflow_client: Any, experiment_id: str, parent_run_id: Optional
         tracking.KIND_TAG: "trial",
         "ablate.trial_name": spec.name,
         "ablate.seed": str(spec.seed),
+        **spec.tags,
     }
     if parent_run_id:
         tags[tracking.PARENT_TAG] = parent_run_id
@@ -106,6 +108,9 @@ def execute_trial(
         runner.train()
         hook = next(h for h in runner.hooks if type(h).__name__ == "MLflowTrialHook")
         result.metrics = dict(hook.last_metrics)
+        _keep_best_checkpoint(runner, spec)
+        if cfg.get("ablate_final_eval") == "tta":
+            result.metrics = _final_tta_eval(cfg, spec, mlflow_client, run_id)
         per_class = spec.work_dir / PER_CLASS_FILE
         per_class.write_text(json.dumps(_per_class(result.metrics), indent=2))
         mlflow_client.log_artifact(run_id, str(per_class))
@@ -123,6 +128,52 @@ def execute_trial(
         mlflow_client.set_tag(run_id, "ablate.duration_s", f"{result.duration_s:.1f}")
         mlflow_client.set_terminated(run_id, status="FINISHED" if result.state is TrialState.FINISHED else "FAILED")
     return result
+
+
+def _keep_best_checkpoint(runner: Any, spec: TrialSpec) -> None:
+    """`best.pth` in the work dir: the stable name later trials transfer from."""
+    import os
+    import shutil
+
+    best = runner.message_hub.get_info("best_ckpt")
+    source = Path(best) if best else spec.work_dir / f"iter_{spec.iters}.pth"
+    if not source.exists():
+        return
+    target = spec.best_checkpoint
+    tmp = target.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def _final_tta_eval(cfg: Any, spec: TrialSpec, mlflow_client: Any, run_id: str) -> dict[str, float]:
+    """Test-time augmentation on the final weights, the way mmseg's test tool does it.
+
+    Logged under the usual metric names at the last step (so they are the run's final values);
+    the single-scale numbers stay in the history and as `ss_mIoU`.
+    """
+    from mmengine.runner import Runner
+
+    from ablate import tracking
+
+    test_cfg = copy.deepcopy(cfg)
+    test_cfg.test_dataloader.dataset.pipeline = test_cfg.tta_pipeline
+    test_cfg.tta_model.module = test_cfg.model
+    test_cfg.model = test_cfg.tta_model
+    test_cfg.load_from = str(spec.work_dir / f"iter_{spec.iters}.pth")
+    test_cfg.resume = False
+    test_cfg.work_dir = str(spec.work_dir / "tta")
+    test_cfg.custom_hooks = []
+    metrics = Runner.from_cfg(test_cfg).test()
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    single = mlflow_client.get_run(run_id).data.metrics.get("mIoU")
+    extra = {"ss_mIoU": single} if single is not None else {}
+    tracking.log_metrics(mlflow_client, run_id, {**numbers, **extra}, step=spec.iters)
+    mlflow_client.set_tag(run_id, "ablate.final_eval", "tta")
+    return numbers
 
 
 def _log_complexity(mlflow_client: Any, run_id: str, runner: Any, spec: TrialSpec) -> None:

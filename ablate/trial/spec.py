@@ -39,6 +39,15 @@ class TrialSpec:
     image_size: tuple[int, int]  # (h, w) FLOPs are counted at
     log_interval: int = 50
     params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()  # trial ids whose checkpoints this one loads
+    resolved_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys vs the base config
+    cost: float = 0.0  # GFLOPs x iters x batch at the training crop: for ordering and `plan`
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """Where the trial leaves its best checkpoint for trials that transfer from it."""
+        return self.work_dir / "best.pth"
 
     @property
     def label(self) -> str:

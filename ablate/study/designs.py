@@ -1,0 +1,175 @@
+"""Study shapes -> trial designs: explicit trials, a ladder, leave-one-out, a zoo, pretraining.
+
+A design says *what* a trial is (base config, overrides, tricks, data, tags); `plan` turns it into
+a resolved config and an id. Trick items are validated here so errors carry their field path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from ablate.study.schema import StudySpec, TrickItem
+from ablate.tricks import TRICKS, TrickParams
+
+# `ablate.shape` tag values
+SHAPE_TRIALS, SHAPE_LADDER, SHAPE_LOO, SHAPE_ZOO, SHAPE_PRETRAIN = "trials", "ladder", "leave_one_out", "zoo", "pretrain"
+
+
+@dataclass(frozen=True)
+class AppliedTrick:
+    name: str
+    params: TrickParams
+    path: str  # where the study file set it, for error messages
+
+    @property
+    def source(self) -> Optional[str]:
+        """The pretrain entry a transfer reads from, if any."""
+        return getattr(self.params, "from_", None)
+
+
+@dataclass
+class TrialDesign:
+    name: str
+    shape: str
+    base: Optional[str] = None  # None: the study's base
+    overrides: dict[str, Any] = field(default_factory=dict)
+    tricks: list[AppliedTrick] = field(default_factory=list)
+    encoder: Optional[str] = None
+    pretrain: Optional[Any] = None  # the PretrainEntry this design trains
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def depends_on(self) -> list[str]:
+        return [t.source for t in self.tricks if t.source]
+
+
+def parse_trick(item: TrickItem, path: str) -> tuple[Optional[AppliedTrick], list[tuple[str, str]]]:
+    """One list item -> a validated trick, or the problems with their field paths."""
+    if isinstance(item, str):
+        name, raw = item, {}
+    elif len(item) == 1:
+        name, raw = next(iter(item.items()))
+        raw = raw or {}
+    else:
+        return None, [(path, f"one trick per item, got {sorted(item)}")]
+    if name not in TRICKS:
+        return None, [(path, f"unknown trick '{name}' (known: {', '.join(sorted(TRICKS))})")]
+    try:
+        params = TRICKS[name].Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+            problems.append((f"{path}.{name}" + (f".{loc}" if loc else ""), err["msg"]))
+        return None, problems
+    return AppliedTrick(name, params, f"{path}.{name}"), []
+
+
+def parse_tricks(items: list[TrickItem], path: str) -> tuple[list[AppliedTrick], list[tuple[str, str]]]:
+    tricks: list[AppliedTrick] = []
+    problems: list[tuple[str, str]] = []
+    for index, item in enumerate(items):
+        trick, errs = parse_trick(item, f"{path}[{index}]")
+        problems += errs
+        if trick is not None:
+            tricks.append(trick)
+    return tricks, problems
+
+
+def _marks(encoder: Optional[str], tricks: list[AppliedTrick]) -> dict[str, str]:
+    transfer = any(t.name == "transfer" for t in tricks)
+    return {
+        "ablate.enc_pretrained": "yes" if (encoder or transfer) else "no",
+        "ablate.dec_pretrained": "yes" if transfer else "no",
+    }
+
+
+def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
+    """All designs of a study (pretraining first), and every problem found on the way."""
+    designs: list[TrialDesign] = []
+    problems: list[tuple[str, str]] = []
+
+    for index, entry in enumerate(spec.pretrain):
+        if entry.checkpoint is not None:
+            continue
+        tricks, errs = parse_tricks(entry.tricks, f"pretrain[{index}].tricks")
+        problems += errs
+        designs.append(
+            TrialDesign(
+                name=f"pretrain-{entry.name}", shape=SHAPE_PRETRAIN, base=entry.base, overrides=dict(entry.overrides),
+                tricks=tricks, pretrain=entry, tags={"ablate.pretrain": entry.name},
+            )
+        )
+
+    for entry in spec.trials:
+        designs.append(
+            TrialDesign(entry.name, SHAPE_TRIALS, overrides=dict(entry.overrides), encoder=spec.encoder,
+                        tags=_marks(spec.encoder, []))
+        )
+
+    if spec.ladder:
+        tricks, errs = parse_tricks(spec.ladder, "ladder")
+        problems += errs
+        for rung in range(len(tricks) + 1):
+            applied = tricks[:rung]
+            added = applied[-1].name if applied else "base"
+            designs.append(
+                TrialDesign(
+                    f"r{rung}-{added}", SHAPE_LADDER, tricks=applied, encoder=spec.encoder,
+                    tags={"ablate.rung": str(rung), "ablate.trick": added, **_marks(spec.encoder, applied)},
+                )
+            )
+
+    recipe, errs = parse_tricks(spec.recipe, "recipe")
+    problems += errs
+    if spec.mode == "leave_one_out":
+        designs.append(
+            TrialDesign("full", SHAPE_LOO, tricks=recipe, encoder=spec.encoder,
+                        tags={"ablate.rung": "0", "ablate.trick": "full", **_marks(spec.encoder, recipe)})
+        )
+        for index, trick in enumerate(recipe):
+            rest = recipe[:index] + recipe[index + 1:]
+            designs.append(
+                TrialDesign(f"minus-{trick.name}", SHAPE_LOO, tricks=rest, encoder=spec.encoder,
+                            tags={"ablate.rung": str(index + 1), "ablate.trick": trick.name,
+                                  **_marks(spec.encoder, rest)})
+            )
+
+    for index, entry in enumerate(spec.zoo):
+        tricks = list(recipe)
+        if entry.decoder is not None:
+            source = {"from": entry.decoder} if entry.decoder in {p.name for p in spec.pretrain} else {"checkpoint": entry.decoder}
+            trick, errs = parse_trick({"transfer": source}, f"zoo[{index}].decoder")
+            problems += errs
+            if trick is not None:
+                tricks.insert(0, trick)
+        designs.append(
+            TrialDesign(entry.name, SHAPE_ZOO, base=entry.config, overrides=dict(entry.overrides), tricks=tricks,
+                        encoder=entry.encoder, tags={"ablate.model": entry.name, **_marks(entry.encoder, tricks)})
+        )
+    return designs, problems
+
+
+def dependency_problems(spec: StudySpec, designs: list[TrialDesign]) -> list[tuple[str, str]]:
+    """Unknown `transfer: {from: ...}` names and circular pretraining."""
+    names = {p.name for p in spec.pretrain}
+    problems: list[tuple[str, str]] = []
+    for design in designs:
+        for trick in design.tricks:
+            if trick.source and trick.source not in names:
+                problems.append((f"{trick.path}.from", f"no pretrain entry named '{trick.source}' (known: {', '.join(sorted(names)) or 'none'})"))
+    graph = {d.pretrain.name: [t.source for t in d.tricks if t.source] for d in designs if d.pretrain is not None}
+    for start in graph:
+        chain, node = [start], start
+        while graph.get(node):
+            node = graph[node][0]
+            if node in chain:
+                cycle = " -> ".join(chain[chain.index(node):] + [node])
+                index = next(i for i, p in enumerate(spec.pretrain) if p.name == start)
+                problems.append((f"pretrain[{index}].tricks", f"circular dependency: {cycle}"))
+                break
+            chain.append(node)
+    return problems

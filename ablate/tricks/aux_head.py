@@ -1,0 +1,75 @@
+"""Auxiliary FCN head on the second encoder stage (in_index=1), loss weight 0.4 vs 1.0.
+
+The stage's channel count is read from the model config, for transformer and ResNet backbones
+alike; an auxiliary head the base config already has is replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field
+
+from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, register_trick
+
+
+class AuxHeadParams(TrickParams):
+    in_index: int = Field(1, ge=0)
+    loss_weight: float = Field(0.4, gt=0)
+    main_loss_weight: float = Field(1.0, gt=0)
+    channels: Optional[int] = Field(None, ge=1, description="hidden channels; default half the input's")
+    num_convs: int = Field(1, ge=0)
+
+
+_RESNET_EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
+
+
+def stage_channels(cfg: Any) -> list[int]:
+    """Output channels of each backbone stage, from the config alone."""
+    backbone = cfg.model.backbone
+    kind = backbone.get("type", "")
+    if kind == "MixVisionTransformer":
+        return [backbone["embed_dims"] * h for h in backbone["num_heads"]]
+    if kind.startswith("ResNet"):
+        expansion = _RESNET_EXPANSION[backbone.get("depth", 50)]
+        base = backbone.get("base_channels", 64)
+        return [base * expansion * 2**i for i in range(backbone.get("num_stages", 4))]
+    if kind == "SwinTransformer":
+        return [backbone["embed_dims"] * 2**i for i in range(len(backbone["depths"]))]
+    stages = backbone.get("stage_channels") or backbone.get("out_channels")
+    if isinstance(stages, (list, tuple)):
+        return list(stages)
+    head = decode_heads(cfg)[0]
+    if isinstance(head.get("in_channels"), (list, tuple)):
+        return list(head["in_channels"])
+    raise ValueError(f"cannot tell the stage channels of backbone '{kind}': set aux_head.channels and in_channels")
+
+
+@register_trick
+class AuxHead(Trick):
+    name = "aux_head"
+    Params = AuxHeadParams
+    summary = "FCN auxiliary head on encoder stage 2, loss weight 0.4"
+
+    def apply(self, cfg: Any, params: AuxHeadParams, ctx: TrickContext) -> None:
+        in_channels = stage_channels(cfg)[params.in_index]
+        main = decode_heads(cfg)[0]
+        main_loss = main.get("loss_decode", {})
+        if isinstance(main_loss, dict):
+            main_loss["loss_weight"] = params.main_loss_weight
+        aux_loss = dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=params.loss_weight)
+        if isinstance(main_loss, dict) and main_loss.get("class_weight") is not None:
+            aux_loss["class_weight"] = main_loss["class_weight"]
+        cfg.model.auxiliary_head = dict(
+            type="FCNHead",
+            in_channels=in_channels,
+            in_index=params.in_index,
+            channels=params.channels or max(in_channels // 2, 16),
+            num_convs=params.num_convs,
+            concat_input=False,
+            dropout_ratio=0.1,
+            num_classes=main.get("num_classes", 19),
+            norm_cfg=main.get("norm_cfg", dict(type="BN", requires_grad=True)),
+            align_corners=main.get("align_corners", False),
+            loss_decode=aux_loss,
+        )

@@ -1,0 +1,64 @@
+"""Class-balanced cross-entropy from the effective number of samples (Cui et al., CVPR 2019).
+
+w_c is proportional to (1 - beta) / (1 - beta^n_c), n_c the train pixel count of class c, and the
+weights are normalised to sum to the number of classes. Pixel counts are large (1e5..1e8), so
+the default beta is derived from the data: beta = 1 - 1/median(n_c). Then a class with far fewer
+pixels than the median is weighted about inversely to its count and a class with far more
+saturates, which is the regime the paper's beta values have for image counts. Classes absent from
+the train split never appear as targets; they get weight 0 (it has no effect) and are excluded
+from the normalisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence, Union
+
+import numpy as np
+from pydantic import Field
+
+from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, head_losses, register_trick
+
+
+class ClassBalancedParams(TrickParams):
+    beta: Union[Literal["auto"], float] = "auto"
+    split: str = "train"
+    heads: Literal["decode", "all"] = Field("all", description="also weight auxiliary heads' losses")
+
+
+def effective_number_weights(counts: Sequence[int], beta: Union[str, float] = "auto") -> list[float]:
+    """Per-class weights; see the module docstring for beta='auto' and absent classes."""
+    n = np.asarray(counts, dtype=np.float64)
+    present = n > 0
+    if not present.any():
+        raise ValueError("no labelled pixels: cannot compute class weights")
+    # q = 1 - beta, kept separately: for pixel counts beta is within 1e-6 of 1
+    q = 1.0 / float(np.median(n[present])) if beta == "auto" else 1.0 - float(beta)
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"beta must be in [0, 1), got {1.0 - q}")
+    weights = np.zeros_like(n)
+    if q == 1.0:  # beta = 0: every class counts as one sample
+        weights[present] = 1.0
+    else:  # (1 - beta) / (1 - beta^n), with beta^n = exp(n * log(1 - q))
+        weights[present] = q / -np.expm1(n[present] * np.log1p(-q))
+    weights *= len(n) / weights.sum()
+    return [float(w) for w in weights]
+
+
+@register_trick
+class ClassBalancedLoss(Trick):
+    name = "class_balanced_loss"
+    Params = ClassBalancedParams
+    summary = "CrossEntropy class_weight from the effective number of samples"
+
+    def apply(self, cfg: Any, params: ClassBalancedParams, ctx: TrickContext) -> None:
+        from ablate.data import class_stats
+
+        weights = effective_number_weights(class_stats(ctx.data_root, params.split).pixel_counts, params.beta)
+        heads = decode_heads(cfg)
+        if params.heads == "all":
+            aux = cfg.model.get("auxiliary_head")
+            heads += list(aux) if isinstance(aux, (list, tuple)) else ([aux] if aux else [])
+        for head in heads:
+            for loss in head_losses(head):
+                if loss.get("type") == "CrossEntropyLoss":
+                    loss["class_weight"] = weights

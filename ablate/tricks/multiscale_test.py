@@ -1,0 +1,51 @@
+"""Multi-scale (and flipped) test-time augmentation for the trial's final evaluation.
+
+mmseg's `SegTTAModel` averages the logits of every augmented view; the views come from a
+`TestTimeAug` pipeline. Scales are ratios of the test image scale the config resizes to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ablate.tricks.base import Trick, TrickContext, TrickParams, register_trick
+
+
+class MultiScaleParams(TrickParams):
+    scales: tuple[float, ...] = Field((0.5, 0.75, 1.0, 1.25, 1.5, 1.75), min_length=1)
+    flip: bool = True
+
+
+def test_scale(cfg: Any) -> tuple[int, int]:
+    """The (w, h) the test pipeline resizes images to."""
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step.get("type") == "Resize" and step.get("scale"):
+            return tuple(step["scale"])
+    raise ValueError("multiscale_test needs a Resize(scale=...) step in the test pipeline")
+
+
+@register_trick
+class MultiScaleTest(Trick):
+    name = "multiscale_test"
+    Params = MultiScaleParams
+    summary = "TTA over scale ratios (+ flip), logits averaged, for the final evaluation"
+
+    def apply(self, cfg: Any, params: MultiScaleParams, ctx: TrickContext) -> None:
+        width, height = test_scale(cfg)
+        resizes = [
+            dict(type="Resize", scale=(round(width * r), round(height * r)), keep_ratio=True) for r in params.scales
+        ]
+        flips = [dict(type="RandomFlip", prob=0.0, direction="horizontal")]
+        if params.flip:
+            flips.append(dict(type="RandomFlip", prob=1.0, direction="horizontal"))
+        cfg.tta_model = dict(type="SegTTAModel")
+        cfg.tta_pipeline = [
+            dict(type="LoadImageFromFile"),
+            dict(
+                type="TestTimeAug",
+                transforms=[resizes, flips, [dict(type="LoadAnnotations")], [dict(type="PackSegInputs")]],
+            ),
+        ]
+        cfg.ablate_final_eval = "tta"

@@ -1,0 +1,47 @@
+"""Online hard example mining: train only on pixels the model is unsure of.
+
+mmseg's `OHEMPixelSampler(thresh, min_kept)` keeps pixels whose predicted probability of the true
+class is below `thresh`, and at least `min_kept` pixels per batch. The paper's 10,000 refers to
+its own crop; with `scale_min_kept` (default) it is scaled by the ratio of the trial's crop area
+to `reference_crop` (the KITTI config's 375x750 crop), so a 96x96 CPU demo keeps a comparable
+share of its pixels rather than all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, register_trick
+
+
+class OHEMParams(TrickParams):
+    thresh: float = Field(0.5, gt=0, lt=1)
+    min_kept: int = Field(10000, ge=1)
+    scale_min_kept: bool = True
+    reference_crop: tuple[int, int] = (375, 750)
+
+
+def scaled_min_kept(params: OHEMParams, crop: tuple[int, int] | None) -> int:
+    if not params.scale_min_kept or crop is None:
+        return params.min_kept
+    ratio = (crop[0] * crop[1]) / (params.reference_crop[0] * params.reference_crop[1])
+    return max(1, round(params.min_kept * min(ratio, 1.0)))
+
+
+def crop_of(cfg: Any) -> tuple[int, int] | None:
+    size = cfg.model.get("data_preprocessor", {}).get("size")
+    return tuple(size) if size else None
+
+
+@register_trick
+class OHEM(Trick):
+    name = "ohem"
+    Params = OHEMParams
+    summary = "OHEMPixelSampler(thresh=0.5, min_kept=10000) on the decode head"
+
+    def apply(self, cfg: Any, params: OHEMParams, ctx: TrickContext) -> None:
+        min_kept = scaled_min_kept(params, ctx.crop or crop_of(cfg))
+        for head in decode_heads(cfg):
+            head["sampler"] = dict(type="OHEMPixelSampler", thresh=params.thresh, min_kept=min_kept)
