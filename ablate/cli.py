@@ -138,7 +138,8 @@ def run(
 
     def report(spec, result) -> None:
         miou = f" mIoU {result.miou:.2f}" if result.miou is not None else ""
-        err.print(f"  {spec.label} [{spec.trial_id}]: {result.state.value}{miou}" + (f" - {result.error}" if result.error else ""))
+        line = f"  {spec.label} [{spec.trial_id}]: {result.state.value}{miou}" + (f" - {result.error}" if result.error else "")
+        err.print(line, markup=False, highlight=False)
 
     outcome = studies.run_study(loaded, uri, runs_dir=runs_dir, rerun=rerun, on_result=report)
     out.print(_result_table(f"{loaded.name}: {len(outcome.results)} trials", outcome.results))

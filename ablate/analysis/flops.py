@@ -71,12 +71,15 @@ def count_model(model: nn.Module, height: int, width: int) -> Complexity:
 
 def count_config(cfg: Any, height: int, width: int) -> Complexity:
     """Build the model of an mmseg config (plain BN, no weights loaded) and count it."""
+    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
 
     from ablate.config import use_plain_bn
+    from ablate.registry import register_all
 
-    register_all_modules(init_default_scope=True)
+    register_all()
+    if DefaultScope.get_current_instance() is None:
+        DefaultScope.get_instance("ablate-flops", scope_name="mmseg")
     use_plain_bn(cfg)
     model_cfg = cfg.model.copy()
     model_cfg.pop("pretrained", None)

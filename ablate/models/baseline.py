@@ -19,7 +19,7 @@ Decoder (`PlainFCNDecoderHead`):
 Max-unpooling needs the pooling indices, which cannot travel through mmseg's backbone -> head
 interface (a tuple of feature maps), so every up-sampling stage is a deconvolution. Odd sizes
 (375 rows) are handled by cropping each up-sampled map to the skip's size. With these choices
-mmengine's counter gives 66.4 GFLOPs at 375x1242 (Table 1: 67.003 G); the per-stage conv
+mmengine's counter gives 67.566 GFLOPs at 375x1242 (Table 1: 67.003 G); the per-stage conv
 counts and deconvolution kernel are arguments, for studies that want another reading.
 
 Keeping the encoder a registered backbone that returns every stage lets the usual mmseg parts

@@ -84,13 +84,13 @@ def execute_trial(
     tracking_uri: str,
     experiment_id: str,
     parent_run_id: Optional[str] = None,
+    device_tags: Optional[dict[str, str]] = None,
 ) -> TrialResult:
     """Run one trial to completion; never raises for a training failure (it is recorded)."""
-    from ablate import compat, tracking
+    from ablate import tracking
+    from ablate.registry import register_all
 
-    compat.install()
-    import ablate.metrics  # noqa: F401  (registers PerClassIoUMetric)
-    import ablate.tracking.hook  # noqa: F401  (registers MLflowTrialHook)
+    register_all()
 
     started = time.time()
     mlflow_client = tracking.client(tracking_uri)
@@ -104,6 +104,8 @@ def execute_trial(
         cfg = _runtime_config(spec, tracking_uri, run_id, spec.log_interval)
         (spec.work_dir / CONFIG_FILE).write_text(cfg.pretty_text)
         runner = Runner.from_cfg(cfg)
+        for key, value in {"ablate.devices": _device_name(runner.model), **(device_tags or {})}.items():
+            mlflow_client.set_tag(run_id, key, value)
         _log_complexity(mlflow_client, run_id, runner, spec)
         runner.train()
         hook = next(h for h in runner.hooks if type(h).__name__ == "MLflowTrialHook")
@@ -128,6 +130,18 @@ def execute_trial(
         mlflow_client.set_tag(run_id, "ablate.duration_s", f"{result.duration_s:.1f}")
         mlflow_client.set_terminated(run_id, status="FINISHED" if result.state is TrialState.FINISHED else "FAILED")
     return result
+
+
+def _device_name(model: Any) -> str:
+    """`cuda:2` as the machine numbers it (Ray narrows CUDA_VISIBLE_DEVICES per trial), or `cpu`."""
+    import os
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return device.type
+    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    index = device.index or 0
+    return f"cuda:{visible[index] if index < len(visible) else index}"
 
 
 def _keep_best_checkpoint(runner: Any, spec: TrialSpec) -> None:

@@ -59,7 +59,7 @@ class AuxHead(Trick):
             main_loss["loss_weight"] = params.main_loss_weight
         aux_loss = dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=params.loss_weight)
         if isinstance(main_loss, dict) and main_loss.get("class_weight") is not None:
-            aux_loss["class_weight"] = main_loss["class_weight"]
+            aux_loss.update(type=main_loss["type"], class_weight=main_loss["class_weight"])
         cfg.model.auxiliary_head = dict(
             type="FCNHead",
             in_channels=in_channels,

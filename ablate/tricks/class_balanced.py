@@ -60,5 +60,10 @@ class ClassBalancedLoss(Trick):
             heads += list(aux) if isinstance(aux, (list, tuple)) else ([aux] if aux else [])
         for head in heads:
             for loss in head_losses(head):
-                if loss.get("type") == "CrossEntropyLoss":
+                if loss.get("type") in ("CrossEntropyLoss", "BalancedCrossEntropyLoss"):
+                    loss["type"] = "BalancedCrossEntropyLoss"  # mmseg's CE breaks on 255 with weights
                     loss["class_weight"] = weights
+        imports = dict(cfg.get("custom_imports") or {"imports": [], "allow_failed_imports": False})
+        if "ablate.losses" not in imports["imports"]:
+            imports["imports"] = [*imports["imports"], "ablate.losses"]
+        cfg.custom_imports = imports

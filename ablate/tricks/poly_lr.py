@@ -35,9 +35,10 @@ class PolyLR(Trick):
             schedulers.append(
                 dict(type="LinearLR", start_factor=params.warmup_ratio, by_epoch=False, begin=0, end=warmup)
             )
-        # Decay over the full budget (T = iters), as in the paper's formula; a warm-up only
-        # scales the first iterations on top of it.
+        # mmengine's PolyLR reaches eta_min at iteration end-1; end = T + 1 gives exactly the
+        # paper's lr_i = lr0 * (1 - i/T)^power for i = 0..T-1. A warm-up scales the first
+        # iterations on top of it.
         schedulers.append(
-            dict(type="PolyLR", eta_min=params.eta_min, power=params.power, begin=0, end=ctx.iters, by_epoch=False)
+            dict(type="PolyLR", eta_min=params.eta_min, power=params.power, begin=0, end=ctx.iters + 1, by_epoch=False)
         )
         cfg.param_scheduler = schedulers

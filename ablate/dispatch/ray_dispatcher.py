@@ -1,0 +1,176 @@
+"""Trials as Ray tasks, one (or a fraction of a) GPU each, dependencies first, longest first.
+
+The driver keeps the schedule itself: it submits only as many trials as there are slots, so the
+order it chooses (ready trials by estimated cost, descending) is the order they start, and a
+trial that fails is retried up to `retries` times while all others go on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+# Keep an embedded Ray on loopback (Ray otherwise advertises the machine's external address).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+from ablate.dispatch.base import EventSink, RunContext  # noqa: E402
+from ablate.trial.spec import TrialResult, TrialSpec, TrialState  # noqa: E402
+
+StartSink = Callable[[TrialSpec, int], None]
+
+
+def _train_on_assigned_device(spec: TrialSpec, context: RunContext) -> TrialResult:
+    """Runs inside a Ray worker: train on the GPU Ray assigned (or the CPU)."""
+    import ray
+
+    from ablate.trial.execute import execute_trial
+
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    return execute_trial(
+        spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
+        device_tags={"ablate.gpu_ids": ",".join(gpu_ids) or "none"},
+    )
+
+
+@dataclass
+class _Slot:
+    spec: TrialSpec
+    attempt: int
+    started: float
+
+
+class RayDispatcher:
+    """Dispatch trials on a local (embedded) Ray or an existing cluster (`address`)."""
+
+    def __init__(
+        self,
+        *,
+        address: Optional[str] = None,
+        gpus_per_trial: float = 1.0,
+        cpus_per_trial: float = 1.0,
+        max_concurrent: Optional[int] = None,
+        retries: int = 1,
+        num_cpus: Optional[int] = None,
+        num_gpus: Optional[int] = None,
+        on_start: Optional[StartSink] = None,
+        poll_s: float = 0.5,
+    ) -> None:
+        self.address = address or os.environ.get("RAY_ADDRESS")
+        self.gpus_per_trial = gpus_per_trial
+        self.cpus_per_trial = cpus_per_trial
+        self.max_concurrent = max_concurrent
+        self.retries = retries
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.on_start = on_start
+        self.poll_s = poll_s
+        self._started_ray = False
+
+    # -- Ray lifecycle ------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        import ray
+
+        if ray.is_initialized():
+            return ray
+        if self.address:
+            ray.init(address=self.address, log_to_driver=False)
+        else:
+            ray.init(
+                address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus,
+                include_dashboard=False, log_to_driver=False,
+            )
+            self._started_ray = True
+        return ray
+
+    def close(self) -> None:
+        import ray
+
+        if self._started_ray and ray.is_initialized():
+            ray.shutdown()
+        self._started_ray = False
+
+    def resources(self) -> tuple[dict[str, float], int]:
+        """Per-trial Ray resources and how many trials fit at once."""
+        ray = self._connect()
+        total = ray.cluster_resources()
+        gpus = float(total.get("GPU", 0))
+        if gpus > 0 and self.gpus_per_trial > 0:
+            request = {"num_gpus": self.gpus_per_trial, "num_cpus": self.cpus_per_trial}
+            slots = int(gpus // self.gpus_per_trial)
+        else:  # a CPU-only machine: trials take CPU slots
+            request = {"num_gpus": 0, "num_cpus": self.cpus_per_trial}
+            slots = int(float(total.get("CPU", 1)) // max(self.cpus_per_trial, 1e-9))
+        slots = max(1, slots)
+        if self.max_concurrent:
+            slots = min(slots, self.max_concurrent)
+        return request, slots
+
+    # -- scheduling -----------------------------------------------------------------------------
+    def run(
+        self, trials: Sequence[TrialSpec], context: RunContext, on_result: Optional[EventSink] = None
+    ) -> list[TrialResult]:
+        if not trials:
+            return []
+        ray = self._connect()
+        request, slots = self.resources()
+        remote = ray.remote(max_retries=0)(_train_on_assigned_device).options(**request)
+        ids = {t.trial_id for t in trials}
+        pending = list(trials)
+        done: dict[str, TrialResult] = {}
+        attempts: dict[str, int] = {}
+        running: dict[Any, _Slot] = {}
+        results: list[TrialResult] = []
+
+        def finish(spec: TrialSpec, result: TrialResult) -> None:
+            done[spec.trial_id] = result
+            results.append(result)
+            if on_result is not None:
+                on_result(spec, result)
+
+        try:
+            while pending or running:
+                # dependents of a finally failed trial fail without running
+                for spec in list(pending):
+                    broken = [d for d in spec.depends_on if d in done and not done[d].state.is_done]
+                    if broken:
+                        pending.remove(spec)
+                        finish(spec, TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
+                                                 error=f"dependency {broken[0]} failed"))
+                ready = [s for s in pending
+                         if all(d in done or d not in ids for d in s.depends_on)]
+                ready.sort(key=lambda s: s.cost, reverse=True)  # longest first keeps GPUs busy
+                while ready and len(running) < slots:
+                    spec = ready.pop(0)
+                    pending.remove(spec)
+                    attempt = attempts.get(spec.trial_id, 0) + 1
+                    attempts[spec.trial_id] = attempt
+                    ref = remote.remote(spec, context)
+                    running[ref] = _Slot(spec, attempt, time.time())
+                    if self.on_start is not None:
+                        self.on_start(spec, attempt)
+                if not running:
+                    if pending:
+                        raise RuntimeError("no trial can start: circular dependency")
+                    break
+                finished, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_s)
+                for ref in finished:
+                    slot = running.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except Exception as exc:  # the worker died (OOM-killed, node lost, ...)
+                        result = TrialResult(slot.spec.trial_id, slot.spec.name, slot.spec.seed, TrialState.FAILED,
+                                             error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                                             duration_s=time.time() - slot.started)
+                    if result.state is TrialState.FAILED and slot.attempt <= self.retries:
+                        pending.append(slot.spec)  # retried; resumes from its checkpoint if any
+                        continue
+                    finish(slot.spec, result)
+        except BaseException:
+            for ref in running:
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            self.close()
+        return results

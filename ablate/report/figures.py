@@ -1,0 +1,240 @@
+"""The report's figures, drawn on Agg canvases.
+
+Figures are built as `matplotlib.figure.Figure` objects rather than through pyplot, so making a
+report never touches a global backend or leaks open figures into a caller's session.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from ablate.report.groups import Ladder, ModelRow
+
+DPI = 150
+_LABEL_ALL_BELOW = 30  # more points than this: label only the Pareto front and the best ten
+_PRETRAIN_STYLE = {
+    "from scratch": ("o", "tab:gray"),
+    "encoder pretrained": ("s", "tab:blue"),
+    "encoder + decoder pretrained": ("*", "tab:red"),
+}
+_SAVE_METADATA = {"pdf": {"CreationDate": None, "ModDate": None}, "svg": {"Date": None}}
+
+
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, stem: Path, formats: Sequence[str]) -> list[Path]:
+    """One file per format; PDF/SVG without timestamps so reruns give identical files."""
+    written = []
+    for ext in formats:
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, format=ext, metadata=_SAVE_METADATA.get(ext))
+        written.append(path)
+    return written
+
+
+def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Figure 1: accuracy against cost, log FLOPs, seeds as error bars, the Pareto front drawn."""
+    points = [r for r in rows if not (math.isnan(r.flops_g) or math.isnan(r.miou.mean)) and r.flops_g > 0]
+    fig = new_figure(7.5, 5.0)
+    ax = fig.add_subplot()
+    for group, (marker, colour) in _PRETRAIN_STYLE.items():
+        chosen = [r for r in points if r.pretraining == group]
+        if not chosen:
+            continue
+        ax.errorbar(
+            [r.flops_g for r in chosen], [r.miou.mean for r in chosen],
+            yerr=[r.miou.std or 0.0 for r in chosen], fmt=marker, color=colour, ecolor=colour,
+            elinewidth=1, capsize=3, markersize=11 if marker == "*" else 7, label=group, linestyle="none",
+        )
+    by_label = {r.label: r for r in points}
+    front_rows = [by_label[label] for label in front if label in by_label]
+    if front_rows:
+        ax.plot(
+            [r.flops_g for r in front_rows], [r.miou.mean for r in front_rows], drawstyle="steps-post",
+            color="black", linestyle="--", linewidth=1, label="Pareto front", zorder=1,
+        )
+        ax.scatter([r.flops_g for r in front_rows], [r.miou.mean for r in front_rows], s=160,
+                   facecolors="none", edgecolors="black", linewidths=1, zorder=3)
+    if len(points) <= _LABEL_ALL_BELOW:
+        labelled = points
+    else:
+        top = sorted(points, key=lambda r: -r.miou.mean)[:10]
+        labelled = list({id(r): r for r in front_rows + top}.values())
+    for r in labelled:
+        ax.annotate(r.label, (r.flops_g, r.miou.mean), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("GFLOPs (log scale)")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title("mIoU vs FLOPs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return save(fig, stem, formats)
+
+
+def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Trick ladder: rung 0's level, one floating bar per trick's change, the final level."""
+    steps = ladder.steps
+    labels = ladder.step_label
+    means = [s.miou.mean for s in steps]
+    span = (max(means) - min(means)) or 1.0
+    floor = min(means) - 0.25 * span
+    fig = new_figure(max(6.0, 1.1 * (len(steps) + 1)), 4.5)
+    ax = fig.add_subplot()
+    ax.bar(0, means[0] - floor, bottom=floor, color="tab:gray", width=0.6)
+    ax.text(0, means[0], f"{means[0]:.2f}", ha="center", va="bottom", fontsize=8)
+    for i in range(1, len(steps)):
+        step = steps[i]
+        if step.delta is None:  # a rung is missing below: show the level, not a fake change
+            ax.bar(i, means[i] - floor, bottom=floor, color="tab:gray", width=0.6, hatch="//")
+            continue
+        start = means[i] - step.delta
+        colour = "tab:green" if step.delta >= 0 else "tab:red"
+        ax.bar(i, step.delta, bottom=start, color=colour, width=0.6)
+        if step.comparison is not None:
+            low, high = start + step.comparison.ci_low, start + step.comparison.ci_high
+            ax.errorbar(i, means[i], yerr=[[means[i] - low], [high - means[i]]], color="black", capsize=4, linewidth=1)
+        ax.plot([i - 1 + 0.3, i - 0.3], [start, start], color="black", linewidth=0.6)
+        ax.text(i, max(means[i], start), f"{step.delta:+.2f}", ha="center", va="bottom", fontsize=8)
+    last = len(steps)
+    ax.bar(last, means[-1] - floor, bottom=floor, color="tab:blue", width=0.6)
+    ax.text(last, means[-1], f"{means[-1]:.2f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(last + 1), labels + ["final"], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(floor, max(means) + 0.25 * span)
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title(f"Trick ladder ({ladder.experiment}): change per rung" + (" (95% CI)" if ladder.tested else ""))
+    ax.grid(True, axis="y", alpha=0.3)
+    return save(fig, stem, formats)
+
+
+def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Leave-one-out: how far the recipe drops (or rises) when each trick is removed."""
+    steps = [s for s in ladder.steps if s.rung != 0]
+    labels = [label for s, label in zip(ladder.steps, ladder.step_label) if s.rung != 0]
+    fig = new_figure(6.5, max(2.5, 0.5 * len(steps) + 1.5))
+    ax = fig.add_subplot()
+    y = np.arange(len(steps))
+    deltas = [s.delta if s.delta is not None else float("nan") for s in steps]
+    colours = ["tab:red" if (d or 0) < 0 else "tab:green" for d in deltas]
+    ax.barh(y, deltas, color=colours, height=0.6)
+    for i, s in enumerate(steps):
+        if s.comparison is not None:
+            ax.errorbar(s.comparison.delta, i, xerr=[[s.comparison.delta - s.comparison.ci_low], [s.comparison.ci_high - s.comparison.delta]],
+                        color="black", capsize=4, linewidth=1)
+        if not math.isnan(deltas[i]):
+            ax.text(deltas[i], i, f" {deltas[i]:+.2f} ", va="center", ha="left" if deltas[i] >= 0 else "right", fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    full = next((s.miou.mean for s in ladder.steps if s.rung == 0), float("nan"))
+    ax.set_xlabel("Δ mIoU vs full recipe (points)")
+    ax.set_title(f"Recipe minus trick ({ladder.experiment}); full recipe {full:.2f}")
+    ax.grid(True, axis="x", alpha=0.3)
+    lim = np.nanmax(np.abs(deltas + [0.1])) * 1.4
+    ax.set_xlim(-lim, lim)
+    return save(fig, stem, formats)
+
+
+def class_heatmap(
+    row_labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str],
+    title: str, diverging: bool = False,
+) -> list[Path]:
+    """Rows x classes; absolute IoU on a 0-100 scale, or signed changes centred on zero."""
+    data = np.asarray(matrix, dtype=float)
+    fig = new_figure(max(8.0, 0.5 * len(classes) + 2.5), max(2.5, 0.35 * len(row_labels) + 2.0))
+    ax = fig.add_subplot()
+    if diverging:
+        lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
+        lim = lim or 1.0
+        image = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+        bar_label = "Δ IoU (points)"
+    else:
+        image = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+        bar_label = "IoU (%)"
+    image.cmap.set_bad("lightgray")
+    if data.size <= 19 * 14:
+        for (i, j), value in np.ndenumerate(data):
+            if math.isfinite(value):
+                dark = abs(value) > 0.6 * lim if diverging else value < 55
+                ax.text(j, i, f"{value:.0f}" if not diverging else f"{value:+.1f}", ha="center", va="center",
+                        fontsize=6, color="white" if dark else "black")
+    ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(row_labels)), list(row_labels), fontsize=7)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label=bar_label, shrink=0.9)
+    return save(fig, stem, formats)
+
+
+def class_bars(labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Grouped bars: per-class IoU of a few models side by side."""
+    data = np.asarray(matrix, dtype=float)
+    fig = new_figure(max(9.0, 0.6 * len(classes) + 2.0), 4.2)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(labels))
+    x = np.arange(len(classes))
+    for k, label in enumerate(labels):
+        ax.bar(x + (k - (len(labels) - 1) / 2) * width, np.nan_to_num(data[k], nan=0.0), width=width, label=label)
+    ax.set_xticks(x, list(classes), rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"Per-class IoU of the top {len(labels)} models by mIoU")
+    ax.legend(fontsize=7, ncols=min(4, len(labels)))
+    ax.grid(True, axis="y", alpha=0.3)
+    return save(fig, stem, formats)
+
+
+def class_distribution(
+    classes: Sequence[str], frequencies: Sequence[float], palette: Sequence[tuple[int, int, int]], images: int,
+    stem: Path, formats: Sequence[str],
+) -> list[Path]:
+    """Figure 4: how unequal the classes are, which is why class-balanced loss and OHEM help."""
+    share = np.asarray(frequencies, dtype=float) * 100
+    fig = new_figure(max(8.0, 0.5 * len(classes) + 2.0), 4.0)
+    ax = fig.add_subplot()
+    colours = [tuple(c / 255 for c in palette[i]) if i < len(palette) else (0.5, 0.5, 0.5) for i in range(len(classes))]
+    heights = np.where(share > 0, share, np.nan)
+    ax.bar(range(len(classes)), heights, color=colours, edgecolor="black", linewidth=0.4)
+    for i, value in enumerate(share):
+        if value <= 0:
+            ax.text(i, 1e-3, "0", ha="center", va="bottom", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("share of labelled pixels (%, log scale)")
+    ax.set_title(f"Class distribution of the train split ({images} images)")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    return save(fig, stem, formats)
+
+
+def qualitative(
+    cells: Sequence[Sequence[Optional[np.ndarray]]], row_labels: Sequence[str], col_labels: Sequence[str],
+    stem: Path, formats: Sequence[str],
+) -> list[Path]:
+    """Figure 2: test images, ground truth and each selected trial's prediction, one row per image."""
+    first = next((c for row in cells for c in row if c is not None), None)
+    aspect = (first.shape[1] / first.shape[0]) if first is not None else 3.0
+    cell_w = 2.6
+    fig = new_figure(cell_w * len(col_labels), max(1.5, cell_w / aspect * len(cells) + 0.8))
+    axes = fig.subplots(len(cells), len(col_labels), squeeze=False)
+    for i, row in enumerate(cells):
+        for j, image in enumerate(row):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if image is None:
+                ax.text(0.5, 0.5, "not available", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+            else:
+                ax.imshow(image)
+            if i == 0:
+                ax.set_title(col_labels[j], fontsize=8)
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=7)
+    return save(fig, stem, formats)
