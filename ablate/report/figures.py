@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -144,6 +144,13 @@ def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]
     return save(fig, stem, formats)
 
 
+def _with_bad(name: str) -> Any:
+    """The colormap with NaN cells (class never seen) in grey, not in the colour of zero."""
+    import matplotlib
+
+    return matplotlib.colormaps[name].with_extremes(bad="lightgray")
+
+
 def class_heatmap(
     row_labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str],
     title: str, diverging: bool = False,
@@ -155,12 +162,11 @@ def class_heatmap(
     if diverging:
         lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
         lim = lim or 1.0
-        image = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("RdBu"), vmin=-lim, vmax=lim, aspect="auto")
         bar_label = "Δ IoU (points)"
     else:
-        image = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("viridis"), vmin=0, vmax=100, aspect="auto")
         bar_label = "IoU (%)"
-    image.cmap.set_bad("lightgray")
     if data.size <= 19 * 14:
         for (i, j), value in np.ndenumerate(data):
             if math.isfinite(value):

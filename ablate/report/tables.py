@@ -177,13 +177,13 @@ def table1_csv(rows: Sequence[ModelRow]) -> str:
     for r in rows:
         writer.writerow([
             r.experiment, r.label, r.trial_name, r.shape, r.family, r.enc_pretrained, r.dec_pretrained,
-            _raw(r.miou.mean), _raw(r.miou.std), r.miou.n, " ".join(str(s) for s in r.seeds),
-            _raw(r.flops_g), _raw(r.params_m), _raw(r.duration_s), r.tta, _raw(r.reference),
+            raw_number(r.miou.mean), raw_number(r.miou.std), r.miou.n, " ".join(str(s) for s in r.seeds),
+            raw_number(r.flops_g), raw_number(r.params_m), raw_number(r.duration_s), r.tta, raw_number(r.reference),
         ])
     return buf.getvalue()
 
 
-def _raw(value: Optional[float]) -> str:
+def raw_number(value: Optional[float]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return repr(round(float(value), 6))
@@ -238,9 +238,9 @@ def ladder_csv(ladder: Ladder) -> str:
     for s in ladder.steps:
         c = s.comparison
         writer.writerow([
-            ladder.experiment, ladder.kind, s.rung, s.trick, s.name, _raw(s.miou.mean), _raw(s.miou.std), s.miou.n,
-            " ".join(_raw(v) for v in s.values), _raw(s.delta), _raw(s.cumulative),
-            _raw(c.ci_low if c else None), _raw(c.ci_high if c else None), _raw(c.p_value if c else None),
-            c.method if c else "", _raw(s.reference),
+            ladder.experiment, ladder.kind, s.rung, s.trick, s.name, raw_number(s.miou.mean), raw_number(s.miou.std), s.miou.n,
+            " ".join(raw_number(v) for v in s.values), raw_number(s.delta), raw_number(s.cumulative),
+            raw_number(c.ci_low if c else None), raw_number(c.ci_high if c else None), raw_number(c.p_value if c else None),
+            c.method if c else "", raw_number(s.reference),
         ])
     return buf.getvalue()

@@ -140,10 +140,10 @@ class StudySpec(_Strict):
 
     @model_validator(mode="after")
     def _has_trials(self) -> "StudySpec":
-        if not (self.trials or self.ladder or self.zoo or (self.mode and self.recipe)):
-            raise ValueError("a study needs at least one of: trials, ladder, zoo, or recipe with mode")
         if self.mode == "leave_one_out" and not self.recipe:
             raise ValueError("mode: leave_one_out needs a non-empty 'recipe'")
+        if not (self.trials or self.ladder or self.zoo or self.mode):
+            raise ValueError("a study needs at least one of: trials, ladder, zoo, or recipe with mode")
         names = [e.name for e in self.zoo] + [e.name for e in self.pretrain]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

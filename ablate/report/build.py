@@ -1,0 +1,422 @@
+"""`build_report`: MLflow store -> a folder of tables, figures, index.html and README.md.
+
+Everything is written into a temporary sibling folder and moved into place at the end, so a
+report folder is always complete: an error half-way leaves the previous report untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ablate.errors import AblateError
+from ablate.report import figures, predictions, search, tables
+from ablate.report.collect import Collection, collect, runs_frame
+from ablate.report.groups import Ladder, ModelRow, ladders, model_rows
+from ablate.report.html import Document, FigureRef, Section, render_html, render_markdown
+from ablate.report.stats import pareto_front
+
+FORMATS = ("png", "svg", "pdf")
+MARKER = ".ablate-report"
+FIGURES = "figures"
+MAX_HEATMAP_ROWS = 40
+TOP_BARS = 4
+
+
+def parse_formats(value: str | Sequence[str]) -> tuple[str, ...]:
+    """`png,svg` -> ("png", "svg"); unknown formats are an input error, not a matplotlib crash."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    chosen = []
+    for item in (i.strip().lower().lstrip(".") for i in items):
+        if not item:
+            continue
+        if item not in FORMATS:
+            raise AblateError(f"--format: unknown figure format '{item}' (use {', '.join(FORMATS)})")
+        if item not in chosen:
+            chosen.append(item)
+    if not chosen:
+        raise AblateError(f"--format: no figure format given (use {', '.join(FORMATS)})")
+    return tuple(chosen)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "report"
+
+
+@dataclass
+class _Writer:
+    """Writes into the temporary folder and remembers every file, relative to it."""
+
+    root: Path
+    formats: tuple[str, ...]
+    written: list[str] = field(default_factory=list)
+
+    def text(self, name: str, content: str) -> str:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        self.written.append(name)
+        return name
+
+    def figure_stem(self, name: str) -> Path:
+        (self.root / FIGURES).mkdir(exist_ok=True)
+        return self.root / FIGURES / name
+
+    def record(self, paths: Sequence[Path]) -> list[str]:
+        rel = [p.relative_to(self.root).as_posix() for p in paths]
+        self.written += rel
+        return rel
+
+
+def _class_names(collection: Collection) -> tuple[str, ...]:
+    """The 19 Cityscapes classes, then any other `IoU.<name>` a run logged (other datasets)."""
+    from ablate.data import CLASSES
+
+    known = {c.replace(" ", "_") for c in CLASSES}
+    extra = sorted({
+        k.split(".", 1)[1] for r in collection.table_runs for k in r.metrics
+        if k.startswith("IoU.") and k.split(".", 1)[1] not in known
+    })
+    return tuple(CLASSES) + tuple(extra)
+
+
+class _Report:
+    def __init__(
+        self, collection: Collection, writer: _Writer, reference: dict[str, float], data_root: Optional[Path],
+        mlflow_client: Any, study_file: Optional[Path], profile: Optional[str],
+    ) -> None:
+        self.c = collection
+        self.w = writer
+        self.reference = reference
+        self.data_root = data_root
+        self.client = mlflow_client
+        self.study_file = study_file
+        self.profile = profile
+        self.classes = _class_names(collection)
+        self.rows: list[ModelRow] = model_rows(collection, reference)
+        self.ladders: list[Ladder] = ladders(collection, self.classes, reference)
+        self.multi = len(collection.experiments) > 1
+
+    def _name(self, base: str, experiment: str) -> str:
+        return f"{base}-{_slug(experiment)}" if self.multi else base
+
+    def _figure(self, caption: str, paths: Sequence[Path]) -> FigureRef:
+        return FigureRef(caption, self.w.record(paths))
+
+    # -- sections -------------------------------------------------------------------------
+    def summary(self) -> Section:
+        c = self.c
+        n_search = len(c.search_runs)
+        s = Section("Summary", "summary")
+        s.paragraphs.append(
+            f"{len(c.table_runs)} finished trial runs in {len(self.rows)} table rows; "
+            f"{len(c.excluded)} failed, running or incomplete (listed below, not averaged)"
+            + (f"; {n_search} search trial runs" if n_search else "")
+            + (f"; {c.superseded} older attempts of re-run trials ignored" if c.superseded else "") + "."
+        )
+        pretrain = sum(1 for r in c.trials if r.pretrain and r.finished)
+        if pretrain:
+            s.paragraphs.append(f"{pretrain} pretraining run(s) are not part of the tables.")
+        if len(c.profiles) > 1 and self.profile is None:
+            s.notes.append(
+                f"runs of several profiles are mixed ({', '.join(c.profiles)}); pass --profile to report one of them"
+            )
+        s.links.append(("all trial runs (CSV)", self.w.text("runs.csv", runs_frame(c).to_csv(index=False))))
+        return s
+
+    def table1(self) -> Section:
+        s = Section("Table 1: models", "table1")
+        if not self.rows:
+            s.notes.append("no finished non-search trials: Table 1 is empty (see the search section)")
+            return s
+        datasets = sorted({r.dataset for row in self.rows for r in row.runs if r.dataset})
+        table = tables.table1(self.rows, datasets)
+        s.tables.append(table)
+        s.links += [
+            ("Markdown", self.w.text("table1.md", table.markdown())),
+            ("LaTeX", self.w.text("table1.tex", table.latex())),
+            ("CSV", self.w.text("table1.csv", tables.table1_csv(self.rows))),
+        ]
+        return s
+
+    def flops(self) -> Section:
+        s = Section("Figure 1: mIoU vs FLOPs", "flops")
+        points = [(r.label, r.flops_g, r.miou.mean) for r in self.rows]
+        front = pareto_front(points)
+        plotted = [r for r in self.rows if not math.isnan(r.flops_g) and r.flops_g > 0]
+        if not plotted:
+            s.notes.append("no run logged flops_g: figure skipped")
+            return s
+        plotted_ids = {id(r) for r in plotted}
+        missing = [r.label for r in self.rows if id(r) not in plotted_ids]
+        s.paragraphs.append("Pareto front (highest mIoU for the FLOPs, lowest FLOPs first): " + ", ".join(front) + ".")
+        stem = self.w.figure_stem("miou_vs_flops")
+        s.figures.append(self._figure(
+            "mIoU against GFLOPs (log scale); error bars: std over seeds; dashed: Pareto front; marker: what the model starts from",
+            figures.miou_vs_flops(self.rows, front, stem, self.w.formats),
+        ))
+        if missing:
+            s.notes.append(f"without FLOPs, not plotted: {', '.join(missing)}")
+        return s
+
+    def ladder(self, ladder: Ladder) -> Section:
+        base = "leave_one_out" if ladder.is_loo else "ladder"
+        title = ("Leave-one-out" if ladder.is_loo else "Trick ladder") + (f" ({ladder.experiment})" if self.multi else "")
+        s = Section(title, self._name(base, ladder.experiment))
+        table = tables.ladder_table(ladder)
+        s.tables.append(table)
+        name = self._name(base, ladder.experiment)
+        s.links += [
+            ("Markdown", self.w.text(f"{name}.md", table.markdown())),
+            ("LaTeX", self.w.text(f"{name}.tex", table.latex())),
+            ("CSV", self.w.text(f"{name}.csv", tables.ladder_csv(ladder))),
+        ]
+        if ladder.is_loo:
+            if any(st.rung == 0 for st in ladder.steps) and len(ladder.steps) > 1:
+                s.figures.append(self._figure(
+                    "Change of mIoU when one trick is removed from the full recipe" + (" (95% CI)" if ladder.tested else ""),
+                    figures.loo_deltas(ladder, self.w.figure_stem(f"{name}_deltas"), self.w.formats),
+                ))
+            else:
+                s.notes.append("no finished full-recipe run (rung 0): no deltas to draw")
+        else:
+            s.figures.append(self._figure(
+                "Waterfall of the ladder: rung 0, the change each trick adds, the final level",
+                figures.waterfall(ladder, self.w.figure_stem(f"{name}_waterfall"), self.w.formats),
+            ))
+        changed = [(label, st.class_delta) for st, label in zip(ladder.steps, ladder.step_label) if st.rung != 0]
+        if changed and np.isfinite(np.asarray([d for _, d in changed], dtype=float)).any():
+            what = "vs the full recipe" if ladder.is_loo else "vs the rung below"
+            s.figures.append(self._figure(
+                f"Per-class IoU change of each rung {what}",
+                figures.class_heatmap(
+                    [label for label, _ in changed], self.classes, np.asarray([d for _, d in changed], dtype=float),
+                    self.w.figure_stem(f"{name}_class_delta"), self.w.formats,
+                    f"Per-class Δ IoU {what} ({ladder.experiment})", diverging=True,
+                ),
+            ))
+        return s
+
+    def per_class(self) -> Section:
+        s = Section("Per-class IoU", "per_class")
+        with_classes = [r for r in self.rows if np.isfinite(r.class_iou(self.classes)).any()]
+        if not with_classes:
+            s.notes.append("no run logged IoU.<class> metrics: per-class figures skipped")
+            return s
+        buf = io.StringIO()
+        table = csv.writer(buf, lineterminator="\n")
+        table.writerow(["model", *self.classes])
+        for row in with_classes:
+            table.writerow([row.label, *(tables.raw_number(v) for v in row.class_iou(self.classes))])
+        s.links.append(("per-class IoU (CSV)", self.w.text("per_class_iou.csv", buf.getvalue())))
+        shown = with_classes
+        if len(shown) > MAX_HEATMAP_ROWS:
+            keep = {id(r) for r in sorted(shown, key=lambda r: -r.miou.mean)[:MAX_HEATMAP_ROWS]}
+            shown = [r for r in shown if id(r) in keep]
+            s.notes.append(f"heatmap shows the {MAX_HEATMAP_ROWS} best of {len(with_classes)} rows; the CSV has all")
+        s.figures.append(self._figure(
+            "Per-class IoU (%) of every model (mean over seeds; grey: class absent)",
+            figures.class_heatmap(
+                [r.label for r in shown], self.classes, np.asarray([r.class_iou(self.classes) for r in shown]),
+                self.w.figure_stem("per_class_heatmap"), self.w.formats, "Per-class IoU (%)",
+            ),
+        ))
+        top = sorted(with_classes, key=lambda r: -r.miou.mean)[:TOP_BARS]
+        s.figures.append(self._figure(
+            f"Per-class IoU of the top {len(top)} models by mIoU",
+            figures.class_bars(
+                [r.label for r in top], self.classes, np.asarray([r.class_iou(self.classes) for r in top]),
+                self.w.figure_stem("per_class_bars"), self.w.formats,
+            ),
+        ))
+        return s
+
+    def distribution(self) -> Section:
+        s = Section("Figure 4: class distribution", "distribution")
+        if self.data_root is None:
+            s.notes.append("no dataset known: pass --data DIR or a study file to draw the class distribution")
+            return s
+        from ablate.data import PALETTE, class_stats
+
+        try:
+            stats = class_stats(self.data_root)
+        except AblateError as exc:
+            s.notes.append(f"class distribution skipped: {exc}")
+            return s
+        s.paragraphs.append(f"Train split of {self.data_root}: {stats.images} images, {stats.total:,} labelled pixels, {stats.ignored_pixels:,} ignored.")
+        s.figures.append(self._figure(
+            "Share of labelled train pixels per class (log scale)",
+            figures.class_distribution(stats.classes, stats.frequencies, PALETTE, stats.images,
+                                       self.w.figure_stem("class_distribution"), self.w.formats),
+        ))
+        return s
+
+    def search(self) -> Optional[Section]:
+        tunes = {}
+        for tune in sorted(self.c.tunes, key=lambda t: t.start_time):
+            tunes[(tune.storage, tune.study_name)] = tune  # a resumed search: its newest parent run
+        runs = self.c.search_runs
+        if not tunes and not runs:
+            return None
+        s = Section("Search", "search")
+        for index, tune in enumerate(tunes.values()):
+            label = _slug(tune.study_name or tune.run_id[:8])
+            result = search.search_figures(tune, self.w.figure_stem(f"search_{index}_{label}"), self.w.formats)
+            states = ", ".join(f"{n} {k.lower()}" for k, n in sorted(result.states.items()))
+            best = search.best_text(result)
+            s.paragraphs.append(
+                f"Optuna study {result.label} ({tune.storage})" + (f": {states} trials" if states else "")
+                + (f"; {best}" if best else "") + "."
+            )
+            by_kind = {}
+            for path in result.files:
+                by_kind.setdefault(path.stem, []).append(path)
+            for stem_name, paths in by_kind.items():
+                kind = stem_name.rsplit("_", 1)[-1]
+                caption = {"history": "optimisation history", "importance": "parameter importance", "slice": "slice plot"}.get(kind, kind)
+                s.figures.append(self._figure(f"{result.label}: {caption}", paths))
+            s.notes += result.notes
+        if runs:
+            frame = _search_frame(runs)
+            s.links.append(("search trial runs (CSV)", self.w.text("search_trials.csv", frame.to_csv(index=False))))
+        return s
+
+    def qualitative(self) -> Section:
+        s = Section("Figure 2: qualitative results", "qualitative")
+        workdir = Path(tempfile.mkdtemp(prefix="ablate-predictions-"))
+        try:
+            found = predictions.grid(self.rows, self.client, workdir)
+            if found is None:
+                s.notes.append(f"none of the top trials logged {predictions.FOLDER}/<image>_pred.png artifacts: figure skipped")
+                return s
+            s.figures.append(self._figure(
+                "Test images, ground truth and predictions of the best trials (mIoU in brackets)",
+                figures.qualitative(found.cells, found.row_labels, found.col_labels,
+                                    self.w.figure_stem("qualitative"), self.w.formats),
+            ))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return s
+
+    def excluded(self) -> Section:
+        s = Section("Failed and running trials", "excluded")
+        items = self.c.excluded
+        if not items:
+            s.paragraphs.append("None: every trial finished.")
+            return s
+        s.paragraphs.append("These runs are left out of every table and figure.")
+        header = (["study"] if self.multi else []) + ["trial", "seed", "status", "reason", "run id"]
+        rows = [
+            ([e.run.experiment] if self.multi else [])
+            + [e.run.name, "" if e.run.seed is None else str(e.run.seed), e.run.status, e.reason, e.run.run_id]
+            for e in items
+        ]
+        s.rows = (header, rows)
+        return s
+
+    def build(self) -> Document:
+        sections = [self.summary(), self.table1(), self.flops()]
+        sections += [self.ladder(ladder) for ladder in self.ladders]
+        sections += [self.per_class(), self.distribution()]
+        found = self.search()
+        if found is not None:
+            sections.append(found)
+        sections += [self.qualitative(), self.excluded()]
+        meta = [
+            ("experiment" + ("s" if self.multi else ""), ", ".join(self.c.experiments)),
+            ("tracking URI", self.c.uri),
+        ]
+        if self.study_file is not None:
+            meta.append(("study file", str(self.study_file)))
+        if self.profile is not None:
+            meta.append(("profile", self.profile))
+        meta.append(("generated", time.strftime("%Y-%m-%d %H:%M:%S")))
+        return Document(f"Report: {', '.join(self.c.experiments)}", meta, sections)
+
+
+def _search_frame(runs: Sequence[Any]) -> Any:
+    import pandas as pd
+
+    rows = []
+    for r in sorted(runs, key=lambda r: (r.experiment, r.optuna_trial)):
+        row = {"experiment": r.experiment, "optuna_trial": r.optuna_trial, "optuna_state": r.optuna_state,
+               "status": r.status, "trial": r.name, "seed": r.seed, "mIoU": r.metrics.get("mIoU"),
+               "best_mIoU": r.metrics.get("best_mIoU"), "run_id": r.run_id}
+        row.update({k: v for k, v in r.params.items() if k.startswith(("override.", "trick."))})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _check_out(out: Path) -> None:
+    """Only a report folder (or an empty one) is replaced: `--out .` must never wipe a project."""
+    if out.exists() and not out.is_dir():
+        raise AblateError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise AblateError(f"{out}: folder exists and was not written by `ablate report`; choose another --out or empty it")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_report(
+    experiments: Sequence[str] = (),
+    *,
+    study: Optional[Path | str] = None,
+    profile: Optional[str] = None,
+    out: Optional[Path | str] = None,
+    tracking_uri: Optional[str] = None,
+    formats: str | Sequence[str] = ("png",),
+    data: Optional[Path | str] = None,
+) -> list[Path]:
+    """Write the report of `experiments` (or of the study file's experiment); returns every file written.
+
+    `profile` selects the study's profile and keeps only runs logged with that profile.
+    """
+    from ablate import tracking
+
+    chosen_formats = parse_formats(formats)
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    loaded = None
+    if study is not None:
+        from ablate.study import load_study
+
+        loaded = load_study(Path(study), profile, check_files=False)
+    names = list(experiments) or ([loaded.name] if loaded is not None else [])
+    reference = dict(loaded.spec.reference) if loaded is not None else {}
+    data_root = Path(data) if data is not None else (loaded.data_root if loaded is not None else None)
+    collection = collect(uri, names, profile)
+    out_dir = Path(out) if out is not None else Path("reports") / _slug("+".join(names))
+    _check_out(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        writer = _Writer(tmp, chosen_formats)
+        report = _Report(collection, writer, reference, data_root, tracking.client(uri),
+                         loaded.source if loaded is not None else None, profile)
+        doc = report.build()
+        writer.text("index.html", render_html(doc))
+        writer.text("README.md", render_markdown(doc))
+        (tmp / MARKER).write_text("written by `ablate report`; the whole folder is replaced on the next run\n")
+        _move_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out_dir / rel for rel in writer.written]

@@ -1,0 +1,374 @@
+"""`ablate report` on a store filled with known numbers: exact table values, files, links, errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pytest
+import yaml
+
+from ablate import tracking
+from ablate.data import CLASSES
+from ablate.errors import AblateError
+from ablate.report import (
+    build_report,
+    collect,
+    ladders,
+    model_rows,
+    pareto_front,
+    permutation_p,
+    report_command,
+    welch,
+)
+from ablate.report.stats import PERMUTATION, compare
+
+ZOO, LADDER, LOO = "zoo-study", "ladder-study", "loo-study"
+ZOO_MODELS = {  # name: (enc, dec, flops, params, mIoU per seed)
+    "unet-s5": ("no", "no", 30.0, 29.0, [40.0, 44.0]),
+    "segformer-b2*": ("yes", "yes", 60.0, 27.5, [70.0, 71.0]),
+    "pspnet-r18": ("no", "no", 200.0, 12.9, [55.0, 58.0]),
+}
+LADDER_RUNGS = [("base", [60.0, 62.0]), ("transfer", [66.0, 68.0]), ("poly_lr", [67.0, 70.0]), ("class_balanced_loss", [68.0, 68.0])]
+LOO_ROWS = [("full", [70.0, 71.0]), ("transfer", [60.0, 61.0]), ("ohem", [70.5])]
+ABSENT = "train"  # a class no run saw: NaN everywhere
+
+
+def _class_metrics(miou: float) -> dict[str, float]:
+    """Per-class IoU = mIoU + a fixed class offset, so class deltas equal mIoU deltas."""
+    out = {}
+    for i, name in enumerate(CLASSES):
+        key = name.replace(" ", "_")
+        out[f"IoU.{key}"] = float("nan") if name == ABSENT else miou + (i - 9) * 0.5
+        out[f"Acc.{key}"] = float("nan") if name == ABSENT else min(100.0, miou + 10)
+    return out
+
+
+def _png(path: Path, colour: tuple[int, int, int]) -> Path:
+    from PIL import Image
+
+    arr = np.zeros((16, 48, 3), dtype=np.uint8)
+    arr[:8] = colour
+    arr[8:, :24] = (255 - colour[0], 30, 200)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def add_run(
+    client: Any, exp_id: str, study: str, name: str, seed: int, *, shape: str, miou: Optional[float],
+    status: str = "FINISHED", flops: float = 60.0, params: float = 27.5, tags: Optional[dict[str, str]] = None,
+    failure: str = "",
+) -> str:
+    """One trial run written the way `ablate run` writes it (same tags, params and metric names)."""
+    from mlflow.entities import Param
+
+    all_tags = {
+        tracking.TRIAL_TAG: f"{name}-{seed}", tracking.STUDY_TAG: study, tracking.KIND_TAG: "trial",
+        "ablate.trial_name": name, "ablate.seed": str(seed), "ablate.shape": shape,
+        "ablate.model": "segformer_mit-b2_kitti", "ablate.enc_pretrained": "yes", "ablate.dec_pretrained": "no",
+        "ablate.tricks": "",
+        **(tags or {}),
+    }
+    run_id = client.create_run(exp_id, run_name=f"{name}-s{seed}", tags=all_tags).info.run_id
+    items = {"trial_name": name, "seed": seed, "iters": 20, "batch_size": 2, "dataset": "tiny@abc123", "profile": "None"}
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in tracking.param_items(items).items()])
+    if miou is not None:
+        # an earlier, better evaluation: the report must use the final one
+        tracking.log_metrics(client, run_id, {"mIoU": miou + 5, "best_mIoU": miou + 5}, step=10)
+        tracking.log_metrics(client, run_id, {"mIoU": miou, "mAcc": miou + 10, "aAcc": 90.0, **_class_metrics(miou)}, step=20)
+        tracking.log_metrics(client, run_id, {"flops_g": flops, "params_m": params}, step=0)
+    if failure:
+        client.set_tag(run_id, "ablate.failure", failure)
+    client.set_tag(run_id, "ablate.duration_s", f"{100.0 + seed * 20:.1f}")
+    if status != "RUNNING":
+        client.set_terminated(run_id, status=status)
+    return run_id
+
+
+def _search(tmp: Path, client: Any, exp_id: str) -> None:
+    """A tune parent run pointing at a small Optuna study, and its trial runs."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{tmp / 'optuna.db'}"
+    study = optuna.create_study(study_name="zoo-search", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: 60 + 10 * t.suggest_float("lr", 1e-5, 1e-3, log=True) * 1e3 - t.suggest_int("warmup", 0, 5), n_trials=6)
+    client.create_run(exp_id, run_name="tune", tags={tracking.KIND_TAG: "tune", tracking.STUDY_TAG: ZOO,
+                                                       "ablate.optuna_storage": storage, "ablate.optuna_study": "zoo-search"})
+    for number in range(3):
+        add_run(client, exp_id, ZOO, f"tune-{number}", 0, shape="trials", miou=50.0 + number,
+                tags={"ablate.optuna_trial": str(number), "ablate.optuna_state": "COMPLETE"})
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("report")
+    uri = f"sqlite:///{tmp / 'mlruns.db'}"
+    client = tracking.client(uri)
+    zoo = tracking.ensure_experiment(client, ZOO, uri)
+    best_run = ""
+    for name, (enc, dec, flops, params, values) in ZOO_MODELS.items():
+        for seed, value in enumerate(values):
+            run_id = add_run(client, zoo, ZOO, name, seed, shape="zoo", miou=value, flops=flops, params=params,
+                             tags={"ablate.model": name, "ablate.enc_pretrained": enc, "ablate.dec_pretrained": dec})
+            if name == "segformer-b2*" and seed == 1:
+                best_run = run_id
+    add_run(client, zoo, ZOO, "swin-t", 0, shape="zoo", miou=None, status="FAILED", failure="RuntimeError: CUDA out of memory",
+            tags={"ablate.model": "swin-t"})
+    add_run(client, zoo, ZOO, "deeplabv3plus-r50", 0, shape="zoo", miou=None, status="RUNNING",
+            tags={"ablate.model": "deeplabv3plus-r50"})
+    add_run(client, zoo, ZOO, "pretrain-city", 0, shape="pretrain", miou=80.0, tags={"ablate.pretrain": "city"})
+    preds = tmp / "preds"
+    preds.mkdir()
+    for file, colour in (("a_img", (200, 10, 10)), ("a_gt", (10, 200, 10)), ("a_pred", (10, 10, 200)), ("b_pred", (90, 90, 0))):
+        client.log_artifact(best_run, str(_png(preds / f"{file}.png", colour)), artifact_path="predictions")
+    _search(tmp, client, zoo)
+
+    ladder = tracking.ensure_experiment(client, LADDER, uri)
+    for rung, (trick, values) in enumerate(LADDER_RUNGS):
+        for seed, value in enumerate(values):
+            add_run(client, ladder, LADDER, f"r{rung}-{trick}", seed, shape="ladder", miou=value,
+                    tags={"ablate.rung": str(rung), "ablate.trick": trick})
+    loo = tracking.ensure_experiment(client, LOO, uri)
+    for rung, (trick, values) in enumerate(LOO_ROWS):
+        for seed, value in enumerate(values):
+            add_run(client, loo, LOO, "full" if rung == 0 else f"minus-{trick}", seed, shape="leave_one_out", miou=value,
+                    tags={"ablate.rung": str(rung), "ablate.trick": trick})
+    study_file = tmp / "zoo.yaml"
+    study_file.write_text(yaml.safe_dump({
+        "name": ZOO, "base": "configs/segformer/segformer_mit-b2_kitti.py", "data": {"root": str(tiny_data)},
+        "zoo": [{"name": n, "config": f"configs/{n}.py"} for n in ZOO_MODELS],
+        "reference": {"segformer-b2*": 78.45, "unet-s5": 52.1},
+    }, sort_keys=False))
+    return {"tmp": tmp, "uri": uri, "study": study_file}
+
+
+@pytest.fixture(scope="module")
+def zoo_report(store: dict[str, Any]) -> tuple[Path, list[Path]]:
+    out = store["tmp"] / "out-zoo"
+    return out, build_report(study=store["study"], out=out, tracking_uri=store["uri"])
+
+
+@pytest.fixture(scope="module")
+def ladder_report(store: dict[str, Any]) -> tuple[Path, list[Path]]:
+    out = store["tmp"] / "out-ladder"
+    return out, build_report([LADDER, LOO], out=out, tracking_uri=store["uri"], formats="png,svg")
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+def test_permutation_test_is_exact_for_small_groups() -> None:
+    # 6 relabelings of [60, 62 | 66, 68]: |diff| 6, 2, 0, 0, 2, 6 -> 2 of 6 as extreme as observed
+    assert permutation_p([60.0, 62.0], [66.0, 68.0]) == pytest.approx(1 / 3)
+    result = compare([60.0, 62.0], [66.0, 68.0], PERMUTATION)
+    assert result is not None and result.delta == pytest.approx(6.0)
+    assert 2.0 <= result.ci_low <= result.ci_high <= 8.0
+    assert compare([1.0], [2.0, 3.0]) is None  # no spread: no interval
+
+
+def test_welch_matches_its_formula() -> None:
+    from scipy import stats as sps
+
+    a, b = [60.0, 62.0], [66.0, 68.0]
+    got = welch(a, b)
+    se = math.sqrt(2.0 / 2 + 2.0 / 2)
+    df = (1.0 + 1.0) ** 2 / (1.0 / 1 + 1.0 / 1)
+    assert got.delta == pytest.approx(6.0)
+    assert got.ci_high - got.delta == pytest.approx(sps.t.ppf(0.975, df) * se)
+    assert got.p_value == pytest.approx(sps.ttest_ind(b, a, equal_var=False).pvalue)
+
+
+def test_pareto_front() -> None:
+    points = [("a", 10.0, 50.0), ("b", 20.0, 60.0), ("c", 30.0, 55.0), ("d", 5.0, 40.0), ("e", 20.0, 60.0), ("f", float("nan"), 99.0)]
+    assert pareto_front(points) == ["d", "a", "b", "e"]
+
+
+# -- tables -----------------------------------------------------------------------------------
+
+def test_table1_values_order_and_exclusions(store: dict[str, Any]) -> None:
+    collection = collect(store["uri"], [ZOO])
+    rows = model_rows(collection, {"segformer-b2*": 78.45})
+    # family order: UNet, SegFormer, PSPNet (search and pretraining runs are not rows)
+    assert [r.label for r in rows] == ["unet-s5", "segformer-b2*", "pspnet-r18"]
+    unet, segformer, psp = rows
+    assert (unet.miou.mean, unet.miou.std, unet.miou.n) == (42.0, pytest.approx(math.sqrt(8)), 2)
+    assert (segformer.miou.mean, segformer.miou.std) == (70.5, pytest.approx(math.sqrt(0.5)))
+    assert psp.miou.mean == 56.5 and psp.miou.std == pytest.approx(math.sqrt(4.5))
+    assert (segformer.flops_g, segformer.params_m, segformer.reference) == (60.0, 27.5, 78.45)
+    assert segformer.enc_pretrained and segformer.dec_pretrained and not unet.enc_pretrained
+    assert unet.duration_s == pytest.approx(110.0)
+    assert pareto_front([(r.label, r.flops_g, r.miou.mean) for r in rows]) == ["unet-s5", "segformer-b2*"]
+    excluded = {e.run.name: (e.run.status, e.reason) for e in collection.excluded}
+    assert excluded == {"swin-t": ("FAILED", "RuntimeError: CUDA out of memory"), "deeplabv3plus-r50": ("RUNNING", "still running")}
+
+
+def test_ladder_deltas_and_tests(store: dict[str, Any]) -> None:
+    collection = collect(store["uri"], [LADDER])
+    (ladder,) = ladders(collection, CLASSES)
+    assert [s.miou.mean for s in ladder.steps] == [61.0, 67.0, 68.5, 68.0]
+    assert ladder.steps[3].miou.std == 0.0
+    assert [s.delta for s in ladder.steps] == [None, 6.0, 1.5, -0.5]
+    assert [s.cumulative for s in ladder.steps] == [None, 6.0, 7.5, 7.0]
+    assert ladder.steps[0].comparison is None
+    for step, (before, after) in zip(ladder.steps[1:], zip(LADDER_RUNGS, LADDER_RUNGS[1:])):
+        assert step.comparison == welch(before[1], after[1])
+    # per-class change equals the mIoU change (the fixture's construction); the absent class stays NaN
+    road, absent = CLASSES.index("road"), CLASSES.index(ABSENT)
+    assert ladder.steps[1].class_delta[road] == pytest.approx(6.0)
+    assert math.isnan(ladder.steps[1].class_delta[absent])
+
+
+def test_leave_one_out_deltas_vs_full(store: dict[str, Any]) -> None:
+    (loo,) = ladders(collect(store["uri"], [LOO]), CLASSES)
+    assert loo.is_loo and loo.step_label == ["full recipe", "-transfer", "-ohem"]
+    assert [s.delta for s in loo.steps] == [None, -10.0, 0.0]
+    assert all(s.cumulative is None for s in loo.steps)
+    assert loo.steps[1].comparison is not None and loo.steps[2].comparison is None  # one seed: no test
+
+
+def test_table_files(zoo_report: tuple[Path, list[Path]]) -> None:
+    out, written = zoo_report
+    rows = _csv(out / "table1.csv")
+    assert [r["model"] for r in rows] == ["unet-s5", "segformer-b2*", "pspnet-r18"]
+    assert [float(r["miou_mean"]) for r in rows] == [42.0, 70.5, 56.5]
+    assert float(rows[1]["miou_std"]) == pytest.approx(math.sqrt(0.5), abs=1e-6)
+    assert [r["reference_miou"] for r in rows] == ["52.1", "78.45", ""]
+    md = (out / "table1.md").read_text()
+    assert "| segformer-b2\\* | ✓ | ✓ | 70.50 ± 0.71 | 2 | 60.0 | 27.50 |" in md
+    assert "swin-t" not in md and "deeplabv3plus" not in md and "tune-0" not in md
+
+    tex = (out / "table1.tex").read_text()
+    assert tex.count("{") == tex.count("}")
+    body = tex[tex.index("\\begin{tabular}"): tex.index("\\end{tabular}")]
+    assert body.index("\\toprule") < body.index("\\midrule") < body.index("\\bottomrule")
+    assert "mIoU (\\%)" in tex and "70.50 $\\pm$ 0.71" in tex
+    assert all(line.endswith("\\\\") for line in body.splitlines()[2:] if "&" in line)
+    assert len({line.count("&") for line in body.splitlines() if "&" in line}) == 1
+
+
+def test_ladder_files_escape_and_caption(ladder_report: tuple[Path, list[Path]]) -> None:
+    out, written = ladder_report
+    names = {p.relative_to(out).as_posix() for p in written}
+    assert {"ladder-ladder-study.md", "ladder-ladder-study.tex", "ladder-ladder-study.csv",
+            "leave_one_out-loo-study.csv", "table1.csv"} <= names
+    rows = _csv(out / "ladder-ladder-study.csv")
+    assert [r["delta"] for r in rows] == ["", "6.0", "1.5", "-0.5"]
+    assert [r["cumulative"] for r in rows] == ["", "6.0", "7.5", "7.0"]
+    assert {r["test"] for r in rows[1:]} == {"welch"}
+    tex = (out / "ladder-ladder-study.tex").read_text()
+    assert "class\\_balanced\\_loss" in tex and "Welch" in tex and "95\\%" in tex
+    assert tex.count("{") == tex.count("}")
+    md = (out / "ladder-ladder-study.md").read_text()
+    assert "+6.00" in md and "+7.50" in md and "Welch's" in md
+    loo = _csv(out / "leave_one_out-loo-study.csv")
+    assert [r["delta"] for r in loo] == ["", "-10.0", "0.0"]
+
+
+# -- figures, html, errors --------------------------------------------------------------------
+
+def _non_blank(path: Path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return float(np.asarray(image.convert("L"), dtype=float).std()) > 1.0
+
+
+def test_every_figure_is_drawn(zoo_report: tuple[Path, list[Path]], ladder_report: tuple[Path, list[Path]]) -> None:
+    zoo_out, zoo_files = zoo_report
+    names = {p.relative_to(zoo_out).as_posix() for p in zoo_files}
+    for name in ("miou_vs_flops", "per_class_heatmap", "per_class_bars", "class_distribution", "qualitative",
+                 "search_0_zoo-search_history", "search_0_zoo-search_importance", "search_0_zoo-search_slice"):
+        assert f"figures/{name}.png" in names, name
+    ladder_out, ladder_files = ladder_report
+    ladder_names = {p.relative_to(ladder_out).as_posix() for p in ladder_files}
+    for name in ("ladder-ladder-study_waterfall", "ladder-ladder-study_class_delta", "leave_one_out-loo-study_deltas",
+                 "leave_one_out-loo-study_class_delta"):
+        assert f"figures/{name}.png" in ladder_names and f"figures/{name}.svg" in ladder_names, name
+    pngs = [p for p in zoo_files + ladder_files if p.suffix == ".png"]
+    assert pngs and all(p.is_file() and _non_blank(p) for p in pngs)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, Optional[str]]]) -> None:
+        for key, value in attrs:
+            if key in ("href", "src") and value:
+                self.targets.append(value)
+
+
+def test_index_links_resolve_and_lists_failures(zoo_report: tuple[Path, list[Path]]) -> None:
+    out, written = zoo_report
+    assert all(p.is_file() for p in written)
+    html = (out / "index.html").read_text()
+    parser = _Links()
+    parser.feed(html)
+    files = [t for t in parser.targets if not t.startswith("#")]
+    assert len(files) > 10
+    for target in files:
+        assert not re.match(r"^[a-z]+:", target) and not target.startswith("/"), target
+        assert (out / target).is_file(), target
+    for text in ("swin-t", "RuntimeError: CUDA out of memory", "deeplabv3plus-r50", "RUNNING"):
+        assert text in html
+    readme = (out / "README.md").read_text()
+    assert "swin-t" in readme and "figures/miou_vs_flops.png" in readme
+    assert "<script" not in html and "http" not in html.replace(store_uri_text(html), "")
+
+
+def store_uri_text(html: str) -> str:
+    """The tracking URI may legitimately be an http(s) address; nothing else may be."""
+    match = re.search(r"tracking URI</b>: ([^<]*)", html)
+    return match.group(1) if match else ""
+
+
+def test_unknown_or_empty_experiment(store: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(AblateError, match="no-such-study: no such experiment"):
+        build_report(["no-such-study"], out=tmp_path / "x", tracking_uri=store["uri"])
+    client = tracking.client(store["uri"])
+    empty = tracking.ensure_experiment(client, "empty-study", store["uri"])
+    add_run(client, empty, "empty-study", "broken", 0, shape="trials", miou=None, status="FAILED", failure="boom")
+    with pytest.raises(AblateError, match=r"empty-study: no finished trials in sqlite:///.*; run `ablate run"):
+        build_report(["empty-study"], out=tmp_path / "y", tracking_uri=store["uri"])
+    with pytest.raises(AblateError, match="no MLflow store"):
+        build_report(["x"], out=tmp_path / "z", tracking_uri=f"sqlite:///{tmp_path / 'missing.db'}")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "missing.db").exists()
+    with pytest.raises(AblateError, match="--format"):
+        build_report([LADDER], out=tmp_path / "w", tracking_uri=store["uri"], formats="png,bmp")
+
+
+def test_refuses_to_replace_a_foreign_folder(store: dict[str, Any], tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(AblateError, match="not written by `ablate report`"):
+        build_report([LOO], out=tmp_path, tracking_uri=store["uri"])
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_cli_lists_written_files(store: dict[str, Any], tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    app.command("report")(report_command)
+    app.command("noop")(lambda: None)  # two commands keep "report" as a sub-command name
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["report", "--experiment", LOO, "--out", str(out), "--tracking-uri", store["uri"]])
+    assert result.exit_code == 0, result.output
+    listed = [Path(line) for line in result.stdout.splitlines() if line.strip()]
+    assert out / "index.html" in listed and out / "table1.csv" in listed
+    assert all(p.is_file() for p in listed)
+    # a second run replaces the folder whole
+    again = CliRunner().invoke(app, ["report", "-e", LOO, "--out", str(out), "--tracking-uri", store["uri"]])
+    assert again.exit_code == 0 and not any(p.name.startswith(".cli.") for p in tmp_path.iterdir())
