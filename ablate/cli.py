@@ -127,22 +127,38 @@ def run(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where trial work dirs go."),
     rerun: bool = typer.Option(False, "--rerun", help="Retrain trials that already finished."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray on 127.0.0.1)."),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Cap on trials running at once."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON (no live table)."),
 ) -> None:
-    """Run every trial of a study, logging to MLflow."""
+    """Run every trial of a study on Ray (one GPU per trial), logging to MLflow."""
     from ablate import study as studies
     from ablate import tracking
+    from ablate.dispatch import ProgressBoard, RayDispatcher
 
     loaded = studies.load_study(study_file, profile)
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    err.print(f"study {loaded.name}: tracking to {uri}")
-
-    def report(spec, result) -> None:
-        miou = f" mIoU {result.miou:.2f}" if result.miou is not None else ""
-        line = f"  {spec.label} [{spec.trial_id}]: {result.state.value}{miou}" + (f" - {result.error}" if result.error else "")
-        err.print(line, markup=False, highlight=False)
-
-    outcome = studies.run_study(loaded, uri, runs_dir=runs_dir, rerun=rerun, on_result=report)
-    out.print(_result_table(f"{loaded.name}: {len(outcome.results)} trials", outcome.results))
+    res = loaded.spec.resources
+    err.print(f"study {loaded.name}: tracking to {uri}", markup=False, highlight=False)
+    board = ProgressBoard(err, f"{loaded.name}" + (f" ({profile})" if profile else ""), live=False if as_json else None)
+    dispatcher = RayDispatcher(
+        address=address, gpus_per_trial=res.gpus_per_trial, cpus_per_trial=res.cpus_per_trial,
+        max_concurrent=max_concurrent or res.max_concurrent, retries=res.retries,
+        on_start=board.on_start, on_poll=board.refresh,
+    )
+    with board:
+        outcome = studies.run_study(loaded, uri, runs_dir=runs_dir, rerun=rerun, dispatcher=dispatcher,
+                                    on_result=board.on_result, on_planned=board.add)
+    if as_json:
+        out.print_json(json.dumps({
+            "study": loaded.name, "experiment_id": outcome.experiment_id, "parent_run_id": outcome.parent_run_id,
+            "tracking_uri": uri,
+            "trials": [{"trial_id": r.trial_id, "name": r.name, "seed": r.seed, "state": r.state.value,
+                        "mIoU": r.miou, "run_id": r.run_id, "error": r.error, "duration_s": round(r.duration_s, 1)}
+                       for r in outcome.results],
+        }))
+    else:
+        out.print(_result_table(f"{loaded.name}: {len(outcome.results)} trials", outcome.results))
     if outcome.failed:
         err.print(f"{len(outcome.failed)} trial(s) failed; tracebacks are attached to their MLflow runs")
         raise typer.Exit(1)
@@ -206,6 +222,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        err.print("interrupted")
+        err.print("interrupted: finished trials are kept; run the same command again to resume the rest")
         sys.exit(130)
     sys.exit(0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("ablate.losses", "ablate.metrics", "ablate.models", "ablate.tracking.hook")
+_MODULES = ("ablate.losses", "ablate.metrics", "ablate.models", "ablate.tracking.hook", "ablate.trial.progress")
 
 
 def register_all() -> None:

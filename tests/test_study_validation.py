@@ -30,7 +30,7 @@ def test_valid_study_loads_with_absolute_paths(tmp_path: Path, tiny_data: Path) 
         ({"budget": {"iters": "many"}}, "budget.iters", "integer"),
         ({"budget": {"iters": 4, "lr": 0.1}}, "budget.lr", "Extra inputs"),
         ({"colour": "blue"}, "colour", "Extra inputs"),
-        ({"trials": []}, "trials", "at least 1"),
+        ({"trials": []}, "", "at least one of: trials, ladder"),
         ({"trials": [{"name": "a"}, {"name": "a"}]}, "trials", "duplicate trial name"),
         ({"trials": [{"name": "a", "overides": {}}]}, "trials[0].overides", "Extra inputs"),
         ({"seeds": [1, 1]}, "seeds", "distinct"),

@@ -21,7 +21,7 @@ from ablate.trial.spec import TrialResult, TrialSpec, TrialState  # noqa: E402
 StartSink = Callable[[TrialSpec, int], None]
 
 
-def _train_on_assigned_device(spec: TrialSpec, context: RunContext) -> TrialResult:
+def train_on_assigned_device(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
     """Runs inside a Ray worker: train on the GPU Ray assigned (or the CPU)."""
     import ray
 
@@ -30,8 +30,11 @@ def _train_on_assigned_device(spec: TrialSpec, context: RunContext) -> TrialResu
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     return execute_trial(
         spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
-        device_tags={"ablate.gpu_ids": ",".join(gpu_ids) or "none"},
+        extra_tags={"ablate.gpu_ids": ",".join(gpu_ids) or "none", "ablate.attempt": str(attempt)},
     )
+
+
+Trainable = Callable[[TrialSpec, RunContext, int], TrialResult]
 
 
 @dataclass
@@ -49,13 +52,15 @@ class RayDispatcher:
         *,
         address: Optional[str] = None,
         gpus_per_trial: float = 1.0,
-        cpus_per_trial: float = 1.0,
+        cpus_per_trial: Optional[float] = None,
         max_concurrent: Optional[int] = None,
         retries: int = 1,
         num_cpus: Optional[int] = None,
         num_gpus: Optional[int] = None,
         on_start: Optional[StartSink] = None,
+        on_poll: Optional[Callable[[], None]] = None,
         poll_s: float = 0.5,
+        trainable: Optional["Trainable"] = None,
     ) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.gpus_per_trial = gpus_per_trial
@@ -65,7 +70,9 @@ class RayDispatcher:
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.on_start = on_start
+        self.on_poll = on_poll
         self.poll_s = poll_s
+        self.trainable = trainable or train_on_assigned_device
         self._started_ray = False
 
     # -- Ray lifecycle ------------------------------------------------------------------------
@@ -96,12 +103,15 @@ class RayDispatcher:
         ray = self._connect()
         total = ray.cluster_resources()
         gpus = float(total.get("GPU", 0))
+        cpus = float(total.get("CPU", 1))
         if gpus > 0 and self.gpus_per_trial > 0:
-            request = {"num_gpus": self.gpus_per_trial, "num_cpus": self.cpus_per_trial}
-            slots = int(gpus // self.gpus_per_trial)
-        else:  # a CPU-only machine: trials take CPU slots
-            request = {"num_gpus": 0, "num_cpus": self.cpus_per_trial}
-            slots = int(float(total.get("CPU", 1)) // max(self.cpus_per_trial, 1e-9))
+            per_cpu = self.cpus_per_trial or 1.0
+            request = {"num_gpus": self.gpus_per_trial, "num_cpus": per_cpu}
+            slots = min(int(gpus // self.gpus_per_trial), int(cpus // per_cpu) or 1)
+        else:  # a CPU-only machine: trials take CPU slots (by default all of them: one at a time)
+            per_cpu = self.cpus_per_trial or cpus
+            request = {"num_gpus": 0, "num_cpus": per_cpu}
+            slots = int(cpus // per_cpu)
         slots = max(1, slots)
         if self.max_concurrent:
             slots = min(slots, self.max_concurrent)
@@ -115,7 +125,7 @@ class RayDispatcher:
             return []
         ray = self._connect()
         request, slots = self.resources()
-        remote = ray.remote(max_retries=0)(_train_on_assigned_device).options(**request)
+        remote = ray.remote(max_retries=0)(self.trainable).options(**request)
         ids = {t.trial_id for t in trials}
         pending = list(trials)
         done: dict[str, TrialResult] = {}
@@ -146,7 +156,7 @@ class RayDispatcher:
                     pending.remove(spec)
                     attempt = attempts.get(spec.trial_id, 0) + 1
                     attempts[spec.trial_id] = attempt
-                    ref = remote.remote(spec, context)
+                    ref = remote.remote(spec, context, attempt)
                     running[ref] = _Slot(spec, attempt, time.time())
                     if self.on_start is not None:
                         self.on_start(spec, attempt)
@@ -155,6 +165,8 @@ class RayDispatcher:
                         raise RuntimeError("no trial can start: circular dependency")
                     break
                 finished, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_s)
+                if self.on_poll is not None:
+                    self.on_poll()
                 for ref in finished:
                     slot = running.pop(ref)
                     try:

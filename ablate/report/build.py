@@ -90,6 +90,14 @@ def _class_names(collection: Collection) -> tuple[str, ...]:
     return tuple(CLASSES) + tuple(extra)
 
 
+def _figure1_rows(rows: Sequence[ModelRow]) -> tuple[list[ModelRow], str]:
+    """Figure 1 compares models: the zoo when there is one (ladder rungs share one model's FLOPs
+    and would pile up in a column), else every row; rows without FLOPs cannot be placed."""
+    zoo = [r for r in rows if r.shape == "zoo"]
+    chosen = zoo or list(rows)
+    return [r for r in chosen if not math.isnan(r.flops_g) and r.flops_g > 0], ("zoo" if zoo else "all")
+
+
 class _Report:
     def __init__(
         self, collection: Collection, writer: _Writer, reference: dict[str, float], data_root: Optional[Path],
@@ -106,6 +114,8 @@ class _Report:
         self.rows: list[ModelRow] = model_rows(collection, reference)
         self.ladders: list[Ladder] = ladders(collection, self.classes, reference)
         self.multi = len(collection.experiments) > 1
+        self.figure1_rows = _figure1_rows(self.rows)
+        self.front = pareto_front([(r.label, r.flops_g, r.miou.mean) for r in self.figure1_rows[0]])
 
     def _name(self, base: str, experiment: str) -> str:
         return f"{base}-{_slug(experiment)}" if self.multi else base
@@ -145,25 +155,27 @@ class _Report:
         s.links += [
             ("Markdown", self.w.text("table1.md", table.markdown())),
             ("LaTeX", self.w.text("table1.tex", table.latex())),
-            ("CSV", self.w.text("table1.csv", tables.table1_csv(self.rows))),
+            ("CSV", self.w.text("table1.csv", tables.table1_csv(self.rows, self.front))),
         ]
         return s
 
     def flops(self) -> Section:
         s = Section("Figure 1: mIoU vs FLOPs", "flops")
-        points = [(r.label, r.flops_g, r.miou.mean) for r in self.rows]
-        front = pareto_front(points)
-        plotted = [r for r in self.rows if not math.isnan(r.flops_g) and r.flops_g > 0]
+        plotted, _ = self.figure1_rows
         if not plotted:
             s.notes.append("no run logged flops_g: figure skipped")
             return s
-        plotted_ids = {id(r) for r in plotted}
-        missing = [r.label for r in self.rows if id(r) not in plotted_ids]
-        s.paragraphs.append("Pareto front (highest mIoU for the FLOPs, lowest FLOPs first): " + ", ".join(front) + ".")
+        shown = {id(r) for r in plotted}
+        scope = "zoo models" if all(r.shape == "zoo" for r in plotted) else "table rows"
+        missing = [r.label for r in self.rows if id(r) not in shown and (scope != "zoo models" or r.shape == "zoo")]
+        s.paragraphs.append(
+            f"Pareto front of the {scope} (highest mIoU for the FLOPs, lowest FLOPs first): " + ", ".join(self.front) + "."
+        )
         stem = self.w.figure_stem("miou_vs_flops")
         s.figures.append(self._figure(
-            "mIoU against GFLOPs (log scale); error bars: std over seeds; dashed: Pareto front; marker: what the model starts from",
-            figures.miou_vs_flops(self.rows, front, stem, self.w.formats),
+            f"mIoU of the {scope} against GFLOPs (log scale); error bars: std over seeds; dashed: Pareto front; "
+            "marker: what the model starts from",
+            figures.miou_vs_flops(plotted, self.front, stem, self.w.formats),
         ))
         if missing:
             s.notes.append(f"without FLOPs, not plotted: {', '.join(missing)}")

@@ -32,12 +32,15 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def save(fig: Figure, stem: Path, formats: Sequence[str]) -> list[Path]:
-    """One file per format; PDF/SVG without timestamps so reruns give identical files."""
+def save(fig: Figure, stem: Path, formats: Sequence[str], tight: bool = False) -> list[Path]:
+    """One file per format; PDF/SVG without timestamps so reruns give identical files.
+
+    `tight` is for figures drawn elsewhere (Optuna) whose layout may clip axis labels.
+    """
     written = []
     for ext in formats:
         path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, format=ext, metadata=_SAVE_METADATA.get(ext))
+        fig.savefig(path, format=ext, metadata=_SAVE_METADATA.get(ext), bbox_inches="tight" if tight else None)
         written.append(path)
     return written
 
@@ -86,8 +89,14 @@ def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
     steps = ladder.steps
     labels = ladder.step_label
     means = [s.miou.mean for s in steps]
-    span = (max(means) - min(means)) or 1.0
-    floor = min(means) - 0.25 * span
+    # the axis must hold every interval too, not only the levels (two seeds give wide intervals)
+    reach = list(means)
+    for i, step in enumerate(steps):
+        if step.comparison is not None and step.delta is not None:
+            start = means[i] - step.delta
+            reach += [start + step.comparison.ci_low, start + step.comparison.ci_high]
+    span = (max(reach) - min(reach)) or 1.0
+    floor = min(reach) - 0.15 * span
     fig = new_figure(max(6.0, 1.1 * (len(steps) + 1)), 4.5)
     ax = fig.add_subplot()
     ax.bar(0, means[0] - floor, bottom=floor, color="tab:gray", width=0.6)
@@ -102,14 +111,14 @@ def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
         ax.bar(i, step.delta, bottom=start, color=colour, width=0.6)
         if step.comparison is not None:
             low, high = start + step.comparison.ci_low, start + step.comparison.ci_high
-            ax.errorbar(i, means[i], yerr=[[means[i] - low], [high - means[i]]], color="black", capsize=4, linewidth=1)
+            ax.errorbar(i + 0.15, means[i], yerr=[[means[i] - low], [high - means[i]]], color="black", capsize=3, linewidth=1)
         ax.plot([i - 1 + 0.3, i - 0.3], [start, start], color="black", linewidth=0.6)
-        ax.text(i, max(means[i], start), f"{step.delta:+.2f}", ha="center", va="bottom", fontsize=8)
+        ax.text(i - 0.05, max(means[i], start), f"{step.delta:+.2f}", ha="right", va="bottom", fontsize=8)
     last = len(steps)
     ax.bar(last, means[-1] - floor, bottom=floor, color="tab:blue", width=0.6)
     ax.text(last, means[-1], f"{means[-1]:.2f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(last + 1), labels + ["final"], rotation=30, ha="right", fontsize=8)
-    ax.set_ylim(floor, max(means) + 0.25 * span)
+    ax.set_ylim(floor, max(reach) + 0.1 * span)
     ax.set_ylabel("mIoU (%)")
     ax.set_title(f"Trick ladder ({ladder.experiment}): change per rung" + (" (95% CI)" if ladder.tested else ""))
     ax.grid(True, axis="y", alpha=0.3)
@@ -126,12 +135,14 @@ def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]
     deltas = [s.delta if s.delta is not None else float("nan") for s in steps]
     colours = ["tab:red" if (d or 0) < 0 else "tab:green" for d in deltas]
     ax.barh(y, deltas, color=colours, height=0.6)
+    reach = [abs(d) for d in deltas if not math.isnan(d)] + [0.1]
     for i, s in enumerate(steps):
         if s.comparison is not None:
-            ax.errorbar(s.comparison.delta, i, xerr=[[s.comparison.delta - s.comparison.ci_low], [s.comparison.ci_high - s.comparison.delta]],
-                        color="black", capsize=4, linewidth=1)
-        if not math.isnan(deltas[i]):
-            ax.text(deltas[i], i, f" {deltas[i]:+.2f} ", va="center", ha="left" if deltas[i] >= 0 else "right", fontsize=8)
+            c = s.comparison
+            ax.errorbar(c.delta, i + 0.12, xerr=[[c.delta - c.ci_low], [c.ci_high - c.delta]], color="black", capsize=3, linewidth=1)
+            reach += [abs(c.ci_low), abs(c.ci_high)]
+        if not math.isnan(deltas[i]):  # on the far side of zero, clear of bar and interval
+            ax.text(0, i, f" {deltas[i]:+.2f} ", va="center", ha="left" if deltas[i] < 0 else "right", fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
@@ -139,7 +150,7 @@ def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]
     ax.set_xlabel("Δ mIoU vs full recipe (points)")
     ax.set_title(f"Recipe minus trick ({ladder.experiment}); full recipe {full:.2f}")
     ax.grid(True, axis="x", alpha=0.3)
-    lim = np.nanmax(np.abs(deltas + [0.1])) * 1.4
+    lim = max(reach) * 1.15
     ax.set_xlim(-lim, lim)
     return save(fig, stem, formats)
 
@@ -162,10 +173,10 @@ def class_heatmap(
     if diverging:
         lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
         lim = lim or 1.0
-        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("RdBu"), vmin=-lim, vmax=lim, aspect="auto")
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("RdBu"), vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
         bar_label = "Δ IoU (points)"
     else:
-        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("viridis"), vmin=0, vmax=100, aspect="auto")
+        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("viridis"), vmin=0, vmax=100, aspect="auto", interpolation="nearest")
         bar_label = "IoU (%)"
     if data.size <= 19 * 14:
         for (i, j), value in np.ndenumerate(data):

@@ -82,20 +82,23 @@ def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchR
         result.best_params = dict(study.best_params)
     plots = [("history", ovm.plot_optimization_history, 1), ("importance", ovm.plot_param_importances, 2), ("slice", ovm.plot_slice, 1)]
     plt = _pyplot()
+    import matplotlib
+
     for name, plot, needed in plots:
         if len(complete) < needed:
             result.notes.append(f"{result.label}: {name} plot needs at least {needed} complete trial(s), found {len(complete)}")
             continue
         try:
-            with warnings.catch_warnings():
+            # Optuna switches pyplot's style globally; the context puts every rcParam back after.
+            with matplotlib.rc_context(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 axes = plot(study)
-            fig = _figure_of(axes)
-            fig.set_size_inches(max(6.0, fig.get_figwidth()), max(4.0, fig.get_figheight()))
-            try:
-                result.files += save(fig, stem.with_name(f"{stem.name}_{name}"), formats)
-            finally:
-                plt.close(fig)
+                fig = _figure_of(axes)
+                fig.set_size_inches(max(6.0, fig.get_figwidth()), max(4.0, fig.get_figheight()))
+                try:
+                    result.files += save(fig, stem.with_name(f"{stem.name}_{name}"), formats, tight=True)
+                finally:
+                    plt.close(fig)
         except Exception as exc:  # e.g. importance on parameters that never varied
             result.notes.append(f"{result.label}: {name} plot failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     return result

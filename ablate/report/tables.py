@@ -22,7 +22,7 @@ _LATEX_SPECIAL = {
 }
 _LATEX_SYMBOLS = {
     "±": r"$\pm$", CHECK: r"\checkmark", CROSS: r"$\times$", "†": r"$^\dagger$", "Δ": r"$\Delta$",
-    "≥": r"$\geq$", "–": "--", "·": r"$\cdot$", "*": r"$^*$",
+    "≥": r"$\geq$", "–": "--", "·": r"$\cdot$", "*": r"$^*$", "<": r"$<$", ">": r"$>$",
 }
 _MD_SPECIAL = "\\`*_|<>[]"
 
@@ -75,7 +75,10 @@ class Table:
             " & ".join(latex_escape(h) for h in self.header) + " \\\\",
             "\\midrule",
         ]
-        lines += [" & ".join(latex_escape(c) for c in row) + " \\\\" for row in self.rows]
+        for row in self.rows:
+            line = " & ".join(latex_escape(c) for c in row) + " \\\\"
+            # a row starting with "[" would be read as the optional argument of the `\\` above it
+            lines.append("{}" + line if line.startswith("[") else line)
         lines += ["\\bottomrule", "\\end{tabular}"]
         if self.notes:
             lines.append("\\par\\smallskip\\footnotesize " + " ".join(latex_escape(n) for n in self.notes))
@@ -167,18 +170,20 @@ def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
     return Table("Table 1", caption, header, body, align, "table1", notes)
 
 
-def table1_csv(rows: Sequence[ModelRow]) -> str:
+def table1_csv(rows: Sequence[ModelRow], front: Sequence[str] = ()) -> str:
+    """`pareto` marks the rows on Figure 1's front, so the set can be checked without the figure."""
+    on_front = set(front)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([
         "experiment", "model", "trial", "shape", "family", "enc_pretrained", "dec_pretrained", "miou_mean",
-        "miou_std", "n", "seeds", "flops_g", "params_m", "train_time_s", "tta", "reference_miou",
+        "miou_std", "n", "seeds", "flops_g", "params_m", "train_time_s", "tta", "reference_miou", "pareto",
     ])
     for r in rows:
         writer.writerow([
             r.experiment, r.label, r.trial_name, r.shape, r.family, r.enc_pretrained, r.dec_pretrained,
             raw_number(r.miou.mean), raw_number(r.miou.std), r.miou.n, " ".join(str(s) for s in r.seeds),
-            raw_number(r.flops_g), raw_number(r.params_m), raw_number(r.duration_s), r.tta, raw_number(r.reference),
+            raw_number(r.flops_g), raw_number(r.params_m), raw_number(r.duration_s), r.tta, raw_number(r.reference), r.label in on_front,
         ])
     return buf.getvalue()
 
@@ -212,19 +217,19 @@ def ladder_table(ladder: Ladder) -> Table:
         body.append(cells)
     if ladder.is_loo:
         what = (
-            f"Leave-one-out ({ladder.experiment}): rung 0 is the full recipe, rung k the recipe without trick k; "
+            "Rung 0 is the full recipe, rung k the recipe without trick k; "
             "Δ vs full is the change of mean mIoU when that trick is removed (negative: the trick helps)."
         )
     else:
         what = (
-            f"Trick ladder ({ladder.experiment}): each rung adds one trick to all earlier ones; "
+            "Each rung adds one trick to all earlier ones; "
             "Δ prev. is the change of mean mIoU from the rung below, Δ cum. from rung 0."
         )
     if ladder.tested:
         test = f" {method_caption(ladder.method)}; * p < 0.05. Intervals and tests need n ≥ 2 seeds on both rungs."
     else:
         test = " One seed per rung: no intervals or tests (list two or more seeds in the study to get them)."
-    title = "Leave-one-out" if ladder.is_loo else "Trick ladder"
+    title = f"{'Leave-one-out' if ladder.is_loo else 'Trick ladder'} ({ladder.experiment})"
     return Table(title, what + test, header, body, align, f"{ladder.kind}-{ladder.experiment}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ablate.dispatch import Dispatcher, RunContext, SequentialDispatcher
 from ablate.study.loader import Study
@@ -40,6 +40,16 @@ def _cached(mlflow_client, experiment_id: str, spec: TrialSpec) -> Optional[Tria
     return None
 
 
+def _mark_interrupted(mlflow_client: Any, experiment_id: str, trials: list[TrialSpec]) -> None:
+    """Runs of trials stopped by Ctrl-C end KILLED; the next `ablate run` resumes the same run."""
+    from ablate import tracking
+
+    for spec in trials:
+        for run in tracking.find_trial_runs(mlflow_client, experiment_id, spec.trial_id):
+            if run.info.status == "RUNNING":
+                mlflow_client.set_terminated(run.info.run_id, status="KILLED")
+
+
 def cached_results(study_name: str, trials: list[TrialSpec], tracking_uri: str) -> dict[str, TrialResult]:
     """Trials that already finished, without creating anything in the store."""
     from ablate import tracking
@@ -66,11 +76,15 @@ def run_study(
     rerun: bool = False,
     dispatcher: Optional[Dispatcher] = None,
     on_result: Optional[Callable[[TrialSpec, TrialResult], None]] = None,
+    on_planned: Optional[Callable[[list[TrialSpec]], None]] = None,
 ) -> StudyOutcome:
     """Train every pending trial of `study`; finished ones (same trial id) are reported as cached."""
     from ablate import tracking
 
     trials = plan_trials(study, runs_dir)
+    if on_planned is not None:
+        on_planned(trials)
+    tracking.prepare_store(tracking_uri)
     mlflow_client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(mlflow_client, study.name, tracking_uri)
     parent = mlflow_client.create_run(
@@ -98,6 +112,10 @@ def run_study(
     try:
         outcome.results.extend((dispatcher or SequentialDispatcher()).run(pending, context, on_result))
         status = "FAILED" if outcome.failed else "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        _mark_interrupted(mlflow_client, experiment_id, [s for s in pending if s.trial_id not in {r.trial_id for r in outcome.results}])
+        raise
     finally:
         mlflow_client.log_param(parent.info.run_id, "n_trials", len(trials))
         mlflow_client.set_terminated(parent.info.run_id, status=status)

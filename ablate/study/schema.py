@@ -51,6 +51,15 @@ class BudgetSpec(_Strict):
         return v
 
 
+class ResourcesSpec(_Strict):
+    """How trials are placed: Ray resources per trial, parallelism cap, retries."""
+
+    gpus_per_trial: float = Field(1.0, ge=0, description="fractions share a GPU")
+    cpus_per_trial: Optional[float] = Field(None, gt=0, description="default 1 with GPUs, all CPUs without")
+    max_concurrent: Optional[int] = Field(None, ge=1)
+    retries: int = Field(1, ge=0, description="extra attempts for a failed trial")
+
+
 class TrialEntry(_Strict):
     """One explicit trial: a name and dotted-key overrides of the base config."""
 
@@ -114,6 +123,7 @@ class ProfileSpec(_Strict):
     data: Optional[PartialDataSpec] = None
     budget: Optional[PartialBudgetSpec] = None
     seeds: Optional[list[int]] = None
+    resources: Optional[ResourcesSpec] = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     zoo: Optional[list[ZooEntry]] = None  # e.g. a few small models for a CPU demo
     pretrain: Optional[list[PretrainEntry]] = None
@@ -126,6 +136,7 @@ class StudySpec(_Strict):
     base: str = Field(description="mmseg config file the trials start from")
     data: DataSpec
     budget: BudgetSpec = BudgetSpec()
+    resources: ResourcesSpec = ResourcesSpec()
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every trial")
     encoder: Optional[str] = Field(None, description="ImageNet encoder checkpoint for the base model")
@@ -183,6 +194,8 @@ class StudySpec(_Strict):
             update["budget"] = BudgetSpec(**merged)
         if profile.overrides:
             update["overrides"] = {**self.overrides, **profile.overrides}
+        if profile.resources is not None:
+            update["resources"] = profile.resources
         for key in ("zoo", "pretrain", "encoder"):
             if key in profile.model_fields_set:  # `encoder: null` in a profile removes it
                 update[key] = getattr(profile, key) or ([] if key != "encoder" else None)

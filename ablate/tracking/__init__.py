@@ -11,6 +11,7 @@ from ablate.tracking.store import (
     find_trial_runs,
     log_metrics,
     param_items,
+    prepare_store,
     resolve_tracking_uri,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "find_trial_runs",
     "log_metrics",
     "param_items",
+    "prepare_store",
     "resolve_tracking_uri",
 ]

@@ -40,10 +40,60 @@ def artifact_root(uri: str) -> Optional[str]:
     return None
 
 
+class _RetryingClient:
+    """MlflowClient whose calls wait out sqlite's "database is locked" instead of failing.
+
+    Several trials write to one sqlite file at once; sqlite serialises writers and a writer
+    that waits past its timeout gets this error. Every call here is idempotent or keyed
+    (metrics carry timestamps and steps), so repeating it is safe.
+    """
+
+    def __init__(self, inner: Any, attempts: int = 12, first_wait_s: float = 0.05) -> None:
+        self._inner = inner
+        self._attempts = attempts
+        self._first_wait_s = first_wait_s
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import random
+            import time
+
+            wait = self._first_wait_s
+            for attempt in range(self._attempts):
+                try:
+                    return target(*args, **kwargs)
+                except Exception as exc:  # MlflowException wraps sqlalchemy's OperationalError
+                    if "database is locked" not in str(exc) or attempt == self._attempts - 1:
+                        raise
+                    time.sleep(wait * (1 + random.random()))
+                    wait = min(wait * 2, 2.0)
+
+        return call
+
+
 def client(uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return _RetryingClient(MlflowClient(tracking_uri=uri))
+
+
+def prepare_store(uri: str) -> None:
+    """Create the store once, from the driver, before workers write to it.
+
+    Creating an MLflow sqlite database runs its schema migrations; doing that from many
+    processes at once is what fails. WAL journaling then lets readers and the one writer at a
+    time proceed without blocking each other.
+    """
+    client(uri).search_experiments(max_results=1)
+    if uri.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(uri[len("sqlite:///"):], timeout=30) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
 
 
 def ensure_experiment(mlflow_client: Any, name: str, uri: str) -> str:

@@ -73,6 +73,7 @@ def _runtime_config(spec: TrialSpec, tracking_uri: str, run_id: str, log_interva
     cfg.work_dir = str(spec.work_dir)
     hooks = list(cfg.get("custom_hooks") or [])
     hooks.append(dict(type="MLflowTrialHook", tracking_uri=tracking_uri, run_id=run_id, interval=log_interval))
+    hooks.append(dict(type="ProgressFileHook", interval=max(1, log_interval // 5)))
     cfg.custom_hooks = hooks
     # An interrupted trial continues from its last checkpoint in its own work dir.
     cfg.resume = (spec.work_dir / "last_checkpoint").exists()
@@ -84,7 +85,7 @@ def execute_trial(
     tracking_uri: str,
     experiment_id: str,
     parent_run_id: Optional[str] = None,
-    device_tags: Optional[dict[str, str]] = None,
+    extra_tags: Optional[dict[str, str]] = None,
 ) -> TrialResult:
     """Run one trial to completion; never raises for a training failure (it is recorded)."""
     from ablate import tracking
@@ -104,8 +105,10 @@ def execute_trial(
         cfg = _runtime_config(spec, tracking_uri, run_id, spec.log_interval)
         (spec.work_dir / CONFIG_FILE).write_text(cfg.pretty_text)
         runner = Runner.from_cfg(cfg)
-        for key, value in {"ablate.devices": _device_name(runner.model), **(device_tags or {})}.items():
+        devices = {"ablate.devices": _device_name(runner.model), **(extra_tags or {})}
+        for key, value in devices.items():
             mlflow_client.set_tag(run_id, key, value)
+        (spec.work_dir / "progress.json").write_text(json.dumps({"device": devices["ablate.devices"], "iter": runner.iter}))
         _log_complexity(mlflow_client, run_id, runner, spec)
         runner.train()
         hook = next(h for h in runner.hooks if type(h).__name__ == "MLflowTrialHook")

@@ -1,0 +1,119 @@
+"""Ray dispatch on a local Ray with 4 logical GPUs: placement, order, retries, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from ablate import tracking
+from ablate.dispatch import RayDispatcher, RunContext
+from ablate.study import load_study, run_study
+from ablate.trial import TrialResult, TrialSpec, TrialState
+from tests.conftest import write_study
+
+
+@pytest.fixture(scope="module")
+def ray4():
+    import ray
+
+    ray.init(address="local", num_cpus=4, num_gpus=4, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _spec(name: str, cost: float, deps: tuple[str, ...] = ()) -> TrialSpec:
+    return TrialSpec(study="s", name=name, trial_id=name, seed=0, base="b.py", config_text="", overrides={},
+                     work_dir=Path("/nonexistent") / name, data_root=Path("/data"), data_fingerprint="x", iters=1,
+                     batch_size=1, image_size=(8, 8), depends_on=deps, cost=cost)
+
+
+def _sleepy(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
+    """Sleep-only stand-in (allowed for the ordering test): fails when its name says so."""
+    import time as _time
+
+    start = _time.time()
+    _time.sleep(0.2)
+    state = TrialState.FAILED if spec.name.startswith("bad") else TrialState.FINISHED
+    return TrialResult(spec.trial_id, spec.name, spec.seed, state, metrics={"start": start, "attempt": attempt},
+                       error="boom" if state is TrialState.FAILED else None)
+
+
+def test_order_dependencies_first_then_longest_first(ray4) -> None:
+    started: list[str] = []
+    trials = [_spec("small", 1), _spec("big", 9), _spec("mid", 5), _spec("child", 7, ("small",))]
+    dispatcher = RayDispatcher(max_concurrent=1, trainable=_sleepy, on_start=lambda s, a: started.append(s.name))
+    results = dispatcher.run(trials, RunContext("sqlite:///unused", "0"))
+    assert started == ["big", "mid", "small", "child"]
+    assert all(r.state is TrialState.FINISHED for r in results)
+
+
+def test_failure_is_retried_then_failed_and_dependents_skip(ray4) -> None:
+    trials = [_spec("bad", 5), _spec("after-bad", 1, ("bad",)), _spec("fine", 3)]
+    starts: list[tuple[str, int]] = []
+    dispatcher = RayDispatcher(retries=1, trainable=_sleepy, on_start=lambda s, a: starts.append((s.name, a)))
+    results = {r.name: r for r in dispatcher.run(trials, RunContext("sqlite:///unused", "0"))}
+    assert ("bad", 2) in starts and ("after-bad", 1) not in starts
+    assert results["bad"].state is TrialState.FAILED and results["bad"].metrics["attempt"] == 2
+    assert results["after-bad"].state is TrialState.FAILED and "dependency" in results["after-bad"].error
+    assert results["fine"].state is TrialState.FINISHED
+
+
+def test_concurrent_real_trials_get_distinct_gpus_and_overlap(ray4, tmp_path: Path, tiny_data: Path) -> None:
+    trials = [{"name": f"lr{i}", "overrides": {"optim_wrapper.optimizer.lr": 0.01 * (i + 1)}} for i in range(4)]
+    study = load_study(write_study(tmp_path / "s.yaml", tiny_data, trials=trials,
+                                   budget={"iters": 2, "val_interval": 2, "batch_size": 2, "crop": [32, 32],
+                                           "log_interval": 1, "workers": 0}))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    outcome = run_study(study, uri, runs_dir=tmp_path / "runs", dispatcher=RayDispatcher(gpus_per_trial=1))
+    assert [r.state for r in outcome.results] == [TrialState.FINISHED] * 4, [r.error for r in outcome.results]
+    client = tracking.client(uri)
+    runs = [client.get_run(r.run_id) for r in outcome.results]
+    assert sorted(r.data.tags["ablate.gpu_ids"] for r in runs) == ["0", "1", "2", "3"]
+    assert max(r.info.start_time for r in runs) < min(r.info.end_time for r in runs)  # really in parallel
+    assert {r.data.tags["ablate.devices"] for r in runs} == {"cpu"}
+
+
+def test_real_failure_retried_once_in_one_run(ray4, tmp_path: Path, tiny_data: Path) -> None:
+    trials = [{"name": "nan", "overrides": {"optim_wrapper.optimizer.lr": 1.0e30}}, {"name": "ok"}]
+    study = load_study(write_study(tmp_path / "s.yaml", tiny_data, trials=trials, resources={"retries": 1}))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    outcome = run_study(study, uri, runs_dir=tmp_path / "runs", dispatcher=RayDispatcher(retries=1))
+    results = {r.name: r for r in outcome.results}
+    assert results["ok"].state is TrialState.FINISHED
+    assert results["nan"].state is TrialState.FAILED and "non-finite loss" in results["nan"].error
+    client = tracking.client(uri)
+    nan_runs = tracking.find_trial_runs(client, outcome.experiment_id, results["nan"].trial_id)
+    assert len(nan_runs) == 1  # the retry reused the run: no duplicates
+    assert nan_runs[0].data.tags["ablate.attempt"] == "2" and nan_runs[0].info.status == "FAILED"
+
+
+def _writer(uri: str, experiment_id: str, index: int, steps: int) -> None:
+    client = tracking.client(uri)
+    run = client.create_run(experiment_id, tags={"writer": str(index)})
+    for step in range(steps):
+        tracking.log_metrics(client, run.info.run_id, {"loss": float(step), "IoU.road": step / 2}, step=step)
+        client.set_tag(run.info.run_id, "step", str(step))
+    client.set_terminated(run.info.run_id)
+
+
+def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    tracking.prepare_store(uri)
+    client = tracking.client(uri)
+    experiment_id = tracking.ensure_experiment(client, "writers", uri)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(uri, experiment_id, i, 40)) for i in range(8)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=240)
+    assert [p.exitcode for p in procs] == [0] * 8
+    runs = client.search_runs([experiment_id])
+    assert len(runs) == 8
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(40))
+        assert len(client.get_metric_history(run.info.run_id, "IoU.road")) == 40
