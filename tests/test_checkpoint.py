@@ -115,3 +115,18 @@ def test_allow_list_is_scoped_to_the_load(trained: Path) -> None:
     assert "HistoryBuffer" not in names
     with pytest.raises(pickle.UnpicklingError):
         torch.load(trained / "iter_2.pth", weights_only=True)
+
+
+def test_resume_loads_in_a_fresh_process(trained: Path) -> None:
+    """A new worker has built no HistoryBuffer yet; the allow-list must not depend on that."""
+    import subprocess
+    import sys
+
+    code = (
+        "import ablate.compat as c; c.install()\n"
+        "from mmengine.runner.checkpoint import _load_checkpoint\n"
+        f"ck = _load_checkpoint({str(trained / 'iter_2.pth')!r})\n"
+        "print(sorted(ck['message_hub']['log_scalars'])[:1])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-1500:]

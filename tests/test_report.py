@@ -229,9 +229,19 @@ def test_ladder_deltas_and_tests(store: dict[str, Any]) -> None:
     assert math.isnan(ladder.steps[1].class_delta[absent])
 
 
+def test_without_scipy_the_permutation_test_is_used(store: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from ablate.report import stats, tables
+
+    monkeypatch.setattr(stats, "have_scipy", lambda: False)
+    (ladder,) = ladders(collect(store["uri"], [LADDER]), CLASSES)
+    assert ladder.method == PERMUTATION
+    assert ladder.steps[1].comparison is not None and ladder.steps[1].comparison.p_value == pytest.approx(1 / 3)
+    assert "permutation test" in tables.ladder_table(ladder).caption
+
+
 def test_leave_one_out_deltas_vs_full(store: dict[str, Any]) -> None:
     (loo,) = ladders(collect(store["uri"], [LOO]), CLASSES)
-    assert loo.is_loo and loo.step_label == ["full recipe", "-transfer", "-ohem"]
+    assert loo.is_loo and loo.step_labels == ["full recipe", "-transfer", "-ohem"]
     assert [s.delta for s in loo.steps] == [None, -10.0, 0.0]
     assert all(s.cumulative is None for s in loo.steps)
     assert loo.steps[1].comparison is not None and loo.steps[2].comparison is None  # one seed: no test
@@ -244,6 +254,7 @@ def test_table_files(zoo_report: tuple[Path, list[Path]]) -> None:
     assert [float(r["miou_mean"]) for r in rows] == [42.0, 70.5, 56.5]
     assert float(rows[1]["miou_std"]) == pytest.approx(math.sqrt(0.5), abs=1e-6)
     assert [r["reference_miou"] for r in rows] == ["52.1", "78.45", ""]
+    assert [r["pareto"] for r in rows] == ["True", "True", "False"]
     md = (out / "table1.md").read_text()
     assert "| segformer-b2\\* | ✓ | ✓ | 70.50 ± 0.71 | 2 | 60.0 | 27.50 |" in md
     assert "swin-t" not in md and "deeplabv3plus" not in md and "tune-0" not in md
@@ -345,6 +356,8 @@ def test_unknown_or_empty_experiment(store: dict[str, Any], tmp_path: Path) -> N
     with pytest.raises(AblateError, match="no MLflow store"):
         build_report(["x"], out=tmp_path / "z", tracking_uri=f"sqlite:///{tmp_path / 'missing.db'}")
     assert not (tmp_path / "x").exists() and not (tmp_path / "missing.db").exists()
+    with pytest.raises(AblateError, match=f"{LADDER}: no finished trials for profile demo"):
+        build_report([LADDER], out=tmp_path / "v", tracking_uri=store["uri"], profile="demo")
     with pytest.raises(AblateError, match="--format"):
         build_report([LADDER], out=tmp_path / "w", tracking_uri=store["uri"], formats="png,bmp")
 

@@ -21,7 +21,10 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """
     from mmengine.logging import HistoryBuffer
 
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # mmengine fills `_statistics_methods` lazily, on the first HistoryBuffer built, so in a
+    # fresh process it may still be empty: the four built-in statistics are always allowed.
+    allowed = {"min", "max", "mean", "current", *HistoryBuffer._statistics_methods}
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise RuntimeError(f"checkpoint asks for getattr({obj!r}, {name!r}), which is not allowed")
 

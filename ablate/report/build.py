@@ -90,15 +90,17 @@ def _class_names(collection: Collection) -> tuple[str, ...]:
     return tuple(CLASSES) + tuple(extra)
 
 
-def _figure1_rows(rows: Sequence[ModelRow]) -> tuple[list[ModelRow], str]:
+def _figure1_rows(rows: Sequence[ModelRow]) -> list[ModelRow]:
     """Figure 1 compares models: the zoo when there is one (ladder rungs share one model's FLOPs
     and would pile up in a column), else every row; rows without FLOPs cannot be placed."""
     zoo = [r for r in rows if r.shape == "zoo"]
     chosen = zoo or list(rows)
-    return [r for r in chosen if not math.isnan(r.flops_g) and r.flops_g > 0], ("zoo" if zoo else "all")
+    return [r for r in chosen if not math.isnan(r.flops_g) and r.flops_g > 0]
 
 
 class _Report:
+    """One report, computed once; each section skips itself with a note when its inputs are missing."""
+
     def __init__(
         self, collection: Collection, writer: _Writer, reference: dict[str, float], data_root: Optional[Path],
         mlflow_client: Any, study_file: Optional[Path], profile: Optional[str],
@@ -115,7 +117,7 @@ class _Report:
         self.ladders: list[Ladder] = ladders(collection, self.classes, reference)
         self.multi = len(collection.experiments) > 1
         self.figure1_rows = _figure1_rows(self.rows)
-        self.front = pareto_front([(r.label, r.flops_g, r.miou.mean) for r in self.figure1_rows[0]])
+        self.front = pareto_front([(r.label, r.flops_g, r.miou.mean) for r in self.figure1_rows])
 
     def _name(self, base: str, experiment: str) -> str:
         return f"{base}-{_slug(experiment)}" if self.multi else base
@@ -128,9 +130,10 @@ class _Report:
         c = self.c
         n_search = len(c.search_runs)
         s = Section("Summary", "summary")
+        excluded = len(c.excluded)
         s.paragraphs.append(
             f"{len(c.table_runs)} finished trial runs in {len(self.rows)} table rows; "
-            f"{len(c.excluded)} failed, running or incomplete (listed below, not averaged)"
+            + (f"{excluded} failed, running or incomplete (listed at the end, not averaged)" if excluded else "no failed or running trials")
             + (f"; {n_search} search trial runs" if n_search else "")
             + (f"; {c.superseded} older attempts of re-run trials ignored" if c.superseded else "") + "."
         )
@@ -161,13 +164,14 @@ class _Report:
 
     def flops(self) -> Section:
         s = Section("Figure 1: mIoU vs FLOPs", "flops")
-        plotted, _ = self.figure1_rows
+        plotted = self.figure1_rows
         if not plotted:
             s.notes.append("no run logged flops_g: figure skipped")
             return s
         shown = {id(r) for r in plotted}
-        scope = "zoo models" if all(r.shape == "zoo" for r in plotted) else "table rows"
-        missing = [r.label for r in self.rows if id(r) not in shown and (scope != "zoo models" or r.shape == "zoo")]
+        zoo = any(r.shape == "zoo" for r in self.rows)
+        scope = "zoo models" if zoo else "table rows"
+        missing = [r.label for r in self.rows if id(r) not in shown and (r.shape == "zoo" or not zoo)]
         s.paragraphs.append(
             f"Pareto front of the {scope} (highest mIoU for the FLOPs, lowest FLOPs first): " + ", ".join(self.front) + "."
         )
@@ -201,12 +205,14 @@ class _Report:
                 ))
             else:
                 s.notes.append("no finished full-recipe run (rung 0): no deltas to draw")
+        elif len(ladder.steps) < 2:
+            s.notes.append("only one rung has finished runs: no changes to draw")
         else:
             s.figures.append(self._figure(
                 "Waterfall of the ladder: rung 0, the change each trick adds, the final level",
                 figures.waterfall(ladder, self.w.figure_stem(f"{name}_waterfall"), self.w.formats),
             ))
-        changed = [(label, st.class_delta) for st, label in zip(ladder.steps, ladder.step_label) if st.rung != 0]
+        changed = [(label, st.class_delta) for st, label in zip(ladder.steps, ladder.step_labels) if st.rung != 0]
         if changed and np.isfinite(np.asarray([d for _, d in changed], dtype=float)).any():
             what = "vs the full recipe" if ladder.is_loo else "vs the rung below"
             s.figures.append(self._figure(

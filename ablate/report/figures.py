@@ -87,7 +87,7 @@ def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, fo
 def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
     """Trick ladder: rung 0's level, one floating bar per trick's change, the final level."""
     steps = ladder.steps
-    labels = ladder.step_label
+    labels = ladder.step_labels
     means = [s.miou.mean for s in steps]
     # the axis must hold every interval too, not only the levels (two seeds give wide intervals)
     reach = list(means)
@@ -128,7 +128,7 @@ def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
 def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
     """Leave-one-out: how far the recipe drops (or rises) when each trick is removed."""
     steps = [s for s in ladder.steps if s.rung != 0]
-    labels = [label for s, label in zip(ladder.steps, ladder.step_label) if s.rung != 0]
+    labels = [label for s, label in zip(ladder.steps, ladder.step_labels) if s.rung != 0]
     fig = new_figure(6.5, max(2.5, 0.5 * len(steps) + 1.5))
     ax = fig.add_subplot()
     y = np.arange(len(steps))

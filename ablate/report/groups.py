@@ -134,10 +134,9 @@ def _unique_labels(rows: list[ModelRow]) -> list[ModelRow]:
     out = []
     for row in rows:
         label = row.label
-        if counts[label] > 1:
+        if counts[label] > 1:  # (experiment, shape, name) / (experiment, model, marks) are unique
             label = f"{row.experiment}/{label}" if multi_experiment else label
-            if row.shape == "zoo":
-                label = f"{label} ({_marks(row)})"
+            label = f"{label} ({_marks(row) if row.shape == 'zoo' else row.shape})"
         out.append(replace(row, label=label))
     return out
 
@@ -214,7 +213,7 @@ class Ladder:
         return any(s.comparison is not None for s in self.steps)
 
     @property
-    def step_label(self) -> list[str]:
+    def step_labels(self) -> list[str]:
         """Axis labels: `+trick` for ladder rungs, `-trick` for recipe-minus-trick rows."""
         labels = []
         for s in self.steps:

@@ -207,7 +207,7 @@ def ladder_table(ladder: Ladder) -> Table:
         header.append("Paper mIoU (%)")
         align += "r"
     body = []
-    for step, label in zip(ladder.steps, ladder.step_label):
+    for step, label in zip(ladder.steps, ladder.step_labels):
         cells = [str(step.rung), label, fmt_mean_std(step.miou.mean, step.miou.std), str(step.miou.n), fmt(step.delta, signed=True)]
         if not ladder.is_loo:
             cells.append(fmt(step.cumulative, signed=True))
