@@ -203,6 +203,15 @@ def plan(
     out.print(table)
 
 
+def _register_report() -> None:
+    from ablate.report import report_command
+
+    app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report_command)
+
+
+_register_report()
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args

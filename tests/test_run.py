@@ -60,7 +60,9 @@ def test_params_metrics_and_artifacts(finished) -> None:
     assert [m.step for m in client.get_metric_history(run.info.run_id, "mIoU")] == [2, 4]
     assert metrics["flops_g"] > 0 and 3 < metrics["params_m"] < 5
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.py", "per_class_iou.json", "logs"} <= artifacts
+    assert {"config.py", "per_class_iou.json", "logs", "predictions"} <= artifacts
+    preds = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "predictions")}
+    assert len(preds) == 9 and any(p.endswith("_pred.png") for p in preds)
     local = Path(client.download_artifacts(run.info.run_id, "per_class_iou.json"))
     per_class = json.loads(local.read_text())
     assert set(per_class) == {n.replace(" ", "_") for n in CLASSES}

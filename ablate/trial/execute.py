@@ -69,7 +69,10 @@ def _per_class(metrics: dict[str, float]) -> dict[str, Optional[float]]:
 def _runtime_config(spec: TrialSpec, tracking_uri: str, run_id: str, log_interval: int) -> Any:
     from mmengine.config import Config
 
-    cfg = Config.fromstring(spec.config_text, file_format=".py")
+    # Loaded from the work dir's own file, so mmengine's dump of it keeps the name config.py.
+    path = spec.work_dir / CONFIG_FILE
+    path.write_text(spec.config_text)
+    cfg = Config.fromfile(str(path))
     cfg.work_dir = str(spec.work_dir)
     hooks = list(cfg.get("custom_hooks") or [])
     hooks.append(dict(type="MLflowTrialHook", tracking_uri=tracking_uri, run_id=run_id, interval=log_interval))
@@ -103,7 +106,6 @@ def execute_trial(
         from mmengine.runner import Runner
 
         cfg = _runtime_config(spec, tracking_uri, run_id, spec.log_interval)
-        (spec.work_dir / CONFIG_FILE).write_text(cfg.pretty_text)
         runner = Runner.from_cfg(cfg)
         devices = {"ablate.devices": _device_name(runner.model), **(extra_tags or {})}
         for key, value in devices.items():
@@ -114,6 +116,11 @@ def execute_trial(
         hook = next(h for h in runner.hooks if type(h).__name__ == "MLflowTrialHook")
         result.metrics = dict(hook.last_metrics)
         _keep_best_checkpoint(runner, spec)
+        from ablate.trial.predictions import PREDICTIONS_DIR, save_predictions
+
+        pred_dir = spec.work_dir / PREDICTIONS_DIR
+        if save_predictions(runner, pred_dir):
+            mlflow_client.log_artifacts(run_id, str(pred_dir), artifact_path=PREDICTIONS_DIR)
         if cfg.get("ablate_final_eval") == "tta":
             result.metrics = _final_tta_eval(cfg, spec, mlflow_client, run_id)
         per_class = spec.work_dir / PER_CLASS_FILE
