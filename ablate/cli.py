@@ -164,6 +164,45 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command("tune")
+def tune(
+    study_file: Path = typer.Argument(..., help="Study YAML with a `search:` block."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", min=1, help="Trials to run now (default: search.n_trials)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite optuna.db beside the MLflow store)."),
+    profile: Optional[str] = typer.Option(None, "--profile"),
+    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
+    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster."),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1),
+) -> None:
+    """Optuna search over the study's `search:` parameters, pruned, parallel, resumable."""
+    from ablate import study as studies
+    from ablate import tracking
+    from ablate.dispatch import ProgressBoard, RayDispatcher
+    from ablate.search import tune_study
+
+    loaded = studies.load_study(study_file, profile)
+    if loaded.spec.search is None:
+        raise AblateError(f"{study_file}: no `search:` block; add one (params, sampler, pruner, n_trials) to tune")
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    res = loaded.spec.resources
+    board = ProgressBoard(err, f"{loaded.name} search")
+    dispatcher = RayDispatcher(address=address, gpus_per_trial=res.gpus_per_trial, cpus_per_trial=res.cpus_per_trial,
+                               max_concurrent=max_concurrent or res.max_concurrent, retries=0,
+                               on_start=board.on_start, on_poll=board.refresh)
+    with board:
+        outcome = tune_study(loaded, uri, dispatcher, storage=storage, n_trials=n_trials, runs_dir=runs_dir,
+                             on_result=board.on_result, on_planned=board.add)
+    out.print(_result_table(f"{loaded.name}: {len(outcome.results)} search trials", outcome.results))
+    err.print(f"optuna study '{outcome.optuna_study}' in {outcome.storage}", markup=False, highlight=False)
+    if outcome.best_trial is None:
+        err.print("no trial completed yet")
+        raise typer.Exit(1)
+    out.print(f"best: trial {outcome.best_trial}, {loaded.spec.search.metric} {outcome.best_value:.4f}, "
+              f"params {outcome.best_params}", markup=False, highlight=False)
+    out.print(f"snippet for a study's `include:`: {outcome.snippet}", markup=False, highlight=False)
+
+
 @app.command("plan")
 def plan(
     study_file: Path = typer.Argument(..., help="Study YAML."),

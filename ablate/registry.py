@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("ablate.losses", "ablate.metrics", "ablate.models", "ablate.tracking.hook", "ablate.trial.progress")
+_MODULES = ("ablate.losses", "ablate.metrics", "ablate.models", "ablate.tracking.hook", "ablate.trial.progress",
+            "ablate.search.pruning")
 
 
 def register_all() -> None:

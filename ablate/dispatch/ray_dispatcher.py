@@ -117,20 +117,72 @@ class RayDispatcher:
             slots = min(slots, self.max_concurrent)
         return request, slots
 
-    # -- scheduling -----------------------------------------------------------------------------
+    # -- a pool of slots: submit trials, collect final results ----------------------------------
+    def open(self) -> int:
+        """Connect and return how many trials can run at once."""
+        ray = self._connect()
+        request, slots = self.resources()
+        self._remote = ray.remote(max_retries=0)(self.trainable).options(**request)
+        self._running: dict[Any, _Slot] = {}
+        self._contexts: dict[str, RunContext] = {}
+        self._attempts: dict[str, int] = {}
+        return slots
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def submit(self, spec: TrialSpec, context: RunContext) -> None:
+        attempt = self._attempts.get(spec.trial_id, 0) + 1
+        self._attempts[spec.trial_id] = attempt
+        self._contexts[spec.trial_id] = context
+        ref = self._remote.remote(spec, context, attempt)
+        self._running[ref] = _Slot(spec, attempt, time.time())
+        if self.on_start is not None:
+            self.on_start(spec, attempt)
+
+    def poll(self, timeout: Optional[float] = None) -> list[tuple[TrialSpec, TrialResult]]:
+        """Final results that arrived within `timeout`; failures within `retries` are resubmitted."""
+        import ray
+
+        if not self._running:
+            return []
+        finished, _ = ray.wait(list(self._running), num_returns=1, timeout=self.poll_s if timeout is None else timeout)
+        if self.on_poll is not None:
+            self.on_poll()
+        out: list[tuple[TrialSpec, TrialResult]] = []
+        for ref in finished:
+            slot = self._running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except Exception as exc:  # the worker died (OOM-killed, node lost, ...)
+                result = TrialResult(slot.spec.trial_id, slot.spec.name, slot.spec.seed, TrialState.FAILED,
+                                     error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                                     duration_s=time.time() - slot.started)
+            if result.state is TrialState.FAILED and slot.attempt <= self.retries:
+                self.submit(slot.spec, self._contexts[slot.spec.trial_id])  # resumes from its checkpoint
+                continue
+            out.append((slot.spec, result))
+        return out
+
+    def cancel_all(self) -> None:
+        import ray
+
+        for ref in getattr(self, "_running", {}):
+            ray.cancel(ref, force=True)
+        self._running = {}
+
+    # -- a whole study: dependencies first, then longest first ---------------------------------
     def run(
         self, trials: Sequence[TrialSpec], context: RunContext, on_result: Optional[EventSink] = None
     ) -> list[TrialResult]:
         if not trials:
             return []
-        ray = self._connect()
-        request, slots = self.resources()
-        remote = ray.remote(max_retries=0)(self.trainable).options(**request)
+        slots = self.open()
         ids = {t.trial_id for t in trials}
         pending = list(trials)
         done: dict[str, TrialResult] = {}
-        attempts: dict[str, int] = {}
-        running: dict[Any, _Slot] = {}
+        started: set[str] = set()
         results: list[TrialResult] = []
 
         def finish(spec: TrialSpec, result: TrialResult) -> None:
@@ -140,48 +192,28 @@ class RayDispatcher:
                 on_result(spec, result)
 
         try:
-            while pending or running:
-                # dependents of a finally failed trial fail without running
-                for spec in list(pending):
+            while pending or self.in_flight:
+                for spec in list(pending):  # dependents of a finally failed trial fail unrun
                     broken = [d for d in spec.depends_on if d in done and not done[d].state.is_done]
                     if broken:
                         pending.remove(spec)
                         finish(spec, TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
                                                  error=f"dependency {broken[0]} failed"))
-                ready = [s for s in pending
-                         if all(d in done or d not in ids for d in s.depends_on)]
-                ready.sort(key=lambda s: s.cost, reverse=True)  # longest first keeps GPUs busy
-                while ready and len(running) < slots:
+                ready = [s for s in pending if all(d in done or d not in ids for d in s.depends_on)]
+                ready.sort(key=lambda s: s.cost, reverse=True)  # longest first keeps GPUs busy to the end
+                while ready and self.in_flight < slots:
                     spec = ready.pop(0)
                     pending.remove(spec)
-                    attempt = attempts.get(spec.trial_id, 0) + 1
-                    attempts[spec.trial_id] = attempt
-                    ref = remote.remote(spec, context, attempt)
-                    running[ref] = _Slot(spec, attempt, time.time())
-                    if self.on_start is not None:
-                        self.on_start(spec, attempt)
-                if not running:
+                    started.add(spec.trial_id)
+                    self.submit(spec, context)
+                if not self.in_flight:
                     if pending:
                         raise RuntimeError("no trial can start: circular dependency")
                     break
-                finished, _ = ray.wait(list(running), num_returns=1, timeout=self.poll_s)
-                if self.on_poll is not None:
-                    self.on_poll()
-                for ref in finished:
-                    slot = running.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except Exception as exc:  # the worker died (OOM-killed, node lost, ...)
-                        result = TrialResult(slot.spec.trial_id, slot.spec.name, slot.spec.seed, TrialState.FAILED,
-                                             error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
-                                             duration_s=time.time() - slot.started)
-                    if result.state is TrialState.FAILED and slot.attempt <= self.retries:
-                        pending.append(slot.spec)  # retried; resumes from its checkpoint if any
-                        continue
-                    finish(slot.spec, result)
+                for spec, result in self.poll():
+                    finish(spec, result)
         except BaseException:
-            for ref in running:
-                ray.cancel(ref, force=True)
+            self.cancel_all()
             raise
         finally:
             self.close()

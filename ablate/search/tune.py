@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import yaml
 
 from ablate.errors import AblateError
+from ablate.search.pruning import build_pruner
 from ablate.search.space import search_space, split_params
 from ablate.study.designs import SHAPE_TRIALS, TrialDesign, parse_tricks
 from ablate.study.loader import Study
@@ -46,30 +47,19 @@ def default_storage(tracking_uri: str) -> str:
     return f"sqlite:///{(Path.cwd() / 'optuna.db').resolve()}"
 
 
-def _sampler(spec: Any, space: dict[str, Any]) -> Any:
+def _sampler(spec: Any, space: dict[str, Any], offset: int = 0) -> Any:
+    """Seeded, and re-seeded past the trials already in the storage: a rerun must not propose
+    the points of the first run again."""
     import optuna
 
+    seed = None if spec.seed is None else spec.seed + offset
     if spec.type == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if spec.type == "grid":
         grid = {k: list(d.choices) for k, d in space.items()}
-        return optuna.samplers.GridSampler(grid, seed=spec.seed)
+        return optuna.samplers.GridSampler(grid, seed=seed)
     # constant_liar: parallel workers do not all sample the same point while others run
-    return optuna.samplers.TPESampler(seed=spec.seed, constant_liar=True, n_startup_trials=spec.n_startup_trials)
-
-
-def _pruner(spec: Any, iters: int) -> Any:
-    import optuna
-
-    if spec.type == "none":
-        return optuna.pruners.NopPruner()
-    if spec.type == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=spec.min_resource or "auto",
-                                                      reduction_factor=spec.reduction_factor)
-    if spec.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=spec.min_resource or 1, max_resource=iters,
-                                              reduction_factor=spec.reduction_factor)
-    return optuna.pruners.MedianPruner(n_startup_trials=spec.n_startup_trials, n_warmup_steps=spec.n_warmup_steps)
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=spec.n_startup_trials)
 
 
 def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
@@ -128,7 +118,8 @@ def tune_study(
                      failed_trial_callback=RetryFailedTrialCallback(max_retry=study.spec.resources.retries))
     space = search_space(search)
     ostudy = optuna.create_study(study_name=study.name, storage=rdb, load_if_exists=True, direction=search.direction,
-                                 sampler=_sampler(search.sampler, space), pruner=_pruner(search.pruner, study.spec.budget.iters))
+                                 sampler=_sampler(search.sampler, space), pruner=build_pruner(search.pruner.model_dump(), study.spec.budget.iters))
+    ostudy.sampler = _sampler(search.sampler, space, offset=len(ostudy.trials))
     fail_stale_trials(ostudy)  # a crashed driver's trials: failed, then re-enqueued by the callback
 
     tracking.prepare_store(tracking_uri)
@@ -170,11 +161,11 @@ def tune_study(
                 asked += 1
                 spec = planner.plan(_design(study, trial.params, trial.number), study.spec.seeds[0])
                 spec = spec.with_runtime(
-                    name=f"optuna-{trial.number}",
                     tags={**spec.tags, "ablate.optuna_study": study.name, "ablate.optuna_trial": str(trial.number),
                           "ablate.optuna_state": "RUNNING"},
                     hooks=(dict(type="OptunaPruningHook", storage=storage_url, study_name=study.name,
-                                trial_id=trial._trial_id, metric=search.metric),),
+                                trial_id=trial._trial_id, metric=search.metric,
+                                pruner=search.pruner.model_dump(), iters=study.spec.budget.iters),),
                 )
                 if on_planned is not None:
                     on_planned([spec])

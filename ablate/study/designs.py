@@ -46,8 +46,13 @@ class TrialDesign:
         return [t.source for t in self.tricks if t.source]
 
 
-def parse_trick(item: TrickItem, path: str) -> tuple[Optional[AppliedTrick], list[tuple[str, str]]]:
-    """One list item -> a validated trick, or the problems with their field paths."""
+def parse_trick(
+    item: TrickItem, path: str, overrides: Optional[dict[str, dict[str, Any]]] = None
+) -> tuple[Optional[AppliedTrick], list[tuple[str, str]]]:
+    """One list item -> a validated trick, or the problems with their field paths.
+
+    `overrides` (the study's `trick_params`) win over the item's own parameters.
+    """
     if isinstance(item, str):
         name, raw = item, {}
     elif len(item) == 1:
@@ -57,6 +62,7 @@ def parse_trick(item: TrickItem, path: str) -> tuple[Optional[AppliedTrick], lis
         return None, [(path, f"one trick per item, got {sorted(item)}")]
     if name not in TRICKS:
         return None, [(path, f"unknown trick '{name}' (known: {', '.join(sorted(TRICKS))})")]
+    raw = {**raw, **(overrides or {}).get(name, {})}
     try:
         params = TRICKS[name].Params.model_validate(raw)
     except ValidationError as exc:
@@ -68,11 +74,13 @@ def parse_trick(item: TrickItem, path: str) -> tuple[Optional[AppliedTrick], lis
     return AppliedTrick(name, params, f"{path}.{name}"), []
 
 
-def parse_tricks(items: list[TrickItem], path: str) -> tuple[list[AppliedTrick], list[tuple[str, str]]]:
+def parse_tricks(
+    items: list[TrickItem], path: str, overrides: Optional[dict[str, dict[str, Any]]] = None
+) -> tuple[list[AppliedTrick], list[tuple[str, str]]]:
     tricks: list[AppliedTrick] = []
     problems: list[tuple[str, str]] = []
     for index, item in enumerate(items):
-        trick, errs = parse_trick(item, f"{path}[{index}]")
+        trick, errs = parse_trick(item, f"{path}[{index}]", overrides)
         problems += errs
         if trick is not None:
             tricks.append(trick)
@@ -95,7 +103,7 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
     for index, entry in enumerate(spec.pretrain):
         if entry.checkpoint is not None:
             continue
-        tricks, errs = parse_tricks(entry.tricks, f"pretrain[{index}].tricks")
+        tricks, errs = parse_tricks(entry.tricks, f"pretrain[{index}].tricks", spec.trick_params)
         problems += errs
         designs.append(
             TrialDesign(
@@ -111,7 +119,7 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
         )
 
     if spec.ladder:
-        tricks, errs = parse_tricks(spec.ladder, "ladder")
+        tricks, errs = parse_tricks(spec.ladder, "ladder", spec.trick_params)
         problems += errs
         for rung in range(len(tricks) + 1):
             applied = tricks[:rung]
@@ -123,7 +131,7 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
                 )
             )
 
-    recipe, errs = parse_tricks(spec.recipe, "recipe")
+    recipe, errs = parse_tricks(spec.recipe, "recipe", spec.trick_params)
     problems += errs
     if spec.mode == "leave_one_out":
         designs.append(
@@ -150,7 +158,26 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
             TrialDesign(entry.name, SHAPE_ZOO, base=entry.config, overrides=dict(entry.overrides), tricks=tricks,
                         encoder=entry.encoder, tags={"ablate.model": entry.name, **_marks(entry.encoder, tricks)})
         )
+    if spec.search is not None:
+        problems += search_problems(spec)
     return designs, problems
+
+
+def search_problems(spec: StudySpec) -> list[tuple[str, str]]:
+    """`tricks.<name>.<param>` keys must name a trick of the search recipe and one of its params."""
+    recipe, problems = parse_tricks(spec.search.recipe, "search.recipe", spec.trick_params)
+    names = {t.name: t for t in recipe}
+    for key in spec.search.params:
+        if not key.startswith("tricks."):
+            continue
+        trick, _, param = key[len("tricks."):].partition(".")
+        where = f"search.params.{key}"
+        if trick not in names:
+            problems.append((where, f"trick '{trick}' is not in search.recipe ({', '.join(names) or 'empty'})"))
+        elif param not in TRICKS[trick].Params.model_fields and param != "from":
+            known = ", ".join(TRICKS[trick].Params.model_fields)
+            problems.append((where, f"'{trick}' has no parameter '{param}' (known: {known})"))
+    return problems
 
 
 def dependency_problems(spec: StudySpec, designs: list[TrialDesign]) -> list[tuple[str, str]]:

@@ -72,6 +72,31 @@ def resolve_path(value: str, study_dir: Path) -> Path:
     return beside if beside.exists() else here
 
 
+def _merge(base: Any, top: Any) -> Any:
+    if isinstance(base, dict) and isinstance(top, dict):
+        return {**base, **{k: _merge(base.get(k), v) if k in base else v for k, v in top.items()}}
+    return top
+
+
+def expand_includes(raw: Any, source: Path) -> Any:
+    """`include: [file, ...]`: YAML files merged under the study (the study's own keys win)."""
+    if not isinstance(raw, dict) or "include" not in raw:
+        return raw
+    raw = dict(raw)
+    files = raw.pop("include")
+    files = [files] if isinstance(files, str) else files
+    merged: dict[str, Any] = {}
+    for index, name in enumerate(files or []):
+        path = resolve_path(str(name), source.resolve().parent)
+        if not path.is_file():
+            raise StudyError(str(source), [(f"include[{index}]", f"file '{name}' not found")])
+        part = _read_yaml(path)
+        if not isinstance(part, dict):
+            raise StudyError(str(source), [(f"include[{index}]", f"'{name}' must be a YAML mapping")])
+        merged = _merge(merged, part)
+    return _merge(merged, raw)
+
+
 def validate(raw: Any, source: str) -> StudySpec:
     if not isinstance(raw, dict):
         raise StudyError(source, [("", "a study file must be a YAML mapping (name:, base:, data:, trials:, ...)")])
@@ -85,7 +110,7 @@ def validate(raw: Any, source: str) -> StudySpec:
 def load_study(path: str | Path, profile: Optional[str] = None, check_files: bool = True) -> Study:
     """Parse, validate and check a study file; raises StudyError listing every problem."""
     source = Path(path)
-    spec = validate(_read_yaml(source), str(source))
+    spec = validate(expand_includes(_read_yaml(source), source), str(source))
     origin = {"base": "base", "data": "data"}
     if profile is not None:
         if profile not in spec.profiles:
@@ -178,6 +203,9 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
         cfg = configs[str(study.path(entry.config))]
         for key, msg in iter_problems(cfg, entry.overrides):
             problems.append((f"zoo[{index}].overrides.{key}", msg))
+    if spec.search is not None:
+        for key, msg in iter_problems(base_cfg, {k: None for k in spec.search.params if not k.startswith("tricks.")}):
+            problems.append((f"search.params.{key}", msg))
     for index, entry in enumerate(spec.pretrain):
         if entry.checkpoint is None:
             cfg = configs[str(study.path(entry.base) if entry.base else study.base)]

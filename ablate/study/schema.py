@@ -6,6 +6,8 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ablate.search.schema import SearchSpec
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -124,6 +126,7 @@ class ProfileSpec(_Strict):
     budget: Optional[PartialBudgetSpec] = None
     seeds: Optional[list[int]] = None
     resources: Optional[ResourcesSpec] = None
+    search: Optional[SearchSpec] = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     zoo: Optional[list[ZooEntry]] = None  # e.g. a few small models for a CPU demo
     pretrain: Optional[list[PretrainEntry]] = None
@@ -147,14 +150,18 @@ class StudySpec(_Strict):
     zoo: list[ZooEntry] = Field(default_factory=list)
     pretrain: list[PretrainEntry] = Field(default_factory=list)
     reference: dict[str, float] = Field(default_factory=dict, description="paper mIoU by trial name")
+    trick_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="parameters that win wherever the trick appears (e.g. tuned values)"
+    )
+    search: Optional[SearchSpec] = None
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _has_trials(self) -> "StudySpec":
         if self.mode == "leave_one_out" and not self.recipe:
             raise ValueError("mode: leave_one_out needs a non-empty 'recipe'")
-        if not (self.trials or self.ladder or self.zoo or self.mode):
-            raise ValueError("a study needs at least one of: trials, ladder, zoo, or recipe with mode")
+        if not (self.trials or self.ladder or self.zoo or self.mode or self.search):
+            raise ValueError("a study needs at least one of: trials, ladder, zoo, recipe with mode, or search")
         names = [e.name for e in self.zoo] + [e.name for e in self.pretrain]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -196,6 +203,8 @@ class StudySpec(_Strict):
             update["overrides"] = {**self.overrides, **profile.overrides}
         if profile.resources is not None:
             update["resources"] = profile.resources
+        if profile.search is not None:
+            update["search"] = profile.search
         for key in ("zoo", "pretrain", "encoder"):
             if key in profile.model_fields_set:  # `encoder: null` in a profile removes it
                 update[key] = getattr(profile, key) or ([] if key != "encoder" else None)

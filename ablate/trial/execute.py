@@ -77,6 +77,7 @@ def _runtime_config(spec: TrialSpec, tracking_uri: str, run_id: str, log_interva
     hooks = list(cfg.get("custom_hooks") or [])
     hooks.append(dict(type="MLflowTrialHook", tracking_uri=tracking_uri, run_id=run_id, interval=log_interval))
     hooks.append(dict(type="ProgressFileHook", interval=max(1, log_interval // 5)))
+    hooks.extend(dict(h) for h in spec.hooks)
     cfg.custom_hooks = hooks
     # An interrupted trial continues from its last checkpoint in its own work dir.
     cfg.resume = (spec.work_dir / "last_checkpoint").exists()
@@ -128,6 +129,12 @@ def execute_trial(
         mlflow_client.log_artifact(run_id, str(per_class))
         result.state = TrialState.FINISHED
     except Exception as exc:  # a failed trial is a result, not a crash of the study
+        if type(exc).__name__ == "TrialPruned":  # optuna's signal, raised by OptunaPruningHook
+            result.state, result.error = TrialState.PRUNED, str(exc)
+            result.metrics = dict(next((h.last_metrics for h in (runner.hooks if runner else [])
+                                        if type(h).__name__ == "MLflowTrialHook"), {}))
+            mlflow_client.set_tag(run_id, "ablate.pruned", str(exc))
+            return result
         result.state = TrialState.FAILED
         result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         tb = spec.work_dir / "traceback.txt"
@@ -138,7 +145,8 @@ def execute_trial(
         result.duration_s = time.time() - started
         _log_files(mlflow_client, run_id, spec.work_dir, runner)
         mlflow_client.set_tag(run_id, "ablate.duration_s", f"{result.duration_s:.1f}")
-        mlflow_client.set_terminated(run_id, status="FINISHED" if result.state is TrialState.FINISHED else "FAILED")
+        status = {TrialState.FINISHED: "FINISHED", TrialState.PRUNED: "KILLED"}.get(result.state, "FAILED")
+        mlflow_client.set_terminated(run_id, status=status)
     return result
 
 

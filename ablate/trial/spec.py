@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,6 +14,7 @@ class TrialState(str, enum.Enum):
     FINISHED = "FINISHED"
     FAILED = "FAILED"
     CACHED = "CACHED"  # finished in an earlier `ablate run`; not retrained
+    PRUNED = "PRUNED"  # stopped early by the search's pruner
 
     @property
     def is_done(self) -> bool:
@@ -43,6 +44,10 @@ class TrialSpec:
     depends_on: tuple[str, ...] = ()  # trial ids whose checkpoints this one loads
     resolved_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys vs the base config
     cost: float = 0.0  # GFLOPs x iters x batch at the training crop: for ordering and `plan`
+    hooks: tuple[dict[str, Any], ...] = ()  # extra mmengine hooks at run time (not part of the id)
+
+    def with_runtime(self, *, tags: dict[str, str], hooks: tuple[dict[str, Any], ...] = ()) -> "TrialSpec":
+        return replace(self, tags=tags, hooks=self.hooks + hooks)
 
     @property
     def best_checkpoint(self) -> Path:
