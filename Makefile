@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 DATA   ?= data/synth_kitti
 
-.PHONY: install test demo data clean bench
+.PHONY: install test demo smoke data clean bench
 
 install: $(STAMP)
 
@@ -26,7 +26,13 @@ $(DATA)/.complete: | install
 
 data: $(DATA)/.complete
 
+# The paper's trick ladder, small enough for a CPU (SegFormer-B0, synthetic data), then its report.
 demo: install data
+	$(ABLATE) run studies/trick_ladder.yaml --profile demo
+	$(ABLATE) report studies/trick_ladder.yaml --profile demo --out reports/trick_ladder_demo
+
+# The fastest end-to-end check: two tiny trials.
+smoke: install data
 	$(ABLATE) run studies/smoke.yaml
 
 bench: install

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ablate import tracking
 from tests.conftest import write_study
 
@@ -74,3 +76,67 @@ def test_sigkill_driver_then_rerun_resumes_without_duplicates(tmp_path: Path, ti
     steps = [m.step for m in client.get_metric_history(tracking.find_trial_runs(
         client, experiment.experiment_id, plan["trials"][1]["trial_id"])[0].info.run_id, "loss")]
     assert max(steps) == 40 and min(steps) == 1
+
+
+# --- bad input: every malformed study exits 2 with a field-level message and writes nothing ---
+
+CORPUS = {  # (sections replacing the valid study's, raw YAML appended, expected message)
+    "wrong_type": ({"budget": {"iters": "lots"}}, "", "budget.iters:"),
+    "unknown_key": ({"colour": "blue"}, "", "colour:"),
+    "bad_dotted_path": ({"trials": [{"name": "a", "overrides": {"model.decode_head.dropout": 0.2}}]}, "",
+                        "trials[0].overrides.model.decode_head.dropout:"),
+    "missing_data": ({"data": {"root": "/no/such/data"}}, "", "data.root:"),
+    "missing_checkpoint": ({"trials": [], "ladder": [{"transfer": {"checkpoint": "/no/such.pth"}}]}, "",
+                           "ladder[0].transfer.checkpoint:"),
+    "circular_pretrain": ({"trials": [], "ladder": ["poly_lr"], "pretrain": [
+        {"name": "a", "tricks": [{"transfer": {"from": "b"}}]},
+        {"name": "b", "tricks": [{"transfer": {"from": "a"}}]}]}, "", "pretrain[0].tricks:"),
+    "empty_ladder": ({"trials": [], "ladder": []}, "", "a study needs at least one of"),
+    "python_tag": ({}, "description: !!python/object/apply:os.system ['touch pwned']\n", "invalid YAML"),
+    "bad_trick_param": ({"trials": [], "ladder": [{"ohem": {"thresh": "high"}}]}, "", "ladder[0].ohem.thresh:"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_malformed_study_corpus(case: str, tmp_path: Path, tiny_data: Path, capsys: pytest.CaptureFixture,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from ablate.cli import main
+
+    sections, raw, expected = CORPUS[case]
+    path = write_study(tmp_path / f"{case}.yaml", tiny_data, **sections)
+    path.write_text(path.read_text() + raw)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(path), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert expected in err and "Traceback" not in err
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "runs").exists() and not (tmp_path / "pwned").exists()
+
+
+# --- a trial that runs out of GPU memory is isolated and reported ----------------------------
+
+def test_simulated_cuda_oom_is_isolated(tmp_path: Path, tiny_data: Path) -> None:
+    import torch
+    from mmengine.hooks import Hook
+    from mmengine.registry import HOOKS
+
+    from ablate.study import load_study, run_study
+    from ablate.trial import TrialState
+
+    @HOOKS.register_module(force=True)
+    class RaiseOutOfMemory(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:  # noqa: ANN001
+            if runner.iter + 1 == 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+    trials = [{"name": "oom", "overrides": {"custom_hooks": [{"type": "RaiseOutOfMemory"}]}}, {"name": "ok"}]
+    study = load_study(write_study(tmp_path / "s.yaml", tiny_data, trials=trials,
+                                   overrides={"+custom_hooks": []}))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    outcome = run_study(study, uri, runs_dir=tmp_path / "runs")  # in-process: the hook lives in this test
+    results = {r.name: r for r in outcome.results}
+    assert results["ok"].state is TrialState.FINISHED
+    assert results["oom"].state is TrialState.FAILED and "OutOfMemoryError" in results["oom"].error
+    run = tracking.client(uri).get_run(results["oom"].run_id)
+    assert run.info.status == "FAILED" and "out of memory" in run.data.tags["ablate.failure"]

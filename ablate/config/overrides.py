@@ -49,9 +49,11 @@ def check_override_key(cfg: Config | dict, key: str) -> str | None:
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> None:
     """Apply checked overrides in order; raises ConfigError naming the first bad key."""
-    for key, msg in iter_problems(cfg, overrides):
-        raise ConfigError(f"override {key}: {msg}")
-    cfg.merge_from_dict({k.lstrip("+"): v for k, v in overrides.items()})
+    for key, value in overrides.items():  # one at a time: a later key may use what `+key` added
+        msg = check_override_key(cfg, key)
+        if msg is not None:
+            raise ConfigError(f"override {key}: {msg}")
+        cfg.merge_from_dict({key.lstrip("+"): value})
 
 
 def iter_problems(cfg: Config, overrides: dict[str, Any]) -> Iterable[tuple[str, str]]:

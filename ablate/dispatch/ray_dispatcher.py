@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -82,6 +83,9 @@ class RayDispatcher:
         if ray.is_initialized():
             return ray
         if self.address:
+            # `ray start` clusters (Ray >= 2.60) require token auth; the token lives in ~/.ray.
+            if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
+                os.environ["RAY_AUTH_MODE"] = "token"
             ray.init(address=self.address, log_to_driver=False)
         else:
             ray.init(

@@ -196,6 +196,13 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
     base_cfg = configs.get(str(study.base)) or load_base(study.base)
     for key, msg in iter_problems(base_cfg, spec.overrides):
         problems.append((f"overrides.{key}", msg))
+    if not problems and spec.overrides:  # trial keys may refer to what study-level `+key`s added
+        import copy
+
+        from ablate.config import apply_overrides
+
+        base_cfg = copy.deepcopy(base_cfg)
+        apply_overrides(base_cfg, spec.overrides)
     for index, entry in enumerate(spec.trials):
         for key, msg in iter_problems(base_cfg, entry.overrides):
             problems.append((f"trials[{index}].overrides.{key}", msg))
