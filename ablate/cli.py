@@ -258,7 +258,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         for category in (UserWarning, DeprecationWarning, FutureWarning):
             warnings.filterwarnings("ignore", category=category)
     try:
-        app(args=args, prog_name="ablate", standalone_mode=False)
+        # Not standalone, so errors reach the handlers below; typer then *returns* the exit
+        # code of `typer.Exit` and of an interrupt (130) instead of exiting.
+        code = app(args=args, prog_name="ablate", standalone_mode=False)
     except AblateError as exc:
         if debug:
             traceback.print_exc()
@@ -270,6 +272,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
+        code = 130
+    code = code if isinstance(code, int) else 0
+    if code == 130:
         err.print("interrupted: finished trials are kept; run the same command again to resume the rest")
-        sys.exit(130)
-    sys.exit(0)
+    sys.exit(code)

@@ -140,3 +140,41 @@ def test_simulated_cuda_oom_is_isolated(tmp_path: Path, tiny_data: Path) -> None
     assert results["oom"].state is TrialState.FAILED and "OutOfMemoryError" in results["oom"].error
     run = tracking.client(uri).get_run(results["oom"].run_id)
     assert run.info.status == "FAILED" and "out of memory" in run.data.tags["ablate.failure"]
+
+
+def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tmp_path: Path, tiny_data: Path) -> None:
+    study = write_study(
+        tmp_path / "s.yaml", tiny_data,
+        budget={"iters": 40, "val_interval": 4, "batch_size": 2, "crop": [32, 32], "log_interval": 1, "workers": 0},
+        trials=[{"name": "only"}],
+    )
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    args = [str(study), "--tracking-uri", uri, "--runs-dir", str(tmp_path / "runs")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen([*ABLATE, "run", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    work = tmp_path / "runs" / "tiny"
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(work.glob("*/last_checkpoint")):
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, output[-2000:]
+    assert "run the same command again" in output and "Traceback" not in output
+    client = tracking.client(uri)
+    experiment = client.get_experiment_by_name("tiny")
+    (run,) = client.search_runs([experiment.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")
+    assert run.info.status == "KILLED"
+    rerun = subprocess.run([*ABLATE, "run", *args, "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    (again,) = client.search_runs([experiment.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert "resumed epoch: 0, iter:" in "".join(p.read_text() for p in work.glob("*/*/*.log"))
+
+
+def test_cli_exits_1_with_a_summary_when_a_trial_fails(tmp_path: Path, tiny_data: Path) -> None:
+    study = write_study(tmp_path / "s.yaml", tiny_data, resources={"retries": 0},
+                        trials=[{"name": "nan", "overrides": {"optim_wrapper.optimizer.lr": 1.0e30}}])
+    proc = subprocess.run([*ABLATE, "run", str(study), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
+                           "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "1 trial(s) failed" in proc.stderr and "non-finite loss" in proc.stderr + proc.stdout

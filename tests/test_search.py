@@ -104,3 +104,31 @@ def test_parallel_trials_overlap_and_rerun_continues(tmp_path: Path, tiny_data: 
     assert sorted(r.data.tags["ablate.optuna_trial"] for r in children) == ["0", "1", "2"]
     assert {r.data.tags["ablate.optuna_state"] for r in children} == {"COMPLETE"}
     assert {r.data.tags[tracking.PARENT_TAG] for r in children} == {first.parent_run_id, second.parent_run_id}
+
+
+def test_trial_left_running_by_a_crashed_driver_is_failed_and_retried(
+    tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import optuna
+    from optuna.storages import RDBStorage
+
+    from ablate.dispatch import RayDispatcher
+    from ablate.search import tune as tune_module
+
+    monkeypatch.setattr(tune_module, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(tune_module, "GRACE_S", 1)
+    study = load_study(write_study(tmp_path / "s.yaml", tiny_data, budget=BUDGET, search=_search(pruner={"type": "none"})))
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    storage = RDBStorage(default_storage(uri), heartbeat_interval=1, grace_period=1)
+    crashed = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
+    orphan = crashed.ask(search_space(study.spec.search))  # the "dead driver's" trial
+    storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2.5)  # no heartbeat since: stale
+    outcome = tune_study(study, uri, RayDispatcher(num_cpus=2), n_trials=1, runs_dir=tmp_path / "runs")
+    trials = optuna.load_study(study_name="tiny", storage=default_storage(uri)).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL  # never left RUNNING
+    retry = trials[1]
+    assert retry.system_attrs.get("failed_trial") == 0 and retry.params == orphan.params
+    assert retry.state == optuna.trial.TrialState.COMPLETE and outcome.results[0].state is TrialState.FINISHED

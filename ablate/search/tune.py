@@ -10,6 +10,7 @@ re-enqueued with the same parameters (they then resume from their checkpoints).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -120,7 +121,9 @@ def tune_study(
     ostudy = optuna.create_study(study_name=study.name, storage=rdb, load_if_exists=True, direction=search.direction,
                                  sampler=_sampler(search.sampler, space), pruner=build_pruner(search.pruner.model_dump(), study.spec.budget.iters))
     ostudy.sampler = _sampler(search.sampler, space, offset=len(ostudy.trials))
-    fail_stale_trials(ostudy)  # a crashed driver's trials: failed, then re-enqueued by the callback
+    with warnings.catch_warnings():  # optuna marks the heartbeat API experimental
+        warnings.simplefilter("ignore")
+        fail_stale_trials(ostudy)  # a crashed driver's trials: failed, then re-enqueued by the callback
 
     tracking.prepare_store(tracking_uri)
     client = tracking.client(tracking_uri)
