@@ -108,8 +108,8 @@ def tune_study(
 
     from ablate import tracking
     from ablate.dispatch import RunContext
-    from ablate.study.execute import _cached
-    from ablate.study.plan import _Planner
+    from ablate.study.execute import cached_result
+    from ablate.study.plan import Planner
 
     search = study.spec.search
     if search is None:
@@ -133,7 +133,7 @@ def tune_study(
         "ablate.optuna_study": study.name, "ablate.profile": study.profile or ""})
     outcome = TuneOutcome(study.name, study.name, storage_url, parent.info.run_id)
     context = RunContext(tracking_uri, experiment_id, parent.info.run_id)
-    planner = _Planner(study, Path(runs_dir))
+    planner = Planner(study, Path(runs_dir))
     total = n_trials or search.n_trials
     deadline = time.time() + search.timeout if search.timeout else None
     asked = 0
@@ -172,7 +172,7 @@ def tune_study(
                 )
                 if on_planned is not None:
                     on_planned([spec])
-                hit = _cached(client, experiment_id, spec)
+                hit = cached_result(client, experiment_id, spec)
                 if hit is not None:  # the same parameters already trained: tell Optuna at once
                     tell(trial, spec, hit)
                     continue

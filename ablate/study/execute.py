@@ -26,7 +26,8 @@ class StudyOutcome:
         return [r for r in self.results if r.state is TrialState.FAILED]
 
 
-def _cached(mlflow_client, experiment_id: str, spec: TrialSpec) -> Optional[TrialResult]:
+def cached_result(mlflow_client: Any, experiment_id: str, spec: TrialSpec) -> Optional[TrialResult]:
+    """The FINISHED run of this trial id, as a CACHED result (None: it must train)."""
     from ablate import tracking
 
     if "ablate.pretrain" in spec.tags and not spec.best_checkpoint.exists():
@@ -62,7 +63,7 @@ def cached_results(study_name: str, trials: list[TrialSpec], tracking_uri: str) 
         return {}
     hits = {}
     for spec in trials:
-        hit = _cached(mlflow_client, experiment.experiment_id, spec)
+        hit = cached_result(mlflow_client, experiment.experiment_id, spec)
         if hit is not None:
             hits[spec.trial_id] = hit
     return hits
@@ -100,7 +101,7 @@ def run_study(
     outcome = StudyOutcome(study.name, experiment_id, parent.info.run_id, tracking_uri)
     pending: list[TrialSpec] = []
     for spec in trials:
-        hit = None if rerun else _cached(mlflow_client, experiment_id, spec)
+        hit = None if rerun else cached_result(mlflow_client, experiment_id, spec)
         if hit is None:
             pending.append(spec)
         else:

@@ -73,7 +73,9 @@ def set_encoder(cfg: Any, checkpoint: Path) -> None:
     cfg.model.backbone["init_cfg"] = dict(type="Pretrained", checkpoint=str(checkpoint))
 
 
-class _Planner:
+class Planner:
+    """Resolves designs into trials, remembering which checkpoint each pretrain entry provides."""
+
     def __init__(self, study: Study, runs_dir: Path) -> None:
         from ablate import config
 
@@ -168,7 +170,7 @@ def estimate_cost(cfg: Any, crop: tuple[int, int], iters: int, batch_size: int) 
 
 def plan_trials(study: Study, runs_dir: Path | str = "runs") -> list[TrialSpec]:
     """Every trial of the study: pretraining first, then in file order, seeds innermost."""
-    planner = _Planner(study, Path(runs_dir))
+    planner = Planner(study, Path(runs_dir))
     trials: list[TrialSpec] = []
     for design in study.designs:
         seeds = [design.pretrain.seed] if design.shape == SHAPE_PRETRAIN else study.spec.seeds
