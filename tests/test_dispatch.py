@@ -41,12 +41,13 @@ def _sleepy(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
                        error="boom" if state is TrialState.FAILED else None)
 
 
-def test_order_dependencies_first_then_longest_first(ray4) -> None:
+def test_order_dependencies_first_then_longest_chain_first(ray4) -> None:
     started: list[str] = []
     trials = [_spec("small", 1), _spec("big", 9), _spec("mid", 5), _spec("child", 7, ("small",))]
     dispatcher = RayDispatcher(max_concurrent=1, trainable=_sleepy, on_start=lambda s, a: started.append(s.name))
     results = dispatcher.run(trials, RunContext("sqlite:///unused", "0"))
-    assert started == ["big", "mid", "small", "child"]
+    # big (9) first; small (1) carries child (7): its chain of 8 outranks mid (5)
+    assert started == ["big", "small", "child", "mid"]
     assert all(r.state is TrialState.FINISHED for r in results)
 
 
@@ -117,3 +118,11 @@ def test_eight_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
         assert run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(40))
         assert len(client.get_metric_history(run.info.run_id, "IoU.road")) == 40
+
+
+def test_a_long_chain_starts_before_an_equally_long_loner(ray4) -> None:
+    started: list[str] = []
+    trials = [_spec("loner", 5), _spec("pretrain", 4), _spec("after", 4, ("pretrain",))]
+    dispatcher = RayDispatcher(max_concurrent=1, trainable=_sleepy, on_start=lambda s, a: started.append(s.name))
+    dispatcher.run(trials, RunContext("sqlite:///unused", "0"))
+    assert started == ["pretrain", "loner", "after"]  # 4 + 4 waiting on it outranks 5

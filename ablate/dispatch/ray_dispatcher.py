@@ -38,6 +38,27 @@ def train_on_assigned_device(spec: TrialSpec, context: RunContext, attempt: int)
 Trainable = Callable[[TrialSpec, RunContext, int], TrialResult]
 
 
+def critical_path_costs(trials: Sequence[TrialSpec]) -> dict[str, float]:
+    """Each trial's cost plus the costliest chain of trials waiting on it.
+
+    Sorting ready trials by this is longest-first for independent trials, and starts a
+    pretraining whose dependents are long before an equally long trial nobody waits for.
+    """
+    children: dict[str, list[TrialSpec]] = {t.trial_id: [] for t in trials}
+    for trial in trials:
+        for dep in trial.depends_on:
+            if dep in children:
+                children[dep].append(trial)
+    memo: dict[str, float] = {}
+
+    def chain(trial: TrialSpec) -> float:
+        if trial.trial_id not in memo:
+            memo[trial.trial_id] = trial.cost + max((chain(c) for c in children[trial.trial_id]), default=0.0)
+        return memo[trial.trial_id]
+
+    return {t.trial_id: chain(t) for t in trials}
+
+
 @dataclass
 class _Slot:
     spec: TrialSpec
@@ -184,6 +205,7 @@ class RayDispatcher:
             return []
         slots = self.open()
         ids = {t.trial_id for t in trials}
+        priority = critical_path_costs(trials)
         pending = list(trials)
         done: dict[str, TrialResult] = {}
         started: set[str] = set()
@@ -204,7 +226,7 @@ class RayDispatcher:
                         finish(spec, TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
                                                  error=f"dependency {broken[0]} failed"))
                 ready = [s for s in pending if all(d in done or d not in ids for d in s.depends_on)]
-                ready.sort(key=lambda s: s.cost, reverse=True)  # longest first keeps GPUs busy to the end
+                ready.sort(key=lambda s: priority[s.trial_id], reverse=True)
                 while ready and self.in_flight < slots:
                     spec = ready.pop(0)
                     pending.remove(spec)
