@@ -4,8 +4,15 @@ Importing the package makes mmseg importable on mmcv-lite (see `ablate.compat`);
 cheap and does nothing when a full mmcv with compiled ops is installed.
 """
 
-from ablate.compat.mmcv_ops import install_mmcv_ops as _install_mmcv_ops
-from ablate.errors import AblateError, ConfigError, DataError, StudyError, TrialError
+import os as _os
+
+# Nothing leaves this machine unasked: MLflow 3 and Ray would otherwise report usage to their
+# vendors. Set before any worker starts, so Ray workers inherit it; an explicit setting wins.
+for _key, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_USAGE_STATS_ENABLED": "0"}.items():
+    _os.environ.setdefault(_key, _value)
+
+from ablate.compat.mmcv_ops import install_mmcv_ops as _install_mmcv_ops  # noqa: E402
+from ablate.errors import AblateError, ConfigError, DataError, StudyError, TrialError  # noqa: E402
 
 _install_mmcv_ops()
 

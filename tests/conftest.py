@@ -11,6 +11,9 @@ import pytest
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("ABLATE_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "ablate"))
 
 REPO = Path(__file__).resolve().parents[1]

@@ -81,6 +81,7 @@ def test_designed_case_is_pruned(tmp_path: Path, tiny_data: Path) -> None:
     run = tracking.client(uri).get_run(result.run_id)
     assert run.data.tags["ablate.optuna_state"] == "PRUNED" and run.data.tags["ablate.optuna_trial"] == "1"
     assert max(m.step for m in tracking.client(uri).get_metric_history(result.run_id, "loss")) == 2  # stopped early
+    assert [m.step for m in tracking.client(uri).get_metric_history(result.run_id, "mIoU")] == [2]  # and recorded
     assert optuna.load_study(study_name="tiny", storage=storage).trials[1].state == optuna.trial.TrialState.PRUNED
 
 

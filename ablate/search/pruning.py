@@ -29,7 +29,9 @@ def build_pruner(spec: dict[str, Any], iters: int) -> Any:
 class OptunaPruningHook(Hook):
     """After each evaluation: report the metric at the current iteration, stop if pruned."""
 
-    priority = "LOW"
+    # After MLflowTrialHook and ProgressFileHook (VERY_LOW): the evaluation that prunes a
+    # trial is recorded before the trial stops.
+    priority = "LOWEST"
 
     def __init__(self, storage: str, study_name: str, trial_id: int, metric: str = "mIoU",
                  pruner: Optional[dict[str, Any]] = None, iters: int = 1) -> None:

@@ -1,0 +1,180 @@
+"""Fixed costs of one `ablate run`, each measured in a fresh process (as the CLI pays them).
+
+    python bench/_probe.py import            # importing the CLI module
+    python bench/_probe.py ray               # embedded Ray: import, start, first worker, stop
+    python bench/_probe.py mlflow DB_PATH    # a fresh sqlite store: import, create, experiment, run
+    python bench/_probe.py flops CONFIG H W  # FLOPs of a config's model (build + count)
+    python bench/_probe.py trial CONFIG WORK_DIR H W  # the steps a trial adds around train()
+
+Each prints one JSON line of seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def _lap(marks: dict[str, float], key: str, since: float) -> float:
+    now = time.perf_counter()
+    marks[key] = round(now - since, 3)
+    return now
+
+
+def probe_import() -> dict[str, Any]:
+    marks: dict[str, float] = {}
+    t = time.perf_counter()
+    import ablate.cli  # noqa: F401
+
+    _lap(marks, "import_ablate_cli_s", t)
+    return marks
+
+
+def _worker_imports() -> float:
+    """What a trial's Ray worker imports before it can train."""
+    t = time.perf_counter()
+    import ablate.trial.execute  # noqa: F401
+    from ablate.registry import register_all
+
+    register_all()
+    import mlflow  # noqa: F401
+
+    return time.perf_counter() - t
+
+
+def probe_ray() -> dict[str, Any]:
+    marks: dict[str, float] = {}
+    t = time.perf_counter()
+    import ray
+
+    t = _lap(marks, "import_ray_s", t)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
+    t = _lap(marks, "ray_init_s", t)
+    inside = ray.get(ray.remote(_worker_imports).remote())
+    t = _lap(marks, "first_task_s", t)
+    marks["worker_imports_s"] = round(inside, 3)
+    ray.shutdown()
+    _lap(marks, "ray_shutdown_s", t)
+    return marks
+
+
+def probe_mlflow(db: str) -> dict[str, Any]:
+    marks: dict[str, float] = {}
+    t = time.perf_counter()
+    from ablate import tracking  # `import ablate` loads torch (the mmcv bridge)
+
+    t = _lap(marks, "import_ablate_s", t)
+    import mlflow  # noqa: F401
+
+    t = _lap(marks, "import_mlflow_s", t)
+    uri = f"sqlite:///{db}"
+    tracking.prepare_store(uri)
+    t = _lap(marks, "create_store_s", t)
+    client = tracking.client(uri)
+    experiment = tracking.ensure_experiment(client, "probe", uri)
+    t = _lap(marks, "create_experiment_s", t)
+    run = client.create_run(experiment, tags={tracking.TRIAL_TAG: "x"})
+    client.set_terminated(run.info.run_id)
+    t = _lap(marks, "create_and_end_run_s", t)
+    tracking.find_trial_runs(client, experiment, "x")
+    _lap(marks, "find_trial_runs_s", t)
+    return marks
+
+
+def probe_flops(config: str, height: int, width: int) -> dict[str, Any]:
+    """Building the model and counting its FLOPs, apart (a trial counts on its built model)."""
+    marks: dict[str, float] = {}
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+
+    from ablate import analysis, config as configs
+    from ablate.registry import register_all
+
+    register_all()
+    cfg = configs.load_base(config)
+    configs.use_plain_bn(cfg)
+    if DefaultScope.get_current_instance() is None:
+        DefaultScope.get_instance("bench-probe", scope_name="mmseg")
+    model_cfg = cfg.model.copy()
+    model_cfg.pop("pretrained", None)
+    t = time.perf_counter()
+    model = MODELS.build(model_cfg)
+    t = _lap(marks, "build_model_s", t)
+    info = analysis.count_model(model, height, width)
+    t = _lap(marks, "count_s", t)
+    analysis.count_model(model, height, width)
+    _lap(marks, "count_again_s", t)
+    marks["flops_g"] = info.flops_g
+    return marks
+
+
+def probe_trial_parts(config: str, work_dir: str, height: int, width: int) -> dict[str, Any]:
+    """The per-trial steps `execute_trial` adds around `runner.train()`, on a built (untrained)
+    Runner: MLflow run creation with params, FLOPs count, the 3 saved predictions, artifact logging."""
+    from pathlib import Path
+
+    from ablate import analysis, tracking
+    from ablate.registry import register_all
+    from ablate.trial.predictions import save_predictions
+
+    register_all()
+    from mlflow.entities import Param
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    marks: dict[str, float] = {}
+    root = Path(work_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'probe.db'}"
+    tracking.prepare_store(uri)
+    client = tracking.client(uri)
+    experiment = tracking.ensure_experiment(client, "probe", uri)
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(root)
+    t = time.perf_counter()
+    run = client.create_run(experiment, tags={tracking.TRIAL_TAG: "x", tracking.KIND_TAG: "trial"})
+    client.log_batch(run.info.run_id, params=[Param(f"p{i}", str(i)) for i in range(30)])
+    t = _lap(marks, "mlflow_create_run_and_params_s", t)
+    runner = Runner.from_cfg(cfg)
+    t = _lap(marks, "runner_build_s", t)
+    analysis.count_model(runner.model, height, width)
+    t = _lap(marks, "flops_count_s", t)
+    written = save_predictions(runner, root / "predictions")
+    t = _lap(marks, "save_predictions_s", t)
+    client.log_artifacts(run.info.run_id, str(root / "predictions"), artifact_path="predictions")
+    client.log_artifact(run.info.run_id, config)
+    t = _lap(marks, "log_artifacts_s", t)
+    for step in range(20):  # what MLflowTrialHook writes for 400 iterations logged every 20
+        tracking.log_metrics(client, run.info.run_id, {"loss": 1.0, "lr": 0.01, "decode.loss_ce": 1.0}, step=step)
+    _lap(marks, "mlflow_20_metric_batches_s", t)
+    marks["predictions_written"] = len(written)
+    return marks
+
+
+def main(argv: list[str]) -> int:
+    kind = argv[0]
+    if kind == "import":
+        out = probe_import()
+    elif kind == "ray":
+        out = probe_ray()
+    elif kind == "mlflow":
+        out = probe_mlflow(argv[1])
+    elif kind == "trial":
+        out = probe_trial_parts(argv[1], argv[2], int(argv[3]), int(argv[4]))
+    elif kind == "flops":
+        out = probe_flops(argv[1], int(argv[2]), int(argv[3]))
+    else:
+        raise SystemExit(f"unknown probe {kind}")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
