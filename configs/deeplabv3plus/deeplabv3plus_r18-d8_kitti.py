@@ -1,18 +1,9 @@
 # Table 1, row "DeepLabV3+ & ResNet18" (ResNetV1c-18, output stride 8), mmseg's default 20k schedule.
-# Model as in mmseg's deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py (depth 18 and its
-# narrower head), without the open-mmlab:// ImageNet weights (the study attaches them locally).
-_base_ = [
-    "mmseg::_base_/models/deeplabv3plus_r50-d8.py",
-    "../_base_/datasets/kitti.py",
-    "mmseg::_base_/default_runtime.py",
-    "mmseg::_base_/schedules/schedule_20k.py",
-]
-data_preprocessor = dict(size={{_base_.crop_size}})
+# The R50 config with depth 18 and the narrower head of mmseg's
+# deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024.py.
+_base_ = "./deeplabv3plus_r50-d8_kitti.py"
 model = dict(
-    data_preprocessor=data_preprocessor,
-    pretrained=None,
     backbone=dict(depth=18),
-    decode_head=dict(c1_in_channels=64, c1_channels=12, in_channels=512, channels=128, num_classes=19),
-    auxiliary_head=dict(in_channels=256, channels=64, num_classes=19),
+    decode_head=dict(c1_in_channels=64, c1_channels=12, in_channels=512, channels=128),
+    auxiliary_head=dict(in_channels=256, channels=64),
 )
-default_hooks = dict(checkpoint=dict(save_best="mIoU", rule="greater", max_keep_ckpts=1))
