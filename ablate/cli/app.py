@@ -135,7 +135,8 @@ def run(
     """Run every trial of a study on Ray (one GPU per trial), logging to MLflow."""
     from ablate import study as studies
     from ablate import tracking
-    from ablate.dispatch import ProgressBoard, RayDispatcher
+    from ablate.cli.board import ProgressBoard
+    from ablate.dispatch import RayDispatcher
 
     loaded = studies.load_study(study_file, profile)
     uri = tracking.resolve_tracking_uri(tracking_uri)
@@ -179,7 +180,8 @@ def tune(
     """Optuna search over the study's `search:` parameters, pruned, parallel, resumable."""
     from ablate import study as studies
     from ablate import tracking
-    from ablate.dispatch import ProgressBoard, RayDispatcher
+    from ablate.cli.board import ProgressBoard
+    from ablate.dispatch import RayDispatcher
     from ablate.search import tune_study
 
     loaded = studies.load_study(study_file, profile)
