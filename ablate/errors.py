@@ -30,5 +30,5 @@ class StudyError(AblateError):
         super().__init__(f"{source}: invalid study\n" + "\n".join(lines))
 
 
-class TrialError(AblateError):
-    """One or more trials failed; raised after every other trial has finished."""
+class TrialPruned(Exception):
+    """A search's pruner stopped the trial early; not a user error (the trial ends PRUNED)."""

@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
     clock.lap("prepare_store (MLflow SQLAlchemy store: schema check; WAL)")
     client = tracking.client(uri)
     experiment_id = tracking.ensure_experiment(client, loaded.name, uri)
-    parent = client.create_run(experiment_id, run_name="bench stages", tags={tracking.KIND_TAG: "study"})
+    parent = client.create_run(experiment_id, run_name="bench stages", tags={tracking.tags.KIND: "study"})
     clock.lap("ensure_experiment + create parent run")
     lookup = getattr(execute, "cached_result", None) or getattr(execute, "_cached")  # its name in older trees
     hits = [lookup(client, experiment_id, spec) for spec in trials]

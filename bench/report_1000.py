@@ -54,7 +54,7 @@ def _run(
     from ablate import tracking
 
     all_tags = {
-        tracking.TRIAL_TAG: f"{name}-s{seed}", tracking.STUDY_TAG: STUDY, tracking.KIND_TAG: "trial",
+        tracking.tags.TRIAL_ID: f"{name}-s{seed}", tracking.tags.STUDY: STUDY, tracking.tags.KIND: "trial",
         "ablate.trial_name": name, "ablate.seed": str(seed), "ablate.model": "segformer_mit-b2_kitti",
         "ablate.enc_pretrained": "yes", "ablate.dec_pretrained": "no", "ablate.duration_s": f"{rng.uniform(600, 3600):.1f}",
         **tags,
@@ -130,7 +130,7 @@ def fill(root: Path) -> tuple[str, int]:
                  miou=60 + rng.gauss(0, 4), flops=rng.uniform(20, 120))
             count += 1
     storage, trials = _optuna(root / "optuna.db", rng)
-    client.create_run(exp, run_name="tune", tags={tracking.KIND_TAG: "tune", tracking.STUDY_TAG: STUDY,
+    client.create_run(exp, run_name="tune", tags={tracking.tags.KIND: "tune", tracking.tags.STUDY: STUDY,
                                                     "ablate.optuna_storage": storage, "ablate.optuna_study": f"{STUDY}-search"})
     for number, state, value, _ in trials:
         _run(client, exp, rng, f"search-{number:04d}", 0, {"ablate.shape": "trials", "ablate.optuna_trial": str(number),

@@ -19,14 +19,18 @@ from ablate.errors import AblateError
 from ablate.report import (
     build_report,
     collect,
+    compare,
+    holm,
     ladders,
     model_rows,
     pareto_front,
     permutation_p,
+    power,
     report_command,
+    seeds_for_power,
+    tables,
     welch,
 )
-from ablate.report.stats import PERMUTATION, compare
 
 ZOO, LADDER, LOO = "zoo-study", "ladder-study", "loo-study"
 ZOO_MODELS = {  # name: (enc, dec, flops, params, mIoU per seed)
@@ -34,19 +38,46 @@ ZOO_MODELS = {  # name: (enc, dec, flops, params, mIoU per seed)
     "segformer-b2*": ("yes", "yes", 60.0, 27.5, [70.0, 71.0]),
     "pspnet-r18": ("no", "no", 200.0, 12.9, [55.0, 58.0]),
 }
-LADDER_RUNGS = [("base", [60.0, 62.0]), ("transfer", [66.0, 68.0]), ("poly_lr", [67.0, 70.0]), ("class_balanced_loss", [68.0, 68.0])]
-LOO_ROWS = [("full", [70.0, 71.0]), ("transfer", [60.0, 61.0]), ("ohem", [70.5])]
+# Seeds 0, 1, 2 on every rung, with a seed effect shared by all rungs (seed 1 high, seed 2 low), as
+# on real ladders: pairing by seed removes it. transfer: +6 for sure; poly_lr: +0.4 within the
+# noise; class_balanced_loss: nothing.
+LADDER_RUNGS = [
+    ("base", [60.0, 63.0, 58.0]),
+    ("transfer", [66.2, 68.8, 64.1]),
+    ("poly_lr", [66.9, 69.1, 64.4]),
+    ("class_balanced_loss", [66.5, 69.6, 64.0]),
+]
+# Per-class effects on top of the mIoU change, from the rung that adds the trick on (levels).
+LADDER_CLASS_SHIFT = {1: {"sky": -14.0}, 2: {"rider": 5.0}}
+# seed -> mIoU: minus-ohem has one seed (no test), minus-aux_head other seeds than the full recipe (Welch)
+LOO_ROWS = [
+    ("full", {0: 70.0, 1: 71.5, 2: 69.0}),
+    ("transfer", {0: 60.5, 1: 61.0, 2: 59.0}),
+    ("ohem", {0: 70.5}),
+    ("aux_head", {3: 69.0, 4: 70.0}),
+]
 ABSENT = "train"  # a class no run saw: NaN everywhere
 
 
-def _class_metrics(miou: float) -> dict[str, float]:
-    """Per-class IoU = mIoU + a fixed class offset, so class deltas equal mIoU deltas."""
+def _class_metrics(miou: float, shift: Optional[dict[str, float]] = None, jitter: int = -1) -> dict[str, float]:
+    """Per-class IoU = mIoU + a fixed class offset (+ a shift, + a small per-run wobble when
+    `jitter` >= 0), so class deltas follow the mIoU deltas except where shifted."""
     out = {}
     for i, name in enumerate(CLASSES):
         key = name.replace(" ", "_")
-        out[f"IoU.{key}"] = float("nan") if name == ABSENT else miou + (i - 9) * 0.5
+        wobble = 0.05 * (((jitter + 2 * i) % 5) - 2) if jitter >= 0 else 0.0
+        value = miou + (i - 9) * 0.5 + (shift or {}).get(name, 0.0) + wobble
+        out[f"IoU.{key}"] = float("nan") if name == ABSENT else value
         out[f"Acc.{key}"] = float("nan") if name == ABSENT else min(100.0, miou + 10)
     return out
+
+
+def _ladder_shift(rung: int) -> dict[str, float]:
+    shift: dict[str, float] = {}
+    for start, effects in LADDER_CLASS_SHIFT.items():
+        if rung >= start:
+            shift.update(effects)
+    return shift
 
 
 def _png(path: Path, colour: tuple[int, int, int]) -> Path:
@@ -62,13 +93,13 @@ def _png(path: Path, colour: tuple[int, int, int]) -> Path:
 def add_run(
     client: Any, exp_id: str, study: str, name: str, seed: int, *, shape: str, miou: Optional[float],
     status: str = "FINISHED", flops: float = 60.0, params: float = 27.5, tags: Optional[dict[str, str]] = None,
-    failure: str = "",
+    failure: str = "", class_metrics: Optional[dict[str, float]] = None,
 ) -> str:
     """One trial run written the way `ablate run` writes it (same tags, params and metric names)."""
     from mlflow.entities import Param
 
     all_tags = {
-        tracking.TRIAL_TAG: f"{name}-{seed}", tracking.STUDY_TAG: study, tracking.KIND_TAG: "trial",
+        tracking.tags.TRIAL_ID: f"{name}-{seed}", tracking.tags.STUDY: study, tracking.tags.KIND: "trial",
         "ablate.trial_name": name, "ablate.seed": str(seed), "ablate.shape": shape,
         "ablate.model": "segformer_mit-b2_kitti", "ablate.enc_pretrained": "yes", "ablate.dec_pretrained": "no",
         "ablate.tricks": "",
@@ -80,7 +111,7 @@ def add_run(
     if miou is not None:
         # an earlier, better evaluation: the report must use the final one
         tracking.log_metrics(client, run_id, {"mIoU": miou + 5, "best_mIoU": miou + 5}, step=10)
-        tracking.log_metrics(client, run_id, {"mIoU": miou, "mAcc": miou + 10, "aAcc": 90.0, **_class_metrics(miou)}, step=20)
+        tracking.log_metrics(client, run_id, {"mIoU": miou, "mAcc": miou + 10, "aAcc": 90.0, **(class_metrics or _class_metrics(miou))}, step=20)
         tracking.log_metrics(client, run_id, {"flops_g": flops, "params_m": params}, step=0)
     if failure:
         client.set_tag(run_id, "ablate.failure", failure)
@@ -99,7 +130,7 @@ def _search(tmp: Path, client: Any, exp_id: str) -> None:
     study = optuna.create_study(study_name="zoo-search", storage=storage, direction="maximize",
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(lambda t: 60 + 10 * t.suggest_float("lr", 1e-5, 1e-3, log=True) * 1e3 - t.suggest_int("warmup", 0, 5), n_trials=6)
-    client.create_run(exp_id, run_name="tune", tags={tracking.KIND_TAG: "tune", tracking.STUDY_TAG: ZOO,
+    client.create_run(exp_id, run_name="tune", tags={tracking.tags.KIND: "tune", tracking.tags.STUDY: ZOO,
                                                        "ablate.optuna_storage": storage, "ablate.optuna_study": "zoo-search"})
     for number in range(3):
         add_run(client, exp_id, ZOO, f"tune-{number}", 0, shape="trials", miou=50.0 + number,
@@ -134,10 +165,11 @@ def store(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[str
     for rung, (trick, values) in enumerate(LADDER_RUNGS):
         for seed, value in enumerate(values):
             add_run(client, ladder, LADDER, f"r{rung}-{trick}", seed, shape="ladder", miou=value,
-                    tags={"ablate.rung": str(rung), "ablate.trick": trick})
+                    tags={"ablate.rung": str(rung), "ablate.trick": trick},
+                    class_metrics=_class_metrics(value, _ladder_shift(rung), jitter=7 * rung + 3 * seed))
     loo = tracking.ensure_experiment(client, LOO, uri)
-    for rung, (trick, values) in enumerate(LOO_ROWS):
-        for seed, value in enumerate(values):
+    for rung, (trick, by_seed) in enumerate(LOO_ROWS):
+        for seed, value in by_seed.items():
             add_run(client, loo, LOO, "full" if rung == 0 else f"minus-{trick}", seed, shape="leave_one_out", miou=value,
                     tags={"ablate.rung": str(rung), "ablate.trick": trick})
     study_file = tmp / "zoo.yaml"

@@ -34,8 +34,8 @@ def test_trials_finish_and_are_child_runs(finished) -> None:
     assert len(runs) == 2
     for run in runs:
         assert run.info.status == "FINISHED"
-        assert run.data.tags[tracking.PARENT_TAG] == outcome.parent_run_id
-        assert run.data.tags[tracking.TRIAL_TAG] in {r.trial_id for r in outcome.results}
+        assert run.data.tags[tracking.tags.PARENT] == outcome.parent_run_id
+        assert run.data.tags[tracking.tags.TRIAL_ID] in {r.trial_id for r in outcome.results}
     assert client.get_experiment(outcome.experiment_id).name == study.name
     assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
 

@@ -104,7 +104,7 @@ def test_parallel_trials_overlap_and_rerun_continues(tmp_path: Path, tiny_data: 
     children = client.search_runs([experiment.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")
     assert sorted(r.data.tags["ablate.optuna_trial"] for r in children) == ["0", "1", "2"]
     assert {r.data.tags["ablate.optuna_state"] for r in children} == {"COMPLETE"}
-    assert {r.data.tags[tracking.PARENT_TAG] for r in children} == {first.parent_run_id, second.parent_run_id}
+    assert {r.data.tags[tracking.tags.PARENT] for r in children} == {first.parent_run_id, second.parent_run_id}
 
 
 def test_trial_left_running_by_a_crashed_driver_is_failed_and_retried(

@@ -1,4 +1,8 @@
-"""A small on-disk cache of FLOPs counts: `plan` estimates costs without rebuilding every model."""
+"""A small on-disk cache of FLOPs/parameter counts, keyed by model config and input size.
+
+`plan` estimates costs and every trial logs its complexity; building and tracing a model for that
+costs about a second, so each (model config, size) is counted once per machine.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from ablate.analysis.flops import Complexity
 
 
 def cache_dir() -> Path:
@@ -18,24 +24,46 @@ def _key(cfg: Any, height: int, width: int) -> str:
     return hashlib.sha256(f"{model}|{height}x{width}".encode()).hexdigest()[:20]
 
 
-def cached_flops(cfg: Any, height: int, width: int) -> float:
-    """GFLOPs of the config's model at (height, width), computed once per model and shape."""
-    from ablate.analysis.flops import count_config
+def _table_path() -> Path:
+    return cache_dir() / "complexity.json"
 
-    path = cache_dir() / "flops.json"
-    key = _key(cfg, height, width)
+
+def _read() -> dict[str, Any]:
     try:
-        table = json.loads(path.read_text())
+        return json.loads(_table_path().read_text())
     except (OSError, ValueError):
-        table = {}
-    if key in table:
-        return float(table[key])
-    import copy
+        return {}
 
-    value = count_config(copy.deepcopy(cfg), height, width).flops_g
-    table[key] = value
+
+def _write(key: str, info: Complexity) -> None:
+    table = _read()  # re-read: another process may have added entries meanwhile
+    table[key] = {"flops_g": info.flops_g, "params_m": info.params_m}
+    path = _table_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(table, indent=0))
     os.replace(tmp, path)
-    return value
+
+
+def cached_complexity(cfg: Any, height: int, width: int, model: Optional[Any] = None) -> Complexity:
+    """Complexity of the config's model at (height, width); counted on `model` when given
+    (already built: no second build) and not yet cached."""
+    from ablate.analysis.flops import count_config, count_model
+
+    key = _key(cfg, height, width)
+    hit = _read().get(key)
+    if isinstance(hit, dict):
+        return Complexity(float(hit["flops_g"]), float(hit["params_m"]), height, width)
+    if model is not None:
+        info = count_model(model, height, width)
+    else:
+        import copy
+
+        info = count_config(copy.deepcopy(cfg), height, width)
+    _write(key, info)
+    return info
+
+
+def cached_flops(cfg: Any, height: int, width: int) -> float:
+    """GFLOPs of the config's model at (height, width), computed once per model and shape."""
+    return cached_complexity(cfg, height, width).flops_g

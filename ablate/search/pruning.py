@@ -7,6 +7,8 @@ from typing import Any, Optional
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ablate.errors import TrialPruned
+
 
 def build_pruner(spec: dict[str, Any], iters: int) -> Any:
     """The Optuna pruner a `search.pruner` block describes (driver and workers build the same)."""
@@ -52,10 +54,8 @@ class OptunaPruningHook(Hook):
         self._trial = optuna.trial.Trial(study, self.trial_id)
 
     def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
-        import optuna
-
         if not metrics or self.metric not in metrics or runner.iter >= runner.max_iters:
             return
         self._trial.report(float(metrics[self.metric]), step=runner.iter)
         if self._trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at iteration {runner.iter} ({self.metric}={metrics[self.metric]:.2f})")
+            raise TrialPruned(f"pruned at iteration {runner.iter} ({self.metric}={metrics[self.metric]:.2f})")

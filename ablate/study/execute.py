@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -27,43 +26,31 @@ class StudyOutcome:
 
 
 def cached_result(mlflow_client: Any, experiment_id: str, spec: TrialSpec) -> Optional[TrialResult]:
-    """The FINISHED run of this trial id, as a CACHED result (None: it must train)."""
+    """The complete run of this trial id, as a CACHED result (None: it must train)."""
     from ablate import tracking
 
-    if "ablate.pretrain" in spec.tags and not spec.best_checkpoint.exists():
+    if tracking.tags.PRETRAIN in spec.tags and not spec.best_checkpoint.exists():
         return None  # later trials need its checkpoint file, which is gone: train it again
-    for run in tracking.find_trial_runs(mlflow_client, experiment_id, spec.trial_id):
-        if run.info.status == "FINISHED":
-            return TrialResult(
-                spec.trial_id, spec.name, spec.seed, TrialState.CACHED,
-                metrics=dict(run.data.metrics), run_id=run.info.run_id,
-            )
-    return None
-
-
-def _mark_interrupted(mlflow_client: Any, experiment_id: str, trials: list[TrialSpec]) -> None:
-    """Runs of trials stopped by Ctrl-C end KILLED; the next `ablate run` resumes the same run."""
-    from ablate import tracking
-
-    for spec in trials:
-        for run in tracking.find_trial_runs(mlflow_client, experiment_id, spec.trial_id):
-            if run.info.status == "RUNNING":
-                mlflow_client.set_terminated(run.info.run_id, status="KILLED")
+    record = tracking.complete_run(mlflow_client, experiment_id, spec.trial_id)
+    if record is None:
+        return None
+    return TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.CACHED, metrics=dict(record.metrics),
+                       run_id=record.run_id, duration_s=record.duration_s or 0.0)
 
 
 def cached_results(study_name: str, trials: list[TrialSpec], tracking_uri: str) -> dict[str, TrialResult]:
     """Trials that already finished, without creating anything in the store."""
     from ablate import tracking
 
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+    if not tracking.store_exists(tracking_uri):
         return {}
     mlflow_client = tracking.client(tracking_uri)
-    experiment = mlflow_client.get_experiment_by_name(study_name)
-    if experiment is None:
+    experiment_id = tracking.find_experiment(mlflow_client, study_name)
+    if experiment_id is None:
         return {}
     hits = {}
     for spec in trials:
-        hit = cached_result(mlflow_client, experiment.experiment_id, spec)
+        hit = cached_result(mlflow_client, experiment_id, spec)
         if hit is not None:
             hits[spec.trial_id] = hit
     return hits
@@ -88,17 +75,9 @@ def run_study(
     tracking.prepare_store(tracking_uri)
     mlflow_client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(mlflow_client, study.name, tracking_uri)
-    parent = mlflow_client.create_run(
-        experiment_id,
-        run_name=f"{study.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        tags={
-            tracking.KIND_TAG: "study",
-            tracking.STUDY_TAG: study.name,
-            "ablate.profile": study.profile or "",
-            "ablate.study_file": str(study.source),
-        },
-    )
-    outcome = StudyOutcome(study.name, experiment_id, parent.info.run_id, tracking_uri)
+    parent_run_id = tracking.start_parent_run(mlflow_client, experiment_id, tracking.tags.Kind.STUDY, study.name, {
+        tracking.tags.PROFILE: study.profile or "", tracking.tags.STUDY_FILE: str(study.source)})
+    outcome = StudyOutcome(study.name, experiment_id, parent_run_id, tracking_uri)
     pending: list[TrialSpec] = []
     for spec in trials:
         hit = None if rerun else cached_result(mlflow_client, experiment_id, spec)
@@ -108,16 +87,17 @@ def run_study(
             outcome.results.append(hit)
             if on_result is not None:
                 on_result(spec, hit)
-    context = RunContext(tracking_uri, experiment_id, parent.info.run_id)
+    context = RunContext(tracking_uri, experiment_id, parent_run_id)
     status = "FAILED"
     try:
         outcome.results.extend((dispatcher or SequentialDispatcher()).run(pending, context, on_result))
         status = "FAILED" if outcome.failed else "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
-        _mark_interrupted(mlflow_client, experiment_id, [s for s in pending if s.trial_id not in {r.trial_id for r in outcome.results}])
+        done = {r.trial_id for r in outcome.results}
+        tracking.mark_interrupted(mlflow_client, experiment_id, [s.trial_id for s in pending if s.trial_id not in done])
         raise
     finally:
-        mlflow_client.log_param(parent.info.run_id, "n_trials", len(trials))
-        mlflow_client.set_terminated(parent.info.run_id, status=status)
+        tracking.log_params(mlflow_client, parent_run_id, {"n_trials": len(trials)})
+        tracking.end_run(mlflow_client, parent_run_id, status)
     return outcome

@@ -1,31 +1,58 @@
-"""The MLflow writer: store resolution, experiment/run bookkeeping and the training hook."""
+"""All MLflow I/O: the store, tag names, typed run records, the writer and the training hooks."""
 
+from ablate.tracking import tags
+from ablate.tracking.records import TrialRun, TuneRun
+from ablate.tracking.runs import (
+    complete_run,
+    end_run,
+    find_trial_runs,
+    mark_interrupted,
+    open_trial_run,
+    read_experiment,
+    search_all,
+    start_parent_run,
+)
 from ablate.tracking.store import (
-    KIND_TAG,
-    PARENT_TAG,
-    STUDY_TAG,
-    TRIAL_TAG,
+    RetryingClient,
     artifact_root,
     client,
     ensure_experiment,
-    find_trial_runs,
+    find_experiment,
+    log_files,
     log_metrics,
+    log_params,
+    log_tags,
     param_items,
     prepare_store,
-    resolve_tracking_uri,
+    store_exists,
 )
+from ablate.tracking.uri import check_tracking_uri, resolve_tracking_uri, sqlite_path
 
 __all__ = [
-    "KIND_TAG",
-    "PARENT_TAG",
-    "STUDY_TAG",
-    "TRIAL_TAG",
+    "RetryingClient",
+    "TrialRun",
+    "TuneRun",
     "artifact_root",
+    "check_tracking_uri",
     "client",
+    "complete_run",
+    "end_run",
     "ensure_experiment",
+    "find_experiment",
     "find_trial_runs",
+    "log_files",
     "log_metrics",
+    "log_params",
+    "log_tags",
+    "mark_interrupted",
+    "open_trial_run",
     "param_items",
     "prepare_store",
+    "read_experiment",
     "resolve_tracking_uri",
+    "search_all",
+    "sqlite_path",
+    "start_parent_run",
+    "store_exists",
+    "tags",
 ]

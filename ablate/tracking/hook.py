@@ -1,7 +1,9 @@
-"""An mmengine hook that streams a trial's training and evaluation numbers into its MLflow run.
+"""mmengine hooks that write into one trial's MLflow run.
 
-It writes to an explicit run id through `MlflowClient` (no global active run), so many trials can
-log from many processes into one store without stepping on each other.
+They write to an explicit run id through `MlflowClient` (no global active run), so many trials
+can log from many processes into one store; the run id is part of the trial's dumped
+`config.py`, so a plain `Runner.from_cfg(cfg).train()` of that file logs to the same run.
+Without a run id a tracked hook does its work and logs nothing.
 """
 
 from __future__ import annotations
@@ -12,70 +14,96 @@ from typing import Any, Optional
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ablate.tracking.store import client, log_metrics
+from ablate.tracking import tags as T
+from ablate.tracking.store import client, log_metrics, log_tags
+
+PER_CLASS_FILE = "per_class_iou.json"
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss: the trial is failed rather than left to diverge."""
-
-
-def _scalar(value: Any) -> Optional[float]:
-    try:
-        return float(value.item() if hasattr(value, "item") else value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _numbers(values: Optional[dict]) -> dict[str, float]:
+def numbers(values: Optional[dict]) -> dict[str, float]:
+    """The scalar entries of a loss or metric dict, as floats."""
     out: dict[str, float] = {}
     for key, value in (values or {}).items():
-        number = _scalar(value)
-        if number is not None:
-            out[key] = number
+        try:
+            out[key] = float(value.item() if hasattr(value, "item") else value)
+        except (TypeError, ValueError, RuntimeError):
+            continue
     return out
 
 
+class TrackedHook(Hook):
+    """Base of the hooks that log to the trial's run: one lazily made client per hook."""
+
+    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self._client: Any = None
+
+    @property
+    def tracked(self) -> bool:
+        return bool(self.tracking_uri and self.run_id)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(str(self.tracking_uri))
+        return self._client
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self.tracked and metrics:
+            log_metrics(self.client, str(self.run_id), metrics, step=step)
+
+    def log_tags(self, values: dict[str, str]) -> None:
+        if self.tracked:
+            log_tags(self.client, str(self.run_id), values)
+
+    def log_artifacts(self, folder: str, artifact_path: str) -> None:
+        if self.tracked:
+            self.client.log_artifacts(str(self.run_id), folder, artifact_path=artifact_path)
+
+    def log_final_evaluation(self, metrics: dict[str, float], step: int, how: str) -> None:
+        """The final evaluation: its numbers as the run's last values and the per-class table."""
+        self.log_metrics(metrics, step)
+        if not self.tracked:
+            return
+        per_class = {k.split(".", 1)[1]: (None if math.isnan(v) else v) for k, v in metrics.items() if k.startswith("IoU.")}
+        self.client.log_dict(str(self.run_id), per_class, PER_CLASS_FILE)
+        self.log_tags({T.FINAL_EVAL: how})
+
+
 @HOOKS.register_module()
-class MLflowTrialHook(Hook):
+class MLflowTrialHook(TrackedHook):
     """Logs loss/lr every `interval` iterations and every evaluation's metrics to `run_id`."""
 
     priority = "VERY_LOW"
 
-    def __init__(self, tracking_uri: str, run_id: str, interval: int = 50) -> None:
-        self.tracking_uri = tracking_uri
-        self.run_id = run_id
+    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None, interval: int = 50) -> None:
+        super().__init__(tracking_uri, run_id)
         self.interval = interval
-        self.last_metrics: dict[str, float] = {}
         self.best_miou: Optional[float] = None
-        self._client: Any = None
-
-    def before_run(self, runner: Any) -> None:
-        self._client = client(self.tracking_uri)
 
     def after_train_iter(
         self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Optional[dict] = None
     ) -> None:
-        losses = _numbers(outputs)
-        loss = losses.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            raise NonFiniteLossError(f"non-finite loss ({loss}) at iteration {runner.iter + 1}")
         if not (self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)):
             return
-        record = dict(losses)
+        record = numbers(outputs)
         # The lr this iteration trained with (RuntimeInfoHook records it before the step;
         # the optimizer already holds the next one).
         history = runner.message_hub.log_scalars.get("train/lr")
         if history is not None:
             record["lr"] = float(history.current())
-        log_metrics(self._client, self.run_id, record, step=runner.iter + 1)
+        self.log_metrics(record, step=runner.iter + 1)
 
     def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
-        numbers = _numbers(metrics)
-        if not numbers:
+        values = numbers(metrics)
+        if not values:
             return
-        self.last_metrics = numbers
-        miou = numbers.get("mIoU")
+        miou = values.get("mIoU")
         if miou is not None and (self.best_miou is None or miou > self.best_miou):
             self.best_miou = miou
-            numbers = {**numbers, "best_mIoU": miou}
-        log_metrics(self._client, self.run_id, numbers, step=runner.iter)
+            values["best_mIoU"] = miou
+        if runner.iter >= runner.max_iters:
+            self.log_final_evaluation(values, runner.iter, "single_scale")
+        else:
+            self.log_metrics(values, step=runner.iter)

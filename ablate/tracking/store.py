@@ -1,57 +1,54 @@
-"""Where results live: one MLflow store, one experiment per study, one child run per trial."""
+"""Where results live: one MLflow store, one experiment per study, one child run per trial.
+
+Every MLflow client in ablate comes from `client()`: several trials write to one sqlite file at
+once, sqlite serialises writers, and a writer that waits past its timeout gets "database is
+locked". The client waits that out (tenacity, exponential backoff with jitter) instead of failing
+a trial over a busy store. Each call it repeats is idempotent or keyed (metrics carry steps and
+timestamps), so a repeat is safe.
+"""
 
 from __future__ import annotations
 
-import os
+import logging
+import time
 from pathlib import Path
 from typing import Any, Optional
 
-TRIAL_TAG = "ablate.trial_id"
-STUDY_TAG = "ablate.study"
-KIND_TAG = "ablate.kind"
-PARENT_TAG = "mlflow.parentRunId"
-DEFAULT_DB = "mlruns.db"
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from ablate.tracking.uri import sqlite_path
+
 # MLflow's own limits (param value length, keys per batch).
 MAX_PARAM_VALUE = 6000
 MAX_BATCH_METRICS = 1000
+MAX_BATCH_PARAMS = 100
+LOCK_ATTEMPTS = 12
+
+log = logging.getLogger("ablate.tracking")
 
 
-def resolve_tracking_uri(cli_value: Optional[str] = None, cwd: Optional[Path] = None) -> str:
-    """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else `sqlite:///mlruns.db` in the cwd.
-
-    sqlite and file URIs are made absolute: workers may run in another directory.
-    """
-    uri = cli_value or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
-    base = cwd or Path.cwd()
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = Path(uri[len("sqlite:///"):])
-        if not path.is_absolute():
-            uri = f"sqlite:///{(base / path).resolve()}"
-    elif "://" not in uri:
-        uri = (base / uri).resolve().as_uri()
-    return uri
+def _locked(exc: BaseException) -> bool:
+    # MlflowException wraps sqlalchemy's OperationalError; only the message is stable across both
+    return "database is locked" in str(exc)
 
 
-def artifact_root(uri: str) -> Optional[str]:
-    """Artifacts beside a sqlite file (`mlartifacts/`), as an absolute URI; None for servers."""
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
-        return (db.parent / "mlartifacts").resolve().as_uri()
-    return None
+class RetryingClient:
+    """An `MlflowClient` whose calls wait out "database is locked"; `lock_retries` counts the waits."""
 
-
-class _RetryingClient:
-    """MlflowClient whose calls wait out sqlite's "database is locked" instead of failing.
-
-    Several trials write to one sqlite file at once; sqlite serialises writers and a writer
-    that waits past its timeout gets this error. Every call here is idempotent or keyed
-    (metrics carry timestamps and steps), so repeating it is safe.
-    """
-
-    def __init__(self, inner: Any, attempts: int = 12, first_wait_s: float = 0.05) -> None:
+    def __init__(self, inner: Any, attempts: int = LOCK_ATTEMPTS) -> None:
         self._inner = inner
-        self._attempts = attempts
-        self._first_wait_s = first_wait_s
+        self.lock_retries = 0
+        self._retrying = Retrying(
+            retry=retry_if_exception(_locked),
+            wait=wait_random_exponential(multiplier=0.05, max=2.0),
+            stop=stop_after_attempt(attempts),
+            before_sleep=self._count,
+            reraise=True,
+        )
+
+    def _count(self, state: Any) -> None:
+        self.lock_retries += 1
+        before_sleep_log(log, logging.DEBUG)(state)
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self._inner, name)
@@ -59,26 +56,27 @@ class _RetryingClient:
             return target
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            import random
-            import time
-
-            wait = self._first_wait_s
-            for attempt in range(self._attempts):
-                try:
-                    return target(*args, **kwargs)
-                except Exception as exc:  # MlflowException wraps sqlalchemy's OperationalError
-                    if "database is locked" not in str(exc) or attempt == self._attempts - 1:
-                        raise
-                    time.sleep(wait * (1 + random.random()))
-                    wait = min(wait * 2, 2.0)
+            return self._retrying(target, *args, **kwargs)
 
         return call
 
 
-def client(uri: str) -> Any:
+def client(uri: str) -> RetryingClient:
     from mlflow.tracking import MlflowClient
 
-    return _RetryingClient(MlflowClient(tracking_uri=uri))
+    return RetryingClient(MlflowClient(tracking_uri=uri))
+
+
+def artifact_root(uri: str) -> Optional[str]:
+    """Artifacts beside a sqlite file (`mlartifacts/`), as an absolute URI; None for servers."""
+    db = sqlite_path(uri)
+    return (db.parent / "mlartifacts").resolve().as_uri() if db is not None else None
+
+
+def store_exists(uri: str) -> bool:
+    """False only for a sqlite file that is not there yet (opening it would create it)."""
+    db = sqlite_path(uri)
+    return db is None or db.exists()
 
 
 def prepare_store(uri: str) -> None:
@@ -89,10 +87,11 @@ def prepare_store(uri: str) -> None:
     time proceed without blocking each other.
     """
     client(uri).search_experiments(max_results=1)
-    if uri.startswith("sqlite:///"):
+    db = sqlite_path(uri)
+    if db is not None:
         import sqlite3
 
-        with sqlite3.connect(uri[len("sqlite:///"):], timeout=30) as conn:
+        with sqlite3.connect(str(db), timeout=30) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
 
 
@@ -110,13 +109,9 @@ def ensure_experiment(mlflow_client: Any, name: str, uri: str) -> str:
         return exp.experiment_id
 
 
-def find_trial_runs(mlflow_client: Any, experiment_id: str, trial_id: str) -> list[Any]:
-    """Runs of one trial id, newest first."""
-    return mlflow_client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}'",
-        order_by=["attributes.start_time DESC"],
-    )
+def find_experiment(mlflow_client: Any, name: str) -> Optional[str]:
+    exp = mlflow_client.get_experiment_by_name(name)
+    return None if exp is None else exp.experiment_id
 
 
 def param_items(params: dict[str, Any]) -> dict[str, str]:
@@ -129,13 +124,32 @@ def param_items(params: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def log_params(mlflow_client: Any, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in param_items(params).items()]
+    for start in range(0, len(items), MAX_BATCH_PARAMS):
+        mlflow_client.log_batch(run_id, params=items[start: start + MAX_BATCH_PARAMS])
+
+
 def log_metrics(mlflow_client: Any, run_id: str, metrics: dict[str, float], step: int) -> None:
     """One batched write for a dict of numbers (NaN kept: MLflow stores it)."""
-    import time
-
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
     for start in range(0, len(items), MAX_BATCH_METRICS):
-        mlflow_client.log_batch(run_id, metrics=items[start : start + MAX_BATCH_METRICS])
+        mlflow_client.log_batch(run_id, metrics=items[start: start + MAX_BATCH_METRICS])
+
+
+def log_tags(mlflow_client: Any, run_id: str, tags: dict[str, str]) -> None:
+    from mlflow.entities import RunTag
+
+    if tags:
+        mlflow_client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_files(mlflow_client: Any, run_id: str, files: list[Path], artifact_path: Optional[str] = None) -> None:
+    for path in files:
+        if path.is_file():
+            mlflow_client.log_artifact(run_id, str(path), artifact_path=artifact_path)

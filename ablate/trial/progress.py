@@ -1,7 +1,9 @@
 """A trial's live progress as a small JSON file in its work dir.
 
 The driver reads these to draw its table: no extra channel between workers and driver is needed,
-and the file survives a driver restart.
+and the file survives a driver restart. Besides the training iteration it names the current phase
+(`train`, `val`, `tta`, `test`) and that phase's own counter, so a long evaluation shows
+`tta 12/50` rather than a training counter that sits at its end for minutes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 PROGRESS_FILE = "progress.json"
+PHASE_INFO = "ablate_phase"  # {phase, total}, set by a hook that runs a loop of its own (e.g. tta)
+MIN_WRITE_S = 1.0  # evaluation batches can be fast: at most one write a second for counters
 
 
 def read_progress(work_dir: Path) -> dict[str, Any]:
@@ -25,9 +29,23 @@ def read_progress(work_dir: Path) -> dict[str, Any]:
         return {}
 
 
+def write_progress(work_dir: Path, state: dict[str, Any]) -> None:
+    path = work_dir / PROGRESS_FILE
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
+
+
+def _batches(loader: Any) -> Optional[int]:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
 @HOOKS.register_module()
 class ProgressFileHook(Hook):
-    """Writes {iter, max_iters, mIoU, eta_s} every `interval` iterations and after evaluation."""
+    """Writes {iter, max_iters, eta_s, mIoU, phase, phase_done, phase_total} as the trial runs."""
 
     priority = "VERY_LOW"
 
@@ -36,18 +54,23 @@ class ProgressFileHook(Hook):
         self.state: dict[str, Any] = {}
         self._start: Optional[float] = None
         self._start_iter = 0
+        self._last_write = 0.0
 
-    def _write(self, runner: Any) -> None:
-        path = Path(runner.work_dir) / PROGRESS_FILE
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.state))
-        os.replace(tmp, path)
+    def _write(self, runner: Any, force: bool = True) -> None:
+        now = time.time()
+        if force or now - self._last_write >= MIN_WRITE_S:
+            self._last_write = now
+            write_progress(Path(runner.work_dir), self.state)
+
+    def _phase(self, runner: Any, phase: str, total: Optional[int]) -> None:
+        self.state.update(phase=phase, phase_done=0, phase_total=total)
+        self._write(runner)
 
     def before_train(self, runner: Any) -> None:
         self.state = {**read_progress(Path(runner.work_dir)), **self.state}  # keeps the device
         self._start, self._start_iter = time.time(), runner.iter
-        self.state.update(iter=runner.iter, max_iters=runner.max_iters, phase="train")
-        self._write(runner)
+        self.state.update(iter=runner.iter, max_iters=runner.max_iters)
+        self._phase(runner, "train", runner.max_iters)
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         done = runner.iter + 1
@@ -55,15 +78,34 @@ class ProgressFileHook(Hook):
             return
         rate = (time.time() - (self._start or time.time())) / max(done - self._start_iter, 1)
         self.state.update(iter=done, max_iters=runner.max_iters, eta_s=round(rate * (runner.max_iters - done), 1),
-                          phase="train")
+                          phase="train", phase_done=done, phase_total=runner.max_iters)
         self._write(runner)
 
-    def before_val(self, runner: Any) -> None:
-        self.state["phase"] = "eval"
-        self._write(runner)
+    def before_val_epoch(self, runner: Any) -> None:
+        self._phase(runner, "val", _batches(runner.val_dataloader))
+
+    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self.state["phase_done"] = batch_idx + 1
+        self._write(runner, force=False)
 
     def after_val_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
         if metrics and "mIoU" in metrics:
             self.state["mIoU"] = float(metrics["mIoU"])
-        self.state["phase"] = "train"
+        self.state.update(phase="train", phase_done=runner.iter, phase_total=runner.max_iters)
+        self._write(runner)
+
+    def before_test_epoch(self, runner: Any) -> None:
+        info = runner.message_hub.get_info(PHASE_INFO) or {}
+        loop = getattr(runner, "_test_loop", None)
+        total = info.get("total") or (_batches(loop.dataloader) if hasattr(loop, "dataloader") else None)
+        self._phase(runner, info.get("phase", "test"), total)
+
+    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        self.state["phase_done"] = batch_idx + 1
+        self._write(runner, force=False)
+
+    def after_test_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+        if metrics and "mIoU" in metrics:
+            self.state["mIoU"] = float(metrics["mIoU"])
+        self.state["phase"] = "done"
         self._write(runner)

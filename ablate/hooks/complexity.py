@@ -1,0 +1,30 @@
+"""FLOPs and parameters of the trained model, logged once per run at the dataset's image size."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from mmengine.registry import HOOKS
+
+from ablate.tracking.hook import TrackedHook
+
+
+@HOOKS.register_module()
+class ComplexityHook(TrackedHook):
+    """Counted on the runner's own model the first time a model config and size are seen, then
+    read from the on-disk cache (`ablate.analysis.cached_complexity`): a study of many seeds of one
+    model counts it once."""
+
+    priority = "LOW"
+
+    def __init__(self, image_size: Sequence[int], tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+        super().__init__(tracking_uri, run_id)
+        self.height, self.width = (int(v) for v in image_size)
+
+    def before_train(self, runner: Any) -> None:
+        from ablate.analysis import cached_complexity
+
+        if runner.iter > 0:  # a resumed run logged it before its first iteration
+            return
+        info = cached_complexity(runner.cfg, self.height, self.width, model=runner.model)
+        self.log_metrics({"flops_g": info.flops_g, "params_m": info.params_m}, step=0)

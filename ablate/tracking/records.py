@@ -1,0 +1,156 @@
+"""Typed records of the runs ablate writes: what the report and the drivers read back.
+
+`TrialRun.from_mlflow` is the only place a trial run's tags and params are decoded; the writer
+(`ablate.tracking.runs`) uses the same tag names (`ablate.tracking.tags`), so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from ablate.tracking import tags as T
+
+FINISHED = "FINISHED"
+
+
+def _int(text: Optional[str]) -> Optional[int]:
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """One trial run: tags decoded, metrics at their final values."""
+
+    run_id: str
+    experiment: str
+    name: str
+    trial_id: str
+    seed: Optional[int]
+    status: str
+    shape: str
+    rung: Optional[int]
+    trick: str
+    tricks: tuple[str, ...]
+    model: str
+    enc_pretrained: bool
+    dec_pretrained: bool
+    pretrain: bool
+    tta: bool
+    duration_s: Optional[float]
+    failure: str
+    optuna_trial: Optional[int]
+    optuna_state: str
+    start_time: int
+    teacher: str = ""
+    devices: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict, repr=False)
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)
+    tags: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_mlflow(cls, run: Any, experiment: str = "") -> "TrialRun":
+        tags: Mapping[str, str] = run.data.tags
+        params: Mapping[str, str] = run.data.params
+        return cls(
+            run_id=run.info.run_id,
+            experiment=experiment,
+            name=tags.get(T.TRIAL_NAME) or params.get("trial_name") or run.info.run_name or run.info.run_id,
+            trial_id=tags.get(T.TRIAL_ID, run.info.run_id),
+            seed=_int(tags.get(T.SEED, params.get("seed"))),
+            status=run.info.status,
+            shape=tags.get(T.SHAPE, T.SHAPE_TRIALS),
+            rung=_int(tags.get(T.RUNG)),
+            trick=tags.get(T.TRICK, ""),
+            tricks=tuple(t for t in tags.get(T.TRICKS, "").split(",") if t),
+            model=tags.get(T.MODEL) or params.get("model", ""),
+            enc_pretrained=tags.get(T.ENC_PRETRAINED) == "yes",
+            dec_pretrained=tags.get(T.DEC_PRETRAINED) == "yes",
+            pretrain=tags.get(T.SHAPE) == T.SHAPE_PRETRAIN,
+            tta=tags.get(T.FINAL_EVAL) == "tta",
+            duration_s=_float(tags.get(T.DURATION_S)),
+            failure=tags.get(T.FAILURE, ""),
+            optuna_trial=_int(tags.get(T.OPTUNA_TRIAL)),
+            optuna_state=tags.get(T.OPTUNA_STATE, ""),
+            start_time=int(run.info.start_time or 0),
+            teacher=tags.get(T.TEACHER, ""),
+            devices=tags.get(T.DEVICES, ""),
+            metrics=dict(run.data.metrics),
+            params=dict(params),
+            tags=dict(tags),
+        )
+
+    def metric(self, key: str) -> float:
+        """NaN when not logged, so group means skip it instead of failing."""
+        value = self.metrics.get(key)
+        return float("nan") if value is None else float(value)
+
+    @property
+    def miou(self) -> float:
+        return self.metric("mIoU")
+
+    @property
+    def flops_g(self) -> float:
+        return self.metric("flops_g")
+
+    @property
+    def params_m(self) -> float:
+        return self.metric("params_m")
+
+    @property
+    def per_class_iou(self) -> dict[str, float]:
+        """Class name (underscores for spaces) -> IoU in percent."""
+        return {k.split(".", 1)[1]: float(v) for k, v in self.metrics.items() if k.startswith("IoU.")}
+
+    @property
+    def finished(self) -> bool:
+        return self.status == FINISHED
+
+    @property
+    def complete(self) -> bool:
+        """Finished with its final metrics: the only kind of run a rerun may reuse."""
+        return self.finished and not math.isnan(self.miou)
+
+    @property
+    def is_search(self) -> bool:
+        """Optuna trials belong to the search section, not to the model table."""
+        return self.optuna_trial is not None
+
+    @property
+    def dataset(self) -> str:
+        return self.params.get("dataset", "").split("@", 1)[0]
+
+
+@dataclass(frozen=True)
+class TuneRun:
+    """An `ablate tune` parent run: where its Optuna study lives."""
+
+    run_id: str
+    experiment: str
+    storage: str
+    study_name: str
+    status: str
+    start_time: int
+
+    @classmethod
+    def from_mlflow(cls, run: Any, experiment: str = "") -> "TuneRun":
+        tags = run.data.tags
+        return cls(
+            run_id=run.info.run_id,
+            experiment=experiment,
+            storage=tags.get(T.OPTUNA_STORAGE, ""),
+            study_name=tags.get(T.OPTUNA_STUDY, ""),
+            status=run.info.status,
+            start_time=int(run.info.start_time or 0),
+        )

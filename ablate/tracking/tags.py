@@ -1,0 +1,61 @@
+"""Every MLflow tag and run kind ablate writes, named once.
+
+The trial writer, the study/tune drivers and the report all import these, so a renamed tag
+changes both sides at once instead of silently emptying a table.
+"""
+
+from __future__ import annotations
+
+import enum
+
+PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
+
+# identity
+KIND = "ablate.kind"
+STUDY = "ablate.study"
+TRIAL_ID = "ablate.trial_id"
+TRIAL_NAME = "ablate.trial_name"
+ALIASES = "ablate.aliases"  # other names of the same trial id in one study
+SEED = "ablate.seed"
+PROFILE = "ablate.profile"
+STUDY_FILE = "ablate.study_file"
+
+# what the trial is
+SHAPE = "ablate.shape"
+RUNG = "ablate.rung"
+TRICK = "ablate.trick"
+TRICKS = "ablate.tricks"
+MODEL = "ablate.model"
+ENC_PRETRAINED = "ablate.enc_pretrained"
+DEC_PRETRAINED = "ablate.dec_pretrained"
+PRETRAIN = "ablate.pretrain"
+TEACHER = "ablate.teacher"
+
+# how it ran
+DEVICES = "ablate.devices"
+GPU_IDS = "ablate.gpu_ids"
+ATTEMPT = "ablate.attempt"
+DURATION_S = "ablate.duration_s"
+FINAL_EVAL = "ablate.final_eval"
+FAILURE = "ablate.failure"
+PRUNED = "ablate.pruned"
+
+# search
+OPTUNA_STUDY = "ablate.optuna_study"
+OPTUNA_TRIAL = "ablate.optuna_trial"
+OPTUNA_STATE = "ablate.optuna_state"
+OPTUNA_STORAGE = "ablate.optuna_storage"
+
+
+class Kind(str, enum.Enum):
+    """The three kinds of run in a study's experiment."""
+
+    STUDY = "study"  # one per `ablate run`: the parent of its trials
+    TUNE = "tune"  # one per `ablate tune`: the parent of its search trials
+    TRIAL = "trial"
+
+
+# Values of SHAPE
+SHAPE_TRIALS, SHAPE_LADDER, SHAPE_LOO, SHAPE_ZOO, SHAPE_PRETRAIN, SHAPE_SEARCH = (
+    "trials", "ladder", "leave_one_out", "zoo", "pretrain", "search",
+)

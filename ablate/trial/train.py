@@ -1,0 +1,145 @@
+"""Train one trial with the real mmengine Runner, recorded in its MLflow child run.
+
+Everything a trial does besides the Runner's own loop (metrics to MLflow, FLOPs, the final and
+test-time-augmented evaluation, predictions, `best.pth`, the non-finite-loss guard, progress,
+pruning) is an mmengine hook written into the trial's `config.py`; this module only opens the
+run, writes that config, builds the Runner, and records how the trial ended. A failure is a
+result (FAILED, traceback attached), never an exception: a crash of one trial never hides what
+the others or this one already produced.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Any, Optional
+
+from ablate.errors import TrialPruned
+from ablate.tracking import tags as T
+from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+
+CONFIG_FILE = "config.py"
+# Imported by a dumped config.py (`custom_imports`), so mmseg's own tools can train it too.
+CUSTOM_IMPORTS = ["ablate.registry"]
+_STATUS = {TrialState.FINISHED: "FINISHED", TrialState.PRUNED: "KILLED"}
+
+
+def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str]) -> list[dict[str, Any]]:
+    """The hooks every trial trains with, in the order they should see each event."""
+    run = dict(tracking_uri=tracking_uri, run_id=run_id)
+    return [
+        dict(type="NonFiniteLossHook"),
+        dict(type="ComplexityHook", image_size=list(spec.image_size), **run),
+        dict(type="MLflowTrialHook", interval=spec.log_interval, **run),
+        dict(type="ProgressFileHook", interval=max(1, spec.log_interval // 5)),
+        dict(type="PredictionHook", **run),
+        dict(type="BestCheckpointHook"),
+        dict(type="FinalEvalHook", **run),
+        *(dict(h) for h in spec.hooks),
+    ]
+
+
+def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str], resume: bool) -> Any:
+    """The trial's complete runtime config, dumped as `config.py` and returned loaded."""
+    from mmengine.config import Config
+
+    path = spec.work_dir / CONFIG_FILE
+    path.write_text(spec.config_text)
+    cfg = Config.fromfile(str(path))
+    cfg.work_dir = str(spec.work_dir)
+    cfg.custom_imports = dict(imports=CUSTOM_IMPORTS, allow_failed_imports=False)
+    cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + runtime_hooks(spec, tracking_uri, run_id)
+    cfg.resume = resume
+    cfg.dump(str(path))
+    return cfg
+
+
+def _forget_unrecorded_training(spec: TrialSpec) -> None:
+    """Checkpoints in the work dir of a trial whose run the store does not know (a new store, or
+    a run deleted in the UI) belong to no run: training starts over rather than resuming into
+    a run that would hold no history."""
+    (spec.work_dir / "last_checkpoint").unlink(missing_ok=True)
+
+
+def device_name(model: Any) -> str:
+    """`cuda:2` as the machine numbers it (Ray narrows CUDA_VISIBLE_DEVICES per trial), or `cpu`."""
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return device.type
+    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    index = device.index or 0
+    return f"cuda:{visible[index] if index < len(visible) else index}"
+
+
+def train_trial(
+    spec: TrialSpec,
+    tracking_uri: str,
+    experiment_id: str,
+    parent_run_id: Optional[str] = None,
+    extra_tags: Optional[dict[str, str]] = None,
+) -> TrialResult:
+    """Run one trial to completion; never raises for a failure of the trial (it is recorded)."""
+    from ablate import tracking
+    from ablate.trial.progress import write_progress
+
+    started = time.time()
+    result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.RUNNING)
+    client: Any = None
+    runner: Any = None
+    try:
+        from mmengine.runner import Runner
+
+        from ablate.registry import register_all
+
+        register_all()
+        client = tracking.client(tracking_uri)
+        result.run_id, resumed = tracking.open_trial_run(client, experiment_id, spec, parent_run_id)
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        if not resumed:
+            _forget_unrecorded_training(spec)
+        has_checkpoint = (spec.work_dir / "last_checkpoint").exists()
+        cfg = write_config(spec, tracking_uri, result.run_id, resume=has_checkpoint)
+        runner = Runner.from_cfg(cfg)
+        device = device_name(runner.model)
+        tracking.log_tags(client, result.run_id, {T.DEVICES: device, **(extra_tags or {})})
+        write_progress(spec.work_dir, {"device": device, "iter": 0, "max_iters": spec.iters, "phase": "start"})
+        runner.train()
+        result.metrics = dict(client.get_run(result.run_id).data.metrics)
+        if "mIoU" not in result.metrics:
+            raise RuntimeError("training ended without a final mIoU (no evaluation ran)")
+        result.state = TrialState.FINISHED
+    except TrialPruned as exc:
+        result.state, result.error = TrialState.PRUNED, str(exc)
+        if client is not None and result.run_id:
+            result.metrics = dict(client.get_run(result.run_id).data.metrics)
+            tracking.log_tags(client, result.run_id, {T.PRUNED: str(exc)})
+    except Exception as exc:  # a failed trial is a result, not a crash of the study
+        result.state = TrialState.FAILED
+        result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        trace = spec.work_dir / "traceback.txt"
+        trace.write_text(traceback.format_exc())
+        if client is not None and result.run_id:
+            tracking.log_tags(client, result.run_id, {T.FAILURE: result.error})
+            client.log_artifact(result.run_id, str(trace))
+    finally:
+        result.duration_s = time.time() - started
+        if client is not None and result.run_id:
+            _close_run(client, result, spec, runner)
+    return result
+
+
+def _close_run(client: Any, result: TrialResult, spec: TrialSpec, runner: Any) -> None:
+    from ablate import tracking
+
+    try:
+        files = [spec.work_dir / CONFIG_FILE]
+        tracking.log_files(client, str(result.run_id), files)
+        if runner is not None:
+            from pathlib import Path
+
+            tracking.log_files(client, str(result.run_id), sorted(Path(runner.log_dir).glob("*.log")), "logs")
+    finally:
+        tracking.end_run(client, str(result.run_id), _STATUS.get(result.state, "FAILED"),
+                         {T.DURATION_S: f"{result.duration_s:.1f}"})
