@@ -1,8 +1,9 @@
-"""Helpers every benchmark script shares: paths, a loopback-only environment, timing, JSON out.
+"""Helpers every benchmark script shares: paths, a telemetry-free environment, timing, JSON, rendering.
 
 Each benchmark runs `ablate` the way a user does (the CLI in a subprocess, or the public API in
-this process) and writes one JSON file under bench/results/, which bench/run_all.py turns into
-bench/RESULTS.md. Nothing here is imported by the package itself.
+this process) and writes one JSON file under bench/results/; its `render(result)` turns that JSON
+into its section of bench/RESULTS.md, which bench/run_all.py joins. Nothing here is imported by
+the package itself.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, NamedTuple, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -26,9 +27,10 @@ B0_CONFIG = REPO / "configs" / "segformer" / "segformer_mit-b0_kitti.py"
 B2_CONFIG = REPO / "configs" / "segformer" / "segformer_mit-b2_kitti.py"
 SYNTH_KITTI = REPO / "data" / "synth_kitti"
 
-# Loopback only, no usage reporting or telemetry (Ray's, MLflow's), synchronous MLflow writes
-# (so a run's numbers are in the store when the command returns), never the user's own store.
-_ENV = {
+# No usage reporting or telemetry (Ray's, MLflow's), synchronous MLflow writes (so a run's numbers
+# are in the store when the command returns), never the user's own store or Ray cluster (the two
+# variables that point at them are dropped below).
+ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
     "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
@@ -36,7 +38,7 @@ _ENV = {
     "DO_NOT_TRACK": "true",
     "PYTHONWARNINGS": "ignore",
 }
-os.environ.update(_ENV)
+os.environ.update(ENV)
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("RAY_ADDRESS", None)
 if str(REPO) not in sys.path:
@@ -46,7 +48,7 @@ if str(REPO) not in sys.path:
 def bench_env(**extra: str) -> dict[str, str]:
     """Environment for a child process: this one's, with the benchmark settings forced."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
-    env.update(_ENV)
+    env.update(ENV)
     env.update(extra)
     return env
 
@@ -129,3 +131,35 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
     if a is None or not b:
         return None
     return round(a / b, 4)
+
+
+# -- rendering: every script's `render(result)` / `summary(result)` build on these ----------------
+
+
+class Figure(NamedTuple):
+    """One row of the summary table at the top of RESULTS.md."""
+
+    figure: str
+    measured: str
+    target: str = "-"
+    met: str = "-"
+
+
+def fmt(value: Any, digits: int = 2, unit: str = "") -> str:
+    """A number as RESULTS.md shows it; `-` where the result has none."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def met(flag: Optional[bool]) -> str:
+    return {True: "yes", False: "**no**", None: "-"}[flag]
+
+
+def load_note(result: dict[str, Any]) -> str:
+    """The load the figures were taken under: the machine may be shared."""
+    loads = result.get("load_after") or {}
+    return (f"load average after the run: {loads.get('load1')} / {loads.get('load5')} / {loads.get('load15')} "
+            "(1/5/15 min)")

@@ -18,12 +18,12 @@ import json
 import pstats
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ABLATE, B0_CONFIG, PY, REPO, bench_env, load, parse_json_stdout, scratch, sqlite_uri, timed_run, tiny_data,
-    write_result, write_study,
+    ABLATE, B0_CONFIG, PY, REPO, Figure, bench_env, fmt, load, load_note, met, parse_json_stdout, scratch, sqlite_uri,
+    timed_run, tiny_data, write_result, write_study,
 )
 
 TARGET_S = 5.0
@@ -147,6 +147,73 @@ def main(argv: list[str] | None = None) -> int:
         },
     })
     return 0
+
+
+# -- RESULTS.md section ---------------------------------------------------------------------------
+def summary(d: dict[str, Any]) -> list[Figure]:
+    trials = d["setup"]["trials"]
+    return [
+        Figure(f"cached rerun of a {trials}-trial study: seconds", fmt(d["rerun_s"], 2), f"<= {fmt(d['target_s'], 0)}",
+               met(d["rerun_s"] <= d["target_s"])),
+        Figure("cached rerun: trials retrained", str(d["retrained"]), str(d["target_retrained"]),
+               met(d["retrained"] <= d["target_retrained"])),
+    ]
+
+
+def missed(d: dict[str, Any]) -> Optional[str]:
+    """The largest steps of a cached rerun, when it misses its target."""
+    if d.get("target_met"):
+        return None
+    doc = d["breakdown"].get("stages") or {}
+    top = sorted(((v, k) for k, v in doc.get("stages", {}).items() if "instrumenting" not in k), reverse=True)[:5]
+    startup = doc.get("process_startup_and_exit_s")
+    return (f"{fmt(d['rerun_s'])} s with {d['retrained']} trial(s) retrained; largest steps: "
+            + ", ".join(f"{k} {fmt(v)} s" for v, k in top)
+            + (f", interpreter start-up + exit {fmt(startup)} s" if startup is not None else "")
+            + f". With `gc.freeze()` at exit the same rerun takes {fmt(d.get('rerun_with_gc_freeze_at_exit_s'))} s.")
+
+
+def render(d: dict[str, Any]) -> str:
+    setup = d["setup"]
+    stages = d["breakdown"].get("stages", {})
+    out = [
+        "## Rerunning a finished study (`bench/cached_rerun.py`)",
+        "",
+        f"`ablate run` of a {setup['trials']}-trial B0 study ({setup['iters']} iterations each; data: {setup['data']}) "
+        f"took {fmt(d['first_run_s'], 1)} s the first time "
+        f"({', '.join(d['first_run_states'])}); the reruns took "
+        f"{', '.join(fmt(r['wall_s']) + ' s' for r in d['reruns'])} and retrained {d['retrained']} trial(s).",
+        "",
+        "The same rerun through the CLI's `main`, with `gc.freeze()` registered at exit before `ablate.cli` is "
+        "imported, so it runs after every handler registered later (a what-if, not something ablate does: what "
+        "sparing the garbage collector its passes over the torch/MLflow objects at interpreter exit would save), "
+        f"faster of 2: {fmt(d.get('rerun_with_gc_freeze_at_exit_s'))} s.",
+        "",
+        "Where a fully cached rerun goes (`bench/_rerun_stages.py`: the CLI's steps in a fresh process, "
+        f"{fmt(stages.get('process_wall_s'))} s in all):",
+        "",
+        "| step | seconds |",
+        "|---|---:|",
+    ]
+    if stages.get("error"):
+        out.append(f"| (the step-by-step run failed: {stages['error'].strip().splitlines()[-1][:200]}) | - |")
+    if stages.get("process_startup_and_exit_s") is not None:
+        out.append("| interpreter start-up and exit (atexit handlers, teardown) | "
+                   f"{fmt(stages['process_startup_and_exit_s'])} |")
+    for step, seconds in stages.get("stages", {}).items():
+        out.append(f"| {step} | {fmt(seconds)} |")
+    parts = stages.get("plan_parts", {})
+    if parts:
+        out += ["", "Functions planning calls, inside load_study + plan_trials (cumulative seconds, calls):", "",
+                "| function | seconds | calls |", "|---|---:|---:|"]
+        out += [f"| {k} | {fmt(v[0], 3)} | {v[1]} |" for k, v in parts.items()]
+    notable = d["breakdown"].get("profile_notable_cumulative_s", {})
+    if notable:
+        out += ["", f"cProfile of one whole rerun through the CLI ({fmt(d['breakdown'].get('profile_wall_s'))} s under "
+                "the profiler; cumulative seconds, overlapping):", ""]
+        out.append(", ".join(f"{k} {fmt(v)}" for k, v in notable.items()) + ".")
+    out += ["", load_note(d)]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ABLATE, B0_CONFIG, B2_CONFIG, PY, REPO, SYNTH_KITTI, bench_env, load, parse_json_stdout, ratio, scratch,
-    sqlite_uri, timed_run, tiny_data, write_result, write_study,
+    ABLATE, B0_CONFIG, B2_CONFIG, PY, REPO, SYNTH_KITTI, Figure, bench_env, fmt, load, load_note, parse_json_stdout,
+    ratio, scratch, sqlite_uri, timed_run, tiny_data, write_result, write_study,
 )
 
 PRECISIONS = {"fp32": {}, "amp": {"optim_wrapper.type": "AmpOptimWrapper"}}
@@ -133,6 +133,42 @@ def main(argv: list[str] | None = None) -> int:
                                **smoke},
     })
     return 0
+
+
+# -- RESULTS.md section ---------------------------------------------------------------------------
+def summary(d: dict[str, Any]) -> list[Figure]:
+    if d.get("skipped"):
+        return [Figure("GPU images/s, ablate vs bare Runner (B0/B2, fp32/AMP)", f"skipped: {d['skipped']}")]
+    return [Figure(f"GPU {model} {precision}: ablate / bare images/s",
+                   fmt(res.get(precision, {}).get("ablate_over_bare_images_per_s"), 3))
+            for model, res in d["results"].items() for precision in PRECISIONS]
+
+
+def render(d: dict[str, Any]) -> str:
+    out = ["## GPU training throughput (`bench/gpu_throughput.py`)", ""]
+    if d.get("skipped"):
+        out.append(f"Skipped: {d['skipped']}. On a CUDA machine the script measures images/s of SegFormer-B0 and B2 "
+                   "training through `ablate run` and through a bare mmengine Runner on the same resolved config, "
+                   "fp32 and AMP.")
+        smoke = d.get("cpu_plumbing_check")
+        if smoke:
+            fp = smoke.get("fp32", {})
+            out += ["", f"Plumbing check on the CPU ({smoke['note']}): ablate "
+                    f"{fmt(fp.get('ablate', {}).get('images_per_s'))} images/s, bare "
+                    f"{fmt(fp.get('bare', {}).get('images_per_s'))} images/s (ratio "
+                    f"{fmt(fp.get('ablate_over_bare_images_per_s'), 3)}; trial state {fp.get('ablate', {}).get('state')})."]
+        out += ["", load_note(d)]
+        return "\n".join(out)
+    setup = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d["setup"].items())
+    out += [f"Device: {d['device']}; {setup}.", "", "| model | precision | ablate images/s | bare images/s | ratio |",
+            "|---|---|---:|---:|---:|"]
+    for model, res in d["results"].items():
+        for precision in PRECISIONS:
+            r = res.get(precision, {})
+            out.append(f"| {model} | {precision} | {fmt(r.get('ablate', {}).get('images_per_s'))} | "
+                       f"{fmt(r.get('bare', {}).get('images_per_s'))} | {fmt(r.get('ablate_over_bare_images_per_s'), 3)} |")
+    out += ["", load_note(d)]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import B0_CONFIG, load, ratio, scratch, sqlite_uri, tiny_data, write_result, write_study  # noqa: E402
+from _common import (  # noqa: E402
+    B0_CONFIG, Figure, fmt, load, load_note, ratio, scratch, sqlite_uri, tiny_data, write_result, write_study,
+)
 
 ITERS = 12
 VAL_INTERVAL = 3
@@ -121,6 +123,62 @@ def main(argv: list[str] | None = None) -> int:
                             else round(median["best_mIoU"] - none["best_mIoU"], 4)),
     })
     return 0
+
+
+# -- RESULTS.md section ---------------------------------------------------------------------------
+def summary(d: dict[str, Any]) -> list[Figure]:
+    m, n = d["median"], d["none"]
+    return [
+        Figure(f"HPO, {d['setup']['trials']} trials: trial-iterations median pruning / no pruning",
+               f"{m['trial_iterations']} / {n['trial_iterations']} ({fmt(d['iterations_ratio_median_vs_none'], 2)})"),
+        Figure("HPO: best mIoU median pruning / no pruning", f"{fmt(m['best_mIoU'])} / {fmt(n['best_mIoU'])}"),
+    ]
+
+
+def _mean(values: list[float]) -> Optional[float]:
+    return sum(values) / len(values) if values else None
+
+
+def render(d: dict[str, Any]) -> str:
+    m, n, s = d["median"], d["none"], d["setup"]
+    out = [
+        "## Median pruning in `ablate tune` (`bench/hpo_pruning.py`)",
+        "",
+        f"{s['trials']} trials, {s['search']}, {s['sampler']} (the same learning rates in both: "
+        f"{'yes' if s['same_lr_sequence_in_both'] else 'no'}), {s['iters']} iterations each, evaluated every "
+        f"{s['val_interval']}, one trial at a time, data: {s['data']}. Iterations trained are the last step of "
+        "each trial's MLflow loss history.",
+        "",
+        "| | median pruning | no pruning |",
+        "|---|---:|---:|",
+        f"| trial-iterations trained (of {m['planned_iterations']}) | {m['trial_iterations']} | {n['trial_iterations']} |",
+        f"| trials pruned | {m['pruned']} | {n['pruned']} |",
+        f"| best mIoU | {fmt(m['best_mIoU'])} | {fmt(n['best_mIoU'])} |",
+        f"| wall time of the search (s) | {fmt(m['wall_s'], 1)} | {fmt(n['wall_s'], 1)} |",
+        "",
+        "| trial | lr | median: state, iters, mIoU | none: state, iters, mIoU |",
+        "|---:|---:|---|---|",
+    ]
+    for a, b in zip(m["trials"], n["trials"]):
+        out.append(f"| {a['optuna_trial']} | {a['lr']:.2e} | {a['state']}, {a['iters_trained']}, {fmt(a['mIoU'])} | "
+                   f"{b['state']}, {b['iters_trained']}, {fmt(b['mIoU'])} |")
+    missing = m.get("pruned_missing_last_eval")
+    if missing:
+        out += ["", f"{missing} of the {m['pruned']} pruned trials lack, in MLflow, the evaluation at the iteration "
+                "they were pruned (it was reported to Optuna); their mIoU above is their last evaluation in MLflow, "
+                "or none."]
+    wall, iters = d.get("wall_ratio_median_vs_none"), d.get("iterations_ratio_median_vs_none")
+    pruned = [t for t in m["trials"] if t["state"] == "PRUNED"]
+    pruned_s = _mean([t["duration_s"] for t in pruned])
+    pruned_iters = _mean([t["iters_trained"] for t in pruned])
+    full_s = _mean([t["duration_s"] for t in n["trials"] if t["state"] == "FINISHED"])
+    if wall is not None and iters is not None and wall > iters and pruned_s is not None and full_s is not None:
+        out += ["", f"Wall time moves less than iterations ({fmt(wall, 2)} vs {fmt(iters, 2)}): a pruned trial trained "
+                f"{fmt(pruned_iters, 1)} iterations and took {fmt(pruned_s, 1)} s on average, against "
+                f"{fmt(full_s, 1)} s for a trial that ran all {s['iters']}; a trial's time is far from proportional "
+                "to the iterations it trains."]
+    out += ["", load_note(d)]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

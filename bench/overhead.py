@@ -23,12 +23,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ABLATE, B0_CONFIG, PY, REPO, SYNTH_KITTI, bench_env, load, parse_json_stdout, ratio, scratch, sqlite_uri,
-    timed_run, write_result, write_study,
+    ABLATE, B0_CONFIG, PY, REPO, SYNTH_KITTI, Figure, bench_env, fmt, load, load_note, met, parse_json_stdout, ratio,
+    scratch, sqlite_uri, timed_run, write_result, write_study,
 )
 
 TARGET_RATIO = 1.03
@@ -207,6 +207,116 @@ def main(argv: list[str] | None = None) -> int:
         "probes": probes,
     })
     return 0
+
+
+# -- RESULTS.md section ---------------------------------------------------------------------------
+def summary(d: dict[str, Any]) -> list[Figure]:
+    target = f"<= {d['target_ratio']}"
+    single = d["projected_ratio_60s_single_trial"]
+    amortised = d["projected_ratio_60s_trial_amortised"]
+    return [
+        Figure(f"ablate run / bare mmengine Runner, wall time of one {d['bare_runner_work_s']:.0f} s B0 trial "
+               f"(min of {d['setup']['repeats']})", fmt(d["ratio"], 3), target, met(d["target_met"])),
+        Figure(f"same, projected to a {TARGET_TRIAL_S:.0f} s trial (measured absolute costs)", fmt(single, 3), target,
+               met(single <= d["target_ratio"])),
+        Figure(f"per-trial overhead only, {TARGET_TRIAL_S:.0f} s trial (fixed costs amortised over a study)",
+               fmt(amortised, 3), target, met(amortised <= d["target_ratio"])),
+    ]
+
+
+def missed(d: dict[str, Any]) -> Optional[str]:
+    """Where the time goes, when the ratio misses its target."""
+    if d.get("target_met"):
+        return None
+    b = d["breakdown"]
+    ray = sum(b.get(k) or 0.0 for k in ("ray_init_s", "ray_first_worker_s", "ray_shutdown_s"))
+    return (
+        f"ablate/bare = {fmt(d['ratio'], 3)} on a {fmt(d['bare_runner_work_s'], 0)} s trial. "
+        f"{fmt(d['fixed_per_command_s'], 1)} s of every command is fixed ({fmt(d['fixed_per_command_extra_s'], 1)} s more "
+        f"than a bare process's start-up): embedded Ray {fmt(ray, 1)} s (init {fmt(b.get('ray_init_s'))}, first worker "
+        f"with its imports {fmt(b.get('ray_first_worker_s'))}, shutdown {fmt(b.get('ray_shutdown_s'))}), a fresh MLflow "
+        f"store {fmt(b.get('mlflow_store_creation_s'))} s, importing the CLI {fmt(b.get('import_ablate_cli_s'))} s and "
+        f"MLflow {fmt(b.get('mlflow_import_s'))} s, planning {fmt(b.get('plan_warm_flops_cache_s'))} s. Inside the trial, "
+        f"{fmt(d['per_trial_overhead_s'], 1)} s more than the bare Runner (FLOPs count "
+        f"{fmt(b.get('trial_flops_count_on_runner_model_s'))} s, saved predictions "
+        f"{fmt(b.get('trial_save_predictions_s'))} s, the rest not broken down), which alone gives "
+        f"{fmt(d['projected_ratio_60s_trial_amortised'], 3)} on a {TARGET_TRIAL_S:.0f} s trial.")
+
+
+def render(d: dict[str, Any]) -> str:
+    setup, b = d["setup"], d["breakdown"]
+    bare_runs = ", ".join(f"{r['wall_s']:.1f}" for r in d["bare_runs"])
+    ablate_runs = ", ".join(f"{r['wall_s']:.1f} (trial {r['trial_duration_s']:.1f})" for r in d["ablate_runs"])
+    bare_miou = sorted({r["mIoU"] for r in d["bare_runs"] if r.get("mIoU") is not None})
+    ablate_miou = sorted({r["mIoU"] for r in d["ablate_runs"] if r.get("mIoU") is not None})
+    if bare_miou and bare_miou == ablate_miou and len(bare_miou) == 1:
+        same = f"Both paths reach the same mIoU ({fmt(bare_miou[0])}): they train the same thing."
+    else:
+        same = (f"mIoU, bare: {', '.join(map(fmt, bare_miou)) or '-'}; ablate: {', '.join(map(fmt, ablate_miou)) or '-'} "
+                "(not one value: the two paths did not train identically).")
+    out = [
+        "## Per-trial overhead of `ablate run` (`bench/overhead.py`)",
+        "",
+        f"One SegFormer-B0 trial ({setup['iters']} iterations, batch {setup['batch_size']}, "
+        f"{setup['crop'][0]}x{setup['crop'][1]} crops of the synthetic set resized to "
+        f"{setup['image_scale_wh'][0]}x{setup['image_scale_wh'][1]}, validation once at the end), "
+        "trained from the same resolved config by a bare `Runner.from_cfg(cfg).train()` process and by "
+        "`ablate run STUDY --json` (fresh store and runs dir each time; FLOPs cache warm), alternating, "
+        f"{setup['repeats']} times each. "
+        f"Data: `{Path(setup['data']).name}` ({'reused' if setup['data_reused'] else 'generated'}).",
+        "",
+        "| | seconds |",
+        "|---|---:|",
+        f"| bare process wall, runs | {bare_runs} |",
+        f"| ablate command wall, runs | {ablate_runs} |",
+        f"| bare wall (min) | {fmt(d['bare_wall_s'], 1)} |",
+        f"| ablate wall (min) | {fmt(d['ablate_wall_s'], 1)} |",
+        f"| difference | {fmt(d['difference_s'], 1)} |",
+        f"| bare: Runner build + train (+ validation) in process | {fmt(d['bare_runner_work_s'], 1)} |",
+        f"| ablate: trial duration (`ablate.duration_s`, inside the Ray worker) | {fmt(d['trial_duration_s'], 1)} |",
+        f"| fixed per command (ablate wall - trial duration) | {fmt(d['fixed_per_command_s'], 1)} |",
+        f"| of which beyond the bare process's own start-up | {fmt(d['fixed_per_command_extra_s'], 1)} |",
+        f"| per trial (trial duration - bare Runner work) | {fmt(d['per_trial_overhead_s'], 1)} |",
+        "",
+        same,
+        "",
+        "Fixed costs, timed apart: planning twice in the benchmark's own process, the rest each in a fresh "
+        "process (`bench/_probe.py`):",
+        "",
+        "| cost | seconds |",
+        "|---|---:|",
+        f"| import `ablate.cli` (torch through the mmcv bridge, typer, rich) | {fmt(b['import_ablate_cli_s'])} |",
+        f"| planning the study, first / second time (FLOPs cache cold / warm) | {fmt(b['plan_cold_flops_cache_s'])} / "
+        f"{fmt(b['plan_warm_flops_cache_s'])} |",
+        f"| import MLflow | {fmt(b['mlflow_import_s'])} |",
+        f"| create a fresh sqlite MLflow store (`tracking.prepare_store`) | {fmt(b['mlflow_store_creation_s'])} |",
+        f"| `ray.init` (embedded local Ray) | {fmt(b['ray_init_s'])} |",
+        f"| first Ray task: worker start + its imports (ablate, mmseg, MLflow) | {fmt(b['ray_first_worker_s'])} "
+        f"(imports {fmt(b['ray_worker_imports_s'])}) |",
+        f"| `ray.shutdown` | {fmt(b['ray_shutdown_s'])} |",
+        f"| FLOPs count (B0 at the image size, fresh model; repeat) | "
+        f"{fmt(b['flops_count_in_trial_s'])} ({fmt(b['flops_count_repeat_s'])}) |",
+        "",
+    ]
+    written = (d.get("probes", {}).get("trial") or {}).get("predictions_written")
+    parts = {
+        "MLflow child run + 30 params": b.get("trial_mlflow_run_and_params_s"),
+        "FLOPs count on the built model": b.get("trial_flops_count_on_runner_model_s"),
+        "saved predictions" + (f" ({written} files)" if written is not None else ""): b.get("trial_save_predictions_s"),
+        "artifact logging (predictions, config)": b.get("trial_log_artifacts_s"),
+        "20 metric batches (what MLflowTrialHook logs for 400 iterations, every 20)":
+            b.get("trial_mlflow_20_metric_batches_s"),
+    }
+    if any(v is not None for v in parts.values()):
+        known = sum(v for v in parts.values() if v is not None)
+        out += ["Per-trial steps a trial adds around `runner.train()`, each timed on a built Runner "
+                "(`bench/_probe.py trial`):", "", "| step | seconds |", "|---|---:|"]
+        out += [f"| {k} | {fmt(v)} |" for k, v in parts.items()]
+        out += [f"| sum | {fmt(known)} |",
+                f"| rest of the measured per-trial overhead (not broken down) | "
+                f"{fmt(d['per_trial_overhead_s'] - known)} |", ""]
+    out.append(load_note(d))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

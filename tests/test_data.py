@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import ablate.data.stats as stats_module
-import ablate.data.synth as synth_module
+import ablate.data.synth.dataset as synth_module
 from ablate.data import (
     CLASSES,
     IGNORE_INDEX,

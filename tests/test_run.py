@@ -97,3 +97,87 @@ def test_failed_trial_is_recorded_not_raised(tmp_path: Path, tiny_data: Path) ->
     run = tracking.client(uri).get_run(result.run_id)
     assert run.info.status == "FAILED" and run.data.tags["ablate.failure"]
     assert "traceback.txt" in {a.path for a in tracking.client(uri).list_artifacts(result.run_id)}
+
+
+def test_report_reads_what_the_run_wrote(finished) -> None:
+    """The report is built from the store a real run wrote: same tag names, same numbers."""
+    import csv
+
+    from ablate.report import build_report
+
+    study, uri, outcome, tmp = finished
+    out = tmp / "report"
+    build_report(study=study.source, out=out, tracking_uri=uri)
+    with (out / "runs.csv").open() as handle:
+        rows = {r["trial"]: r for r in csv.DictReader(handle)}
+    for result in outcome.results:
+        row = rows[result.name]
+        assert row["trial_id"] == result.trial_id and row["status"] == "FINISHED"
+        assert float(row["mIoU"]) == pytest.approx(result.miou)
+        assert float(row["flops_g"]) > 0 and row["seed"] == "0"
+    assert (out / "table1.md").read_text().count("|") > 10
+
+
+def test_dumped_config_trains_with_a_plain_runner(finished, tmp_path: Path) -> None:
+    """config.py holds the whole trial: mmseg's `Runner.from_cfg(cfg).train()` behaves the same."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    _, uri, outcome, tmp = finished
+    result = outcome.results[0]
+    cfg = Config.fromfile(str(tmp / "runs" / "tiny" / result.trial_id / "config.py"))
+    assert cfg.custom_imports["imports"] == ["ablate.registry"]
+    cfg.work_dir = str(tmp_path / "plain")
+    cfg.resume = False
+    Runner.from_cfg(cfg).train()
+    work = tmp_path / "plain"
+    assert (work / "best.pth").exists() and len(list((work / "predictions").glob("*_pred.png"))) == 3
+    assert json.loads((work / "progress.json").read_text())["iter"] == 4
+    history = tracking.client(uri).get_metric_history(result.run_id, "mIoU")
+    assert [m.step for m in history] == [2, 4, 2, 4]  # the plain run logged into the trial's run
+
+
+def test_a_new_store_never_gets_an_empty_finished_run(finished, tmp_path: Path) -> None:
+    """Same runs dir, new store: the complete checkpoint belongs to no run, so the trial trains again."""
+    study, _, outcome, tmp = finished
+    uri = f"sqlite:///{tmp_path / 'other.db'}"
+    again = run_study(study, uri, runs_dir=tmp / "runs")
+    client = tracking.client(uri)
+    for result in again.results:
+        assert result.state is TrialState.FINISHED and result.miou is not None
+        run = client.get_run(result.run_id)
+        assert "mIoU" in run.data.metrics
+        assert [m.step for m in client.get_metric_history(result.run_id, "loss")] == [1, 2, 3, 4]
+
+
+def test_interrupted_after_its_last_checkpoint_is_evaluated_not_left_empty(finished, tmp_path: Path) -> None:
+    """A run killed after training (checkpoint complete, run not closed) resumes, trains nothing,
+    and is evaluated before it is FINISHED."""
+    import shutil
+
+    from mlflow.entities import RunStatus
+
+    study, _, _, tmp = finished
+
+    runs = tmp_path / "runs"
+    shutil.copytree(tmp / "runs", runs)
+    import sqlite3
+
+    db = tmp_path / "m.db"
+    with sqlite3.connect(tmp / "mlruns.db") as source, sqlite3.connect(db) as target:
+        source.backup(target)  # WAL-safe copy of the store
+    uri = f"sqlite:///{db}"
+    client = tracking.client(uri)
+    exp = client.get_experiment_by_name(study.name).experiment_id
+    run = client.search_runs([exp], filter_string="tags.`ablate.trial_name` = 'base'")[0]
+    client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+
+    with sqlite3.connect(db) as conn:  # as if the final evaluation had never been logged
+        conn.execute("DELETE FROM metrics WHERE run_uuid = ? AND key = 'mIoU'", (run.info.run_id,))
+        conn.execute("DELETE FROM latest_metrics WHERE run_uuid = ? AND key = 'mIoU'", (run.info.run_id,))
+    again = run_study(study, uri, runs_dir=runs)
+    result = next(r for r in again.results if r.name == "base")
+    assert result.state is TrialState.FINISHED and result.run_id == run.info.run_id
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4]  # no training
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "mIoU")] == [4]
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
