@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import re
 from html.parser import HTMLParser
@@ -200,13 +201,16 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 # -- statistics -------------------------------------------------------------------------------
 
-def test_permutation_test_is_exact_for_small_groups() -> None:
+def test_permutation_tests_are_exact_for_small_groups() -> None:
     # 6 relabelings of [60, 62 | 66, 68]: |diff| 6, 2, 0, 0, 2, 6 -> 2 of 6 as extreme as observed
     assert permutation_p([60.0, 62.0], [66.0, 68.0]) == pytest.approx(1 / 3)
-    result = compare([60.0, 62.0], [66.0, 68.0], PERMUTATION)
-    assert result is not None and result.delta == pytest.approx(6.0)
-    assert 2.0 <= result.ci_low <= result.ci_high <= 8.0
-    assert compare([1.0], [2.0, 3.0]) is None  # no spread: no interval
+    # sign flips of the 3 pair differences, all 8 of them enumerated here
+    a, b = [60.0, 63.0, 58.0], [61.0, 66.0, 57.5]
+    diffs = np.subtract(b, a)
+    flipped = [abs(np.mean(diffs * signs)) for signs in itertools.product([1, -1], repeat=3)]
+    exact = sum(f >= abs(diffs.mean()) - 1e-12 for f in flipped) / 8
+    assert permutation_p(a, b, paired=True) == pytest.approx(exact)
+    assert compare([1.0], [2.0, 3.0]) is None  # one value on a side: no spread, no interval
 
 
 def test_welch_matches_its_formula() -> None:
@@ -216,9 +220,34 @@ def test_welch_matches_its_formula() -> None:
     got = welch(a, b)
     se = math.sqrt(2.0 / 2 + 2.0 / 2)
     df = (1.0 + 1.0) ** 2 / (1.0 / 1 + 1.0 / 1)
-    assert got.delta == pytest.approx(6.0)
+    assert got.delta == pytest.approx(6.0) and got.method == "welch"
     assert got.ci_high - got.delta == pytest.approx(sps.t.ppf(0.975, df) * se)
     assert got.p_value == pytest.approx(sps.ttest_ind(b, a, equal_var=False).pvalue)
+
+
+def test_holm_hand_computed() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> monotone: 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.6, 0.7]) == [1.0, 1.0]  # capped
+    got = holm([float("nan"), 0.2, 0.01])  # untested entries stay untested and are not counted
+    assert math.isnan(got[0]) and got[1:] == pytest.approx([0.2, 0.02])
+
+
+def test_seeds_for_power() -> None:
+    from scipy import stats as sps
+
+    # Cohen's tables: paired t-test d=0.5 -> 34 pairs, d=1 -> 10; two groups d=0.5 -> 64 each
+    assert (seeds_for_power(0.5), seeds_for_power(1.0), seeds_for_power(0.5, paired=False)) == (34, 10, 64)
+    effect = 0.37
+    n = int(seeds_for_power(effect))
+    critical = sps.t.ppf(0.975, n - 1)
+    direct = sps.nct.sf(critical, n - 1, effect * math.sqrt(n)) + sps.nct.cdf(-critical, n - 1, effect * math.sqrt(n))
+    assert direct >= 0.8 > float(power(effect, n - 1))
+    assert seeds_for_power(0.0) == math.inf
+    # every seed moved by exactly +6: no spread, so neither a p-value nor a seed budget
+    flat = compare([60.0, 62.0], [66.0, 68.0], [0, 1], [0, 1])
+    assert flat is not None and flat.paired and math.isnan(flat.p_value) and flat.seeds_needed is None
+    assert tables.fmt_seeds(flat) == "n/a" and tables.fmt_p(flat.p_value) == "n/a"
 
 
 def test_pareto_front() -> None:
@@ -245,38 +274,69 @@ def test_table1_values_order_and_exclusions(store: dict[str, Any]) -> None:
     assert excluded == {"swin-t": ("FAILED", "RuntimeError: CUDA out of memory"), "deeplabv3plus-r50": ("RUNNING", "still running")}
 
 
-def test_ladder_deltas_and_tests(store: dict[str, Any]) -> None:
-    collection = collect(store["uri"], [LADDER])
-    (ladder,) = ladders(collection, CLASSES)
-    assert [s.miou.mean for s in ladder.steps] == [61.0, 67.0, 68.5, 68.0]
-    assert ladder.steps[3].miou.std == 0.0
-    assert [s.delta for s in ladder.steps] == [None, 6.0, 1.5, -0.5]
-    assert [s.cumulative for s in ladder.steps] == [None, 6.0, 7.5, 7.0]
-    assert ladder.steps[0].comparison is None
-    for step, (before, after) in zip(ladder.steps[1:], zip(LADDER_RUNGS, LADDER_RUNGS[1:])):
-        assert step.comparison == welch(before[1], after[1])
-    # per-class change equals the mIoU change (the fixture's construction); the absent class stays NaN
-    road, absent = CLASSES.index("road"), CLASSES.index(ABSENT)
-    assert ladder.steps[1].class_delta[road] == pytest.approx(6.0)
-    assert math.isnan(ladder.steps[1].class_delta[absent])
+def test_ladder_is_tested_paired_by_seed(store: dict[str, Any]) -> None:
+    from scipy import stats as sps
 
-
-def test_without_scipy_the_permutation_test_is_used(store: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from ablate.report import stats, tables
-
-    monkeypatch.setattr(stats, "have_scipy", lambda: False)
     (ladder,) = ladders(collect(store["uri"], [LADDER]), CLASSES)
-    assert ladder.method == PERMUTATION
-    assert ladder.steps[1].comparison is not None and ladder.steps[1].comparison.p_value == pytest.approx(1 / 3)
-    assert "permutation test" in tables.ladder_table(ladder).caption
+    means = [float(np.mean(values)) for _, values in LADDER_RUNGS]
+    assert [s.miou.mean for s in ladder.steps] == pytest.approx(means)
+    assert ladder.steps[0].delta is None and ladder.steps[0].comparison is None
+    assert [s.delta for s in ladder.steps[1:]] == pytest.approx(np.diff(means))
+    assert [s.cumulative for s in ladder.steps[1:]] == pytest.approx(np.subtract(means[1:], means[0]))
+    raw = []
+    for step, (_, before), (_, after) in zip(ladder.steps[1:], LADDER_RUNGS, LADDER_RUNGS[1:]):
+        c = step.comparison
+        expected = sps.ttest_rel(after, before)
+        ci = expected.confidence_interval(0.95)
+        assert c is not None and c.method == "paired" and c.n == 3
+        assert (c.p_value, c.ci_low, c.ci_high) == pytest.approx((expected.pvalue, ci.low, ci.high))
+        assert c.delta == pytest.approx(np.mean(np.subtract(after, before)))
+        assert c.noise == pytest.approx(math.sqrt((np.var(before, ddof=1) + np.var(after, ddof=1)) / 2))
+        raw.append(expected.pvalue)
+    assert [s.comparison.p_holm for s in ladder.steps[1:]] == pytest.approx(holm(raw))
+    # the seed effect hides +6 from Welch's test; pairing by seed removes it
+    transfer, poly, balanced = (s.comparison for s in ladder.steps[1:])
+    assert transfer.significant and transfer.p_value < welch(LADDER_RUNGS[0][1], LADDER_RUNGS[1][1]).p_value
+    assert not poly.significant and not balanced.significant
+    # seed budget and noise: +0.4 and -0.1 are within one seed sd, +6 is not
+    assert [c.below_noise for c in (transfer, poly, balanced)] == [False, True, True]
+    diffs = np.subtract(LADDER_RUNGS[2][1], LADDER_RUNGS[1][1])
+    assert poly.seeds_needed == seeds_for_power(abs(diffs.mean()) / np.std(diffs, ddof=1))
+    assert ladder.noisy == ["+poly_lr", "+class_balanced_loss"]
 
 
-def test_leave_one_out_deltas_vs_full(store: dict[str, Any]) -> None:
+def test_per_class_significance(store: dict[str, Any]) -> None:
+    (ladder,) = ladders(collect(store["uri"], [LADDER]), CLASSES)
+    road, sky, rider, absent = (CLASSES.index(c) for c in ("road", "sky", "rider", ABSENT))
+    transfer, poly, balanced = ladder.steps[1:]
+    assert transfer.class_delta[road] == pytest.approx(transfer.delta, abs=0.2)
+    assert math.isnan(transfer.class_delta[absent]) and transfer.class_tests[absent] is None
+    helped, hurt = ladder.class_effects(transfer)
+    assert [c for c, _ in hurt] == ["sky"] and hurt[0][1] == pytest.approx(transfer.class_delta[sky])
+    assert "road" in dict(helped)
+    # Holm across the rung's classes: the p-values of one rung are one family
+    tested = [t for t in poly.class_tests if t is not None]
+    assert [t.p_holm for t in tested] == pytest.approx(holm([t.p_value for t in tested]))
+    assert ladder.class_effects(poly) == ([("rider", pytest.approx(poly.class_delta[rider]))], [])
+    assert ladder.class_effects(balanced) == ([], [])
+
+
+def test_leave_one_out_vs_full(store: dict[str, Any]) -> None:
+    from scipy import stats as sps
+
     (loo,) = ladders(collect(store["uri"], [LOO]), CLASSES)
-    assert loo.is_loo and loo.step_labels == ["full recipe", "-transfer", "-ohem"]
-    assert [s.delta for s in loo.steps] == [None, -10.0, 0.0]
+    full = list(LOO_ROWS[0][1].values())
+    assert loo.is_loo and loo.step_labels == ["full recipe", "-transfer", "-ohem", "-aux_head"]
+    assert [s.delta for s in loo.steps[1:]] == pytest.approx([np.mean(list(v.values())) - np.mean(full) for _, v in LOO_ROWS[1:]])
     assert all(s.cumulative is None for s in loo.steps)
-    assert loo.steps[1].comparison is not None and loo.steps[2].comparison is None  # one seed: no test
+    minus_transfer, minus_ohem, minus_aux = loo.steps[1:]
+    assert minus_transfer.comparison.method == "paired"
+    assert minus_ohem.comparison is None and not minus_ohem.class_tested  # one seed: no test
+    aux = list(LOO_ROWS[3][1].values())
+    assert minus_aux.comparison.method == "welch"  # seeds 3, 4 vs 0, 1, 2: nothing to pair
+    assert minus_aux.comparison.p_value == pytest.approx(sps.ttest_ind(aux, full, equal_var=False).pvalue)
+    helped, hurt = loo.class_effects(minus_transfer)  # removing transfer costs every class: it helps them
+    assert len(helped) == len(CLASSES) - 1 and not hurt and all(d > 0 for _, d in helped)
 
 
 def test_table_files(zoo_report: tuple[Path, list[Path]]) -> None:
@@ -305,17 +365,42 @@ def test_ladder_files_escape_and_caption(ladder_report: tuple[Path, list[Path]])
     names = {p.relative_to(out).as_posix() for p in written}
     assert {"ladder-ladder-study.md", "ladder-ladder-study.tex", "ladder-ladder-study.csv",
             "leave_one_out-loo-study.csv", "table1.csv"} <= names
+    means = [float(np.mean(values)) for _, values in LADDER_RUNGS]
     rows = _csv(out / "ladder-ladder-study.csv")
-    assert [r["delta"] for r in rows] == ["", "6.0", "1.5", "-0.5"]
-    assert [r["cumulative"] for r in rows] == ["", "6.0", "7.5", "7.0"]
-    assert {r["test"] for r in rows[1:]} == {"welch"}
+    assert rows[0]["delta"] == "" and [float(r["delta"]) for r in rows[1:]] == pytest.approx(np.diff(means), abs=1e-6)
+    assert [r["test"] for r in rows] == ["", "paired", "paired", "paired"]
+    assert [r["significant"] for r in rows[1:]] == ["True", "False", "False"]
+    assert [r["below_noise"] for r in rows[1:]] == ["False", "True", "True"]
+    assert all(int(r["seeds_for_80_power"]) >= 2 for r in rows[1:])
     tex = (out / "ladder-ladder-study.tex").read_text()
-    assert "class\\_balanced\\_loss" in tex and "Welch" in tex and "95\\%" in tex
+    assert "class\\_balanced\\_loss" in tex and "ttest\\_rel" in tex and "Holm" in tex and "95\\%" in tex
     assert tex.count("{") == tex.count("}")
     md = (out / "ladder-ladder-study.md").read_text()
-    assert "+6.00" in md and "+7.50" in md and "Welch's" in md
+    assert f"{means[1] - means[0]:+.2f}\\*" in md  # the significant delta is marked
+    assert f"{means[2] - means[1]:+.2f} |" in md  # the noisy one is not
+    assert "paired n=3" in md and "Welch" not in md
     loo = _csv(out / "leave_one_out-loo-study.csv")
-    assert [r["delta"] for r in loo] == ["", "-10.0", "0.0"]
+    assert [r["test"] for r in loo] == ["", "paired", "", "welch"]
+    assert 'Test "Welch"' in (out / "leave_one_out-loo-study.md").read_text()
+
+
+def test_report_marks_significant_classes(ladder_report: tuple[Path, list[Path]]) -> None:
+    out, _ = ladder_report
+    rows = _csv(out / "ladder-ladder-study_class_delta.csv")
+    significant = [(r["trick"], r["class"]) for r in rows if r["significant"] == "True"]
+    assert ("transfer", "sky") in significant and ("poly_lr", "rider") in significant
+    assert not any(trick == "class_balanced_loss" for trick, _ in significant)
+    # the heatmap frames exactly those cells (rows: rungs 1..3, columns: classes)
+    svg = (out / "figures" / "ladder-ladder-study_class_delta.svg").read_text()
+    framed = sorted(re.findall(r'id="significant-(\d+)-(\d+)"', svg))
+    tricks = [trick for trick, _ in LADDER_RUNGS[1:]]
+    assert framed == sorted((str(tricks.index(t)), str(CLASSES.index(c))) for t, c in significant)
+    html = (out / "index.html").read_text()
+    listing = html[html.index("Classes helped and hurt (ladder-study)"):]
+    assert re.search(r"<td>transfer</td><td>[^<]*road \(\+[\d.]+\)[^<]*</td><td>sky \(-[\d.]+\)</td>", listing)
+    assert "<td>class_balanced_loss</td><td>none significant</td><td>none significant</td>" in listing
+    assert "<td>ohem</td><td>not tested: fewer than two seeds to compare</td>" in html
+    assert "smaller than the seed-to-seed sd" in html and "+poly_lr" in html
 
 
 # -- figures, html, errors --------------------------------------------------------------------

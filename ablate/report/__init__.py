@@ -1,14 +1,38 @@
-"""`ablate report`: Table 1, ladders, mIoU-vs-FLOPs, per-class and search figures, index.html.
+"""`ablate report`: Table 1, ladders with paired tests, mIoU-vs-FLOPs, per-class and search figures, index.html.
 
 Every number is recomputed from the MLflow store on each run; nothing is typed in.
 """
 
-from ablate.report.build import FORMATS, build_report, parse_formats
+from ablate.report.build import build_report
 from ablate.report.cli import report_command
 from ablate.report.collect import Collection, Excluded, TrialRun, TuneRun, collect, runs_frame
-from ablate.report.groups import FAMILIES, Ladder, LadderStep, ModelRow, ladders, model_rows
-from ablate.report.stats import Comparison, Summary, compare, pareto_front, permutation_p, summarize, welch
-from ablate.report.tables import Table, ladder_csv, ladder_table, latex_escape, table1, table1_csv
+from ablate.report.folder import FORMATS, parse_formats
+from ablate.report.groups import FAMILIES, ModelRow, model_rows
+from ablate.report.ladder import Ladder, LadderStep, ladders
+from ablate.report.stats import (
+    Comparison,
+    Summary,
+    adjust,
+    compare,
+    holm,
+    paired_t,
+    pareto_front,
+    permutation_p,
+    power,
+    seeds_for_power,
+    summarize,
+    welch,
+)
+from ablate.report.tables import (
+    Table,
+    class_delta_csv,
+    class_effects_table,
+    ladder_csv,
+    ladder_table,
+    latex_escape,
+    table1,
+    table1_csv,
+)
 
 __all__ = [
     "FAMILIES",
@@ -23,19 +47,26 @@ __all__ = [
     "Table",
     "TrialRun",
     "TuneRun",
+    "adjust",
     "build_report",
+    "class_delta_csv",
+    "class_effects_table",
     "collect",
     "compare",
+    "holm",
     "ladder_csv",
     "ladder_table",
     "ladders",
     "latex_escape",
     "model_rows",
+    "paired_t",
     "parse_formats",
     "pareto_front",
     "permutation_p",
+    "power",
     "report_command",
     "runs_frame",
+    "seeds_for_power",
     "summarize",
     "table1",
     "table1_csv",

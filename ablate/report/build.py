@@ -1,7 +1,7 @@
 """`build_report`: MLflow store -> a folder of tables, figures, index.html and README.md.
 
-Everything is written into a temporary sibling folder and moved into place at the end, so a
-report folder is always complete: an error half-way leaves the previous report untouched.
+Each section is computed once and skips itself with a note when its inputs are missing; the
+folder handling (formats, the all-or-nothing swap) lives in `ablate.report.folder`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -22,60 +21,14 @@ import numpy as np
 from ablate.errors import AblateError
 from ablate.report import figures, predictions, search, tables
 from ablate.report.collect import Collection, collect, runs_frame
-from ablate.report.groups import Ladder, ModelRow, ladders, model_rows
+from ablate.report.folder import MARKER, Writer, check_out, move_into_place, parse_formats, slug
+from ablate.report.groups import ModelRow, model_rows
+from ablate.report.ladder import Ladder, ladders
 from ablate.report.html import Document, FigureRef, Section, render_html, render_markdown
 from ablate.report.stats import pareto_front
 
-FORMATS = ("png", "svg", "pdf")
-MARKER = ".ablate-report"
-FIGURES = "figures"
 MAX_HEATMAP_ROWS = 40
 TOP_BARS = 4
-
-
-def parse_formats(value: str | Sequence[str]) -> tuple[str, ...]:
-    """`png,svg` -> ("png", "svg"); unknown formats are an input error, not a matplotlib crash."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    chosen = []
-    for item in (i.strip().lower().lstrip(".") for i in items):
-        if not item:
-            continue
-        if item not in FORMATS:
-            raise AblateError(f"--format: unknown figure format '{item}' (use {', '.join(FORMATS)})")
-        if item not in chosen:
-            chosen.append(item)
-    if not chosen:
-        raise AblateError(f"--format: no figure format given (use {', '.join(FORMATS)})")
-    return tuple(chosen)
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "report"
-
-
-@dataclass
-class _Writer:
-    """Writes into the temporary folder and remembers every file, relative to it."""
-
-    root: Path
-    formats: tuple[str, ...]
-    written: list[str] = field(default_factory=list)
-
-    def text(self, name: str, content: str) -> str:
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8")
-        self.written.append(name)
-        return name
-
-    def figure_stem(self, name: str) -> Path:
-        (self.root / FIGURES).mkdir(exist_ok=True)
-        return self.root / FIGURES / name
-
-    def record(self, paths: Sequence[Path]) -> list[str]:
-        rel = [p.relative_to(self.root).as_posix() for p in paths]
-        self.written += rel
-        return rel
 
 
 def _class_names(collection: Collection) -> tuple[str, ...]:
@@ -102,7 +55,7 @@ class _Report:
     """One report, computed once; each section skips itself with a note when its inputs are missing."""
 
     def __init__(
-        self, collection: Collection, writer: _Writer, reference: dict[str, float], data_root: Optional[Path],
+        self, collection: Collection, writer: Writer, reference: dict[str, float], data_root: Optional[Path],
         mlflow_client: Any, study_file: Optional[Path], profile: Optional[str],
     ) -> None:
         self.c = collection
@@ -120,7 +73,7 @@ class _Report:
         self.front = pareto_front([(r.label, r.flops_g, r.miou.mean) for r in self.figure1_rows])
 
     def _name(self, base: str, experiment: str) -> str:
-        return f"{base}-{_slug(experiment)}" if self.multi else base
+        return f"{base}-{slug(experiment)}" if self.multi else base
 
     def _figure(self, caption: str, paths: Sequence[Path]) -> FigureRef:
         return FigureRef(caption, self.w.record(paths))
@@ -212,18 +165,34 @@ class _Report:
                 "Waterfall of the ladder: rung 0, the change each trick adds, the final level",
                 figures.waterfall(ladder, self.w.figure_stem(f"{name}_waterfall"), self.w.formats),
             ))
-        changed = [(label, st.class_delta) for st, label in zip(ladder.steps, ladder.step_labels) if st.rung != 0]
-        if changed and np.isfinite(np.asarray([d for _, d in changed], dtype=float)).any():
-            what = "vs the full recipe" if ladder.is_loo else "vs the rung below"
-            s.figures.append(self._figure(
-                f"Per-class IoU change of each rung {what}",
-                figures.class_heatmap(
-                    [label for label, _ in changed], self.classes, np.asarray([d for _, d in changed], dtype=float),
-                    self.w.figure_stem(f"{name}_class_delta"), self.w.formats,
-                    f"Per-class Δ IoU {what} ({ladder.experiment})", diverging=True,
-                ),
-            ))
+        if ladder.noisy:
+            s.notes.append(
+                "changes smaller than the seed-to-seed sd of mIoU (single runs could rank these either way): "
+                + ", ".join(ladder.noisy)
+            )
+        self._ladder_classes(s, ladder, name)
         return s
+
+    def _ladder_classes(self, s: Section, ladder: Ladder, name: str) -> None:
+        """Per-class changes of each rung: the heatmap with significant cells framed, the CSV with
+        every test, and per trick the classes it helped and hurt."""
+        changed = [(st, label) for st, label in zip(ladder.steps, ladder.step_labels) if st.rung != 0]
+        deltas = np.asarray([st.class_delta for st, _ in changed], dtype=float)
+        if not changed or not np.isfinite(deltas).any():
+            return
+        what = "vs the full recipe" if ladder.is_loo else "vs the rung below"
+        tested = any(st.class_tested for st, _ in changed)
+        s.figures.append(self._figure(
+            f"Per-class IoU change of each rung {what} (mean over seeds)"
+            + ("; framed and starred: significant after Holm across the rung's classes (p < 0.05)" if tested else ""),
+            figures.class_heatmap(
+                [label for _, label in changed], self.classes, deltas, self.w.figure_stem(f"{name}_class_delta"),
+                self.w.formats, f"Per-class Δ IoU {what} ({ladder.experiment})", diverging=True,
+                significant=np.asarray([st.class_significant for st, _ in changed], dtype=bool),
+            ),
+        ))
+        s.links.append(("per-class changes and tests (CSV)", self.w.text(f"{name}_class_delta.csv", tables.class_delta_csv(ladder))))
+        s.tables.append(tables.class_effects_table(ladder))
 
     def per_class(self) -> Section:
         s = Section("Per-class IoU", "per_class")
@@ -288,7 +257,7 @@ class _Report:
             return None
         s = Section("Search", "search")
         for index, tune in enumerate(tunes.values()):
-            label = _slug(tune.study_name or tune.run_id[:8])
+            label = slug(tune.study_name or tune.run_id[:8])
             result = search.search_figures(tune, self.w.figure_stem(f"search_{index}_{label}"), self.w.formats)
             states = ", ".join(f"{n} {k.lower()}" for k, n in sorted(result.states.items()))
             best = search.best_text(result)
@@ -375,24 +344,6 @@ def _search_frame(runs: Sequence[Any]) -> Any:
     return pd.DataFrame(rows)
 
 
-def _check_out(out: Path) -> None:
-    """Only a report folder (or an empty one) is replaced: `--out .` must never wipe a project."""
-    if out.exists() and not out.is_dir():
-        raise AblateError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise AblateError(f"{out}: folder exists and was not written by `ablate report`; choose another --out or empty it")
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build_report(
     experiments: Sequence[str] = (),
     *,
@@ -420,20 +371,20 @@ def build_report(
     reference = dict(loaded.spec.reference) if loaded is not None else {}
     data_root = Path(data) if data is not None else (loaded.data_root if loaded is not None else None)
     collection = collect(uri, names, profile)
-    out_dir = Path(out) if out is not None else Path("reports") / _slug("+".join(names))
-    _check_out(out_dir)
+    out_dir = Path(out) if out is not None else Path("reports") / slug("+".join(names))
+    check_out(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         os.chmod(tmp, 0o755)
-        writer = _Writer(tmp, chosen_formats)
+        writer = Writer(tmp, chosen_formats)
         report = _Report(collection, writer, reference, data_root, tracking.client(uri),
                          loaded.source if loaded is not None else None, profile)
         doc = report.build()
         writer.text("index.html", render_html(doc))
         writer.text("README.md", render_markdown(doc))
         (tmp / MARKER).write_text("written by `ablate report`; the whole folder is replaced on the next run\n")
-        _move_into_place(tmp, out_dir)
+        move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -13,8 +13,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from ablate.report.groups import Ladder, ModelRow
+from ablate.report.groups import ModelRow
+from ablate.report.ladder import Ladder, LadderStep
 
 DPI = 150
 _LABEL_ALL_BELOW = 30  # more points than this: label only the Pareto front and the best ten
@@ -84,6 +86,10 @@ def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, fo
     return save(fig, stem, formats)
 
 
+def _star(step: LadderStep) -> str:
+    return "*" if step.comparison is not None and step.comparison.significant else ""
+
+
 def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
     """Trick ladder: rung 0's level, one floating bar per trick's change, the final level."""
     steps = ladder.steps
@@ -113,14 +119,14 @@ def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
             low, high = start + step.comparison.ci_low, start + step.comparison.ci_high
             ax.errorbar(i + 0.15, means[i], yerr=[[means[i] - low], [high - means[i]]], color="black", capsize=3, linewidth=1)
         ax.plot([i - 1 + 0.3, i - 0.3], [start, start], color="black", linewidth=0.6)
-        ax.text(i - 0.05, max(means[i], start), f"{step.delta:+.2f}", ha="right", va="bottom", fontsize=8)
+        ax.text(i - 0.05, max(means[i], start), f"{step.delta:+.2f}{_star(step)}", ha="right", va="bottom", fontsize=8)
     last = len(steps)
     ax.bar(last, means[-1] - floor, bottom=floor, color="tab:blue", width=0.6)
     ax.text(last, means[-1], f"{means[-1]:.2f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(last + 1), labels + ["final"], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(floor, max(reach) + 0.1 * span)
     ax.set_ylabel("mIoU (%)")
-    ax.set_title(f"Trick ladder ({ladder.experiment}): change per rung" + (" (95% CI)" if ladder.tested else ""))
+    ax.set_title(f"Trick ladder ({ladder.experiment}): change per rung" + ("\n95% CI; * p (Holm) < 0.05" if ladder.tested else ""), fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     return save(fig, stem, formats)
 
@@ -142,13 +148,13 @@ def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]
             ax.errorbar(c.delta, i + 0.12, xerr=[[c.delta - c.ci_low], [c.ci_high - c.delta]], color="black", capsize=3, linewidth=1)
             reach += [abs(c.ci_low), abs(c.ci_high)]
         if not math.isnan(deltas[i]):  # on the far side of zero, clear of bar and interval
-            ax.text(0, i, f" {deltas[i]:+.2f} ", va="center", ha="left" if deltas[i] < 0 else "right", fontsize=8)
+            ax.text(0, i, f" {deltas[i]:+.2f}{_star(s)} ", va="center", ha="left" if deltas[i] < 0 else "right", fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     full = next((s.miou.mean for s in ladder.steps if s.rung == 0), float("nan"))
     ax.set_xlabel("Δ mIoU vs full recipe (points)")
-    ax.set_title(f"Recipe minus trick ({ladder.experiment}); full recipe {full:.2f}")
+    ax.set_title(f"Recipe minus trick ({ladder.experiment}); full recipe {full:.2f}" + ("\n95% CI; * p (Holm) < 0.05" if ladder.tested else ""), fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     lim = max(reach) * 1.15
     ax.set_xlim(-lim, lim)
@@ -164,10 +170,15 @@ def _with_bad(name: str) -> Any:
 
 def class_heatmap(
     row_labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str],
-    title: str, diverging: bool = False,
+    title: str, diverging: bool = False, significant: Optional[np.ndarray] = None,
 ) -> list[Path]:
-    """Rows x classes; absolute IoU on a 0-100 scale, or signed changes centred on zero."""
+    """Rows x classes; absolute IoU on a 0-100 scale, or signed changes centred on zero.
+
+    `significant` (same shape) frames those cells in black and stars their value; the frames
+    carry the SVG id `significant-<row>-<col>` so the marks can be found in the file.
+    """
     data = np.asarray(matrix, dtype=float)
+    marked = np.zeros(data.shape, dtype=bool) if significant is None else np.asarray(significant, dtype=bool)
     fig = new_figure(max(8.0, 0.5 * len(classes) + 2.5), max(2.5, 0.35 * len(row_labels) + 2.0))
     ax = fig.add_subplot()
     if diverging:
@@ -182,8 +193,13 @@ def class_heatmap(
         for (i, j), value in np.ndenumerate(data):
             if math.isfinite(value):
                 dark = abs(value) > 0.6 * lim if diverging else value < 55
-                ax.text(j, i, f"{value:.0f}" if not diverging else f"{value:+.1f}", ha="center", va="center",
+                text = f"{value:.0f}" if not diverging else f"{value:+.1f}"
+                ax.text(j, i, text + ("*" if marked[i, j] else ""), ha="center", va="center",
                         fontsize=6, color="white" if dark else "black")
+    for i, j in zip(*np.nonzero(marked)):
+        frame = Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=1.4)
+        frame.set_gid(f"significant-{i}-{j}")
+        ax.add_patch(frame)
     ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(row_labels)), list(row_labels), fontsize=7)
     ax.set_title(title)

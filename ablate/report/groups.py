@@ -1,4 +1,4 @@
-"""Runs -> the rows of Table 1 and the steps of ladders, with their statistics.
+"""Runs -> the rows of Table 1 (ladders and their tests live in `ablate.report.ladder`).
 
 Sort order of Table 1 (kept simple and stable, so tables of different studies line up):
   1. zoo rows, by family as the paper lists them (baseline/FCN, UNet, DeepLabV3+, Swin, SegFormer,
@@ -18,7 +18,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from ablate.report.collect import Collection, TrialRun
-from ablate.report.stats import Comparison, Summary, compare, default_method, summarize
+from ablate.report.stats import Summary, summarize
 
 FAMILIES = ("baseline", "UNet", "DeepLabV3+", "Swin", "SegFormer", "PSPNet")
 # Checked in this order (most specific first: UNet uses an FCN head, Swin here a SegFormer head).
@@ -30,7 +30,7 @@ _FAMILY_PATTERNS = (
     ("SegFormer", r"segformer|mit-?b\d|mixvision"),
     ("baseline", r"baseline|fcn"),
 )
-_SHAPE_ORDER = {"zoo": 0, "ladder": 1, "leave_one_out": 2}
+SHAPE_ORDER = {"zoo": 0, "ladder": 1, "leave_one_out": 2}
 
 
 def family(*texts: str) -> str:
@@ -98,7 +98,7 @@ class ModelRow:
         return out
 
 
-def _mean(values: Sequence[Optional[float]]) -> float:
+def mean_of(values: Sequence[Optional[float]]) -> float:
     finite = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
@@ -114,8 +114,8 @@ def _sort_key(row: ModelRow) -> tuple:
     if row.shape == "zoo":
         rank = FAMILIES.index(row.family) if row.family in FAMILIES else len(FAMILIES)
         return (0, rank, flops, row.label)
-    if row.shape in _SHAPE_ORDER and row.rung is not None:
-        return (_SHAPE_ORDER[row.shape], row.rung, 0.0, row.label)
+    if row.shape in SHAPE_ORDER and row.rung is not None:
+        return (SHAPE_ORDER[row.shape], row.rung, 0.0, row.label)
     return (3, 0, flops, row.label)
 
 
@@ -152,6 +152,8 @@ def model_rows(collection: Collection, reference: Optional[Mapping[str, float]] 
         runs.sort(key=lambda r: (r.seed if r.seed is not None else -1, r.start_time))
         first = runs[0]
         label = first.model if first.shape == "zoo" else first.name
+        if first.teacher:  # a distilled student names its teacher (a study row or a checkpoint file)
+            label += f" (teacher: {first.teacher.rsplit('/', 1)[-1]})"
         ref = reference.get(first.name)
         rows.append(
             ModelRow(
@@ -165,109 +167,12 @@ def model_rows(collection: Collection, reference: Optional[Mapping[str, float]] 
                 rung=first.rung,
                 runs=tuple(runs),
                 miou=summarize([r.miou for r in runs]),
-                flops_g=_mean([r.metric("flops_g") for r in runs]),
-                params_m=_mean([r.metric("params_m") for r in runs]),
-                duration_s=_mean([r.duration_s for r in runs]),
+                flops_g=mean_of([r.metric("flops_g") for r in runs]),
+                params_m=mean_of([r.metric("params_m") for r in runs]),
+                duration_s=mean_of([r.duration_s for r in runs]),
                 reference=float(ref) if ref is not None else None,
                 tta=all(r.tta for r in runs),
             )
         )
     rows.sort(key=_sort_key)
     return _unique_labels(rows)
-
-
-@dataclass(frozen=True)
-class LadderStep:
-    """One rung: its mIoU over seeds, the change from the previous rung (or, leave-one-out, from
-    the full recipe), and the test of that change when there are repeats."""
-
-    rung: int
-    trick: str
-    name: str
-    values: tuple[float, ...]
-    miou: Summary
-    delta: Optional[float]
-    cumulative: Optional[float]
-    comparison: Optional[Comparison]
-    reference: Optional[float]
-    class_iou: tuple[float, ...]
-    class_delta: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Ladder:
-    """A trick ladder (`kind="ladder"`) or a leave-one-out study (`kind="leave_one_out"`)."""
-
-    experiment: str
-    kind: str
-    steps: tuple[LadderStep, ...]
-    method: str
-    classes: tuple[str, ...]
-
-    @property
-    def is_loo(self) -> bool:
-        return self.kind == "leave_one_out"
-
-    @property
-    def tested(self) -> bool:
-        return any(s.comparison is not None for s in self.steps)
-
-    @property
-    def step_labels(self) -> list[str]:
-        """Axis labels: `+trick` for ladder rungs, `-trick` for recipe-minus-trick rows."""
-        labels = []
-        for s in self.steps:
-            if s.rung == 0:
-                labels.append("full recipe" if self.is_loo else s.trick or "base")
-            else:
-                labels.append(f"{'-' if self.is_loo else '+'}{s.trick}")
-        return labels
-
-
-def _ladder(experiment: str, kind: str, runs: list[TrialRun], classes: Sequence[str], reference: Mapping[str, float], method: str) -> Ladder:
-    by_rung: dict[int, list[TrialRun]] = {}
-    for run in runs:
-        by_rung.setdefault(run.rung if run.rung is not None else 0, []).append(run)
-    steps: list[LadderStep] = []
-    # (values, class IoU) of rung 0 and of the rung just below; a missing rung leaves a gap
-    # (no delta) rather than a delta that silently spans two tricks.
-    anchor: Optional[tuple[list[float], list[float]]] = None
-    previous: Optional[tuple[list[float], list[float]]] = None
-    for rung in sorted(by_rung):
-        group = sorted(by_rung[rung], key=lambda r: (r.seed if r.seed is not None else -1, r.start_time))
-        values = [r.miou for r in group]
-        summary = summarize(values)
-        cls = [
-            _mean([r.metric(f"IoU.{class_key(c)}") for r in group]) for c in classes
-        ]
-        if previous is not None and rung - 1 not in by_rung:
-            previous = None
-        base = anchor if kind == "leave_one_out" else previous
-        delta = summary.mean - summarize(base[0]).mean if base is not None else None
-        cumulative = summary.mean - summarize(anchor[0]).mean if anchor is not None and kind == "ladder" else None
-        comparison = compare(base[0], values, method) if base is not None else None
-        class_delta = tuple(c - b for c, b in zip(cls, base[1])) if base is not None else tuple(float("nan") for _ in classes)
-        steps.append(
-            LadderStep(
-                rung=rung, trick=group[0].trick, name=group[0].name, values=tuple(values), miou=summary,
-                delta=delta, cumulative=cumulative, comparison=comparison,
-                reference=reference.get(group[0].name), class_iou=tuple(cls), class_delta=class_delta,
-            )
-        )
-        if rung == 0:
-            anchor = (values, cls)
-        previous = (values, cls)
-    return Ladder(experiment, kind, tuple(steps), method, tuple(classes))
-
-
-def ladders(collection: Collection, classes: Sequence[str], reference: Optional[Mapping[str, float]] = None, method: Optional[str] = None) -> list[Ladder]:
-    """One ladder per experiment and shape (ladder, leave_one_out) that has finished runs."""
-    method = method or default_method()
-    grouped: dict[tuple[str, str], list[TrialRun]] = {}
-    for run in collection.table_runs:
-        if run.shape in ("ladder", "leave_one_out"):
-            grouped.setdefault((run.experiment, run.shape), []).append(run)
-    return [
-        _ladder(experiment, kind, runs, classes, reference or {}, method)
-        for (experiment, kind), runs in sorted(grouped.items(), key=lambda kv: (kv[0][0], _SHAPE_ORDER[kv[0][1]]))
-    ]

@@ -1,24 +1,30 @@
-"""Small statistics for few-seed ablations: summaries, delta intervals, tests, the Pareto front.
+"""Statistics for few-seed ablations: summaries, paired and unpaired tests, Holm, seed budgets, Pareto.
 
-Seeds are few (often 2-5), so every function accepts tiny samples and says "unknown" (None or
-NaN) rather than inventing precision. scipy is optional: without it the p-value comes from an
-exact (or sampled) permutation test and the interval from a bootstrap, both in numpy.
+Seeds are few (often 2-5) and differ by up to several mIoU points on one config, so a delta
+means little without its noise. Two runs that share a seed share the data order and the
+initialisation, so their difference cancels most of that noise: comparisons are paired by seed
+whenever at least two seeds match, and fall back to Welch's test otherwise. Every function
+accepts tiny samples and says "unknown" (None or NaN) rather than inventing precision.
+scipy is imported inside the functions: every `ablate` command imports this package.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
 
+PAIRED = "paired"
 WELCH = "welch"
-PERMUTATION = "permutation"
 CONFIDENCE = 0.95
-_RESAMPLES = 10_000
+ALPHA = 1 - CONFIDENCE
+POWER = 0.8
+MAX_SEEDS = 1000  # seed budgets above this are reported as "more than"
+_RESAMPLES = 9999  # the permutation test is exact while the relabelings are at most this many
+EXACT_PAIRS = int(math.log2(_RESAMPLES))  # sign flips of up to this many pairs are all enumerated
 
 
 @dataclass(frozen=True)
@@ -30,10 +36,9 @@ class Summary:
     n: int
 
 
-def summarize(values: Sequence[float]) -> Summary:
+def summarize(values: Sequence[Optional[float]]) -> Summary:
     """NaNs are dropped first: a missing value is not a measured zero."""
-    arr = np.asarray([v for v in values if v is not None], dtype=float)
-    arr = arr[~np.isnan(arr)]
+    arr = _clean([v for v in values if v is not None])
     if arr.size == 0:
         return Summary(float("nan"), None, 0)
     std = float(np.std(arr, ddof=1)) if arr.size >= 2 else None
@@ -42,30 +47,46 @@ def summarize(values: Sequence[float]) -> Summary:
 
 @dataclass(frozen=True)
 class Comparison:
-    """`b - a` with a 95% interval and a two-sided p-value, and the method that produced them."""
+    """`b - a` with its 95% interval and tests, and what it would take to detect it.
+
+    `delta` is the mean over matched seeds for a paired comparison, so it can differ from the
+    difference of the two groups' means when some seeds ran on one side only. `effect_sd` is
+    the sd the power calculation divides by (of the paired differences, or pooled for Welch);
+    `noise` is the sd of the per-seed values themselves, pooled over both groups.
+    `p_holm` is the p-value adjusted across the comparisons of one table (itself, alone).
+    """
 
     delta: float
     ci_low: float
     ci_high: float
     p_value: float
     method: str
+    n: int
+    effect_sd: float
+    noise: Optional[float]
+    p_permutation: float = float("nan")
+    p_holm: float = float("nan")
+
+    @property
+    def paired(self) -> bool:
+        return self.method == PAIRED
 
     @property
     def significant(self) -> bool:
-        return not math.isnan(self.p_value) and self.p_value < 1 - CONFIDENCE
+        """After the table's multiple-comparison correction, not before."""
+        return not math.isnan(self.p_holm) and self.p_holm < ALPHA
 
+    @property
+    def below_noise(self) -> bool:
+        """The change is smaller than how much one config moves between seeds."""
+        return self.noise is not None and abs(self.delta) < self.noise
 
-def have_scipy() -> bool:
-    try:
-        import scipy.stats  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def default_method() -> str:
-    """Welch's t-test when scipy is importable, else the numpy permutation test."""
-    return WELCH if have_scipy() else PERMUTATION
+    @property
+    def seeds_needed(self) -> Optional[float]:
+        """Seeds (pairs, or per group for Welch) for 80% power at 0.05 to detect this delta."""
+        if self.effect_sd == 0 or math.isnan(self.effect_sd):
+            return None
+        return seeds_for_power(abs(self.delta) / self.effect_sd, paired=self.paired)
 
 
 def _clean(values: Sequence[float]) -> np.ndarray:
@@ -73,86 +94,133 @@ def _clean(values: Sequence[float]) -> np.ndarray:
     return arr[~np.isnan(arr)]
 
 
-def welch(a: Sequence[float], b: Sequence[float]) -> Comparison:
-    """Welch's unequal-variance t-test of mean(b) - mean(a), with its Welch-Satterthwaite CI."""
+def _no_spread(values: np.ndarray) -> bool:
+    """Rounding leaves ~1e-15 of "spread" on identical repeats; a t statistic on that is noise."""
+    return values.size < 2 or float(np.ptp(values)) <= 1e-9 * max(1.0, float(np.max(np.abs(values))))
+
+
+def _noise(a: np.ndarray, b: np.ndarray) -> Optional[float]:
+    variances = [float(np.var(x, ddof=1)) for x in (a, b) if x.size >= 2]
+    return math.sqrt(sum(variances) / len(variances)) if variances else None
+
+
+def permutation_p(a: Sequence[float], b: Sequence[float], paired: bool = False) -> float:
+    """Two-sided p of mean(b - a): random sign flips of the pair differences when `paired`,
+    random relabeling of the pooled values otherwise. Exact (every flip or relabeling) for small n."""
+    from scipy import stats as sps
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if paired:
+        diffs = y - x
+        diffs = diffs[~np.isnan(diffs)]
+        result = sps.permutation_test((diffs,), np.mean, permutation_type="samples", vectorized=True,
+                                      n_resamples=_RESAMPLES, rng=0)
+    else:
+        result = sps.permutation_test(
+            (_clean(y), _clean(x)), lambda u, v, axis: np.mean(u, axis=axis) - np.mean(v, axis=axis),
+            permutation_type="independent", vectorized=True, n_resamples=_RESAMPLES, rng=0,
+        )
+    return float(result.pvalue)
+
+
+def paired_t(a: Sequence[float], b: Sequence[float], permutation: bool = True) -> Comparison:
+    """Paired t-test of b - a over aligned seeds (pairs with a NaN are dropped)."""
+    from scipy import stats as sps
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    diffs = y - x
+    delta = float(diffs.mean())
+    perm = permutation_p(x, y, paired=True) if permutation else float("nan")
+    noise = _noise(x, y)
+    if _no_spread(diffs):  # every seed moved by the same amount: the t-test is undefined
+        return Comparison(delta, delta, delta, float("nan"), PAIRED, int(diffs.size), 0.0, noise, perm)
+    sd = float(np.std(diffs, ddof=1))
+    result = sps.ttest_rel(y, x)
+    ci = result.confidence_interval(CONFIDENCE)
+    p = float(result.pvalue)
+    return Comparison(delta, float(ci.low), float(ci.high), p, PAIRED, int(diffs.size), sd, noise, perm, p)
+
+
+def welch(a: Sequence[float], b: Sequence[float], permutation: bool = True) -> Comparison:
+    """Welch's unequal-variance t-test of mean(b) - mean(a), with its Welch-Satterthwaite interval."""
     from scipy import stats as sps
 
     x, y = _clean(a), _clean(b)
     delta = float(y.mean() - x.mean())
-    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
-    se = math.sqrt(vx + vy)
-    if se == 0.0:  # identical repeats: the test is undefined, the interval collapses
-        return Comparison(delta, delta, delta, float("nan"), WELCH)
-    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
-    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
+    perm = permutation_p(x, y) if permutation else float("nan")
+    pooled = math.sqrt((float(np.var(x, ddof=1)) + float(np.var(y, ddof=1))) / 2)
+    n = int(min(x.size, y.size))
+    noise = _noise(x, y)
+    if _no_spread(x) and _no_spread(y):  # identical repeats on both sides: nothing to test against
+        return Comparison(delta, delta, delta, float("nan"), WELCH, n, 0.0, noise, perm)
     with warnings.catch_warnings():  # one group without spread makes scipy warn; the formula still holds
         warnings.simplefilter("ignore", RuntimeWarning)
-        p_value = float(sps.ttest_ind(y, x, equal_var=False).pvalue)
-    return Comparison(delta, delta - half, delta + half, p_value, WELCH)
+        result = sps.ttest_ind(y, x, equal_var=False)
+        ci = result.confidence_interval(CONFIDENCE)
+    p = float(result.pvalue)
+    return Comparison(delta, float(ci.low), float(ci.high), p, WELCH, n, pooled, noise, perm, p)
 
 
-def permutation_p(a: Sequence[float], b: Sequence[float], resamples: int = _RESAMPLES, seed: int = 0) -> float:
-    """Two-sided p of |mean(b) - mean(a)|: exact over all relabelings when they are few."""
-    x, y = _clean(a), _clean(b)
-    pooled = np.concatenate([x, y])
-    n, k = pooled.size, x.size
-    observed = abs(y.mean() - x.mean())
-    tolerance = 1e-12 * max(1.0, observed)
-    if math.comb(n, k) <= resamples:
-        hits = total = 0
-        for chosen in itertools.combinations(range(n), k):
-            mask = np.zeros(n, dtype=bool)
-            mask[list(chosen)] = True
-            diff = abs(pooled[~mask].mean() - pooled[mask].mean())
-            hits += diff >= observed - tolerance
-            total += 1
-        return hits / total
-    rng = np.random.default_rng(seed)
-    perms = np.argsort(rng.random((resamples, n)), axis=1)
-    shuffled = pooled[perms]
-    diffs = np.abs(shuffled[:, k:].mean(axis=1) - shuffled[:, :k].mean(axis=1))
-    # the observed labeling counts as one of the resamples, so p is never exactly 0
-    return float((np.sum(diffs >= observed - tolerance) + 1) / (resamples + 1))
-
-
-def bootstrap_ci(a: Sequence[float], b: Sequence[float], resamples: int = _RESAMPLES, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of mean(b) - mean(a), each group resampled on its own."""
-    x, y = _clean(a), _clean(b)
-    rng = np.random.default_rng(seed)
-    mx = x[rng.integers(0, x.size, (resamples, x.size))].mean(axis=1)
-    my = y[rng.integers(0, y.size, (resamples, y.size))].mean(axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(my - mx, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def permutation(a: Sequence[float], b: Sequence[float]) -> Comparison:
-    x, y = _clean(a), _clean(b)
-    low, high = bootstrap_ci(x, y)
-    return Comparison(float(y.mean() - x.mean()), low, high, permutation_p(x, y), PERMUTATION)
-
-
-def compare(a: Sequence[float], b: Sequence[float], method: Optional[str] = None) -> Optional[Comparison]:
-    """None unless both groups have at least two finite values (no spread, no interval)."""
+def compare(
+    a: Sequence[float], b: Sequence[float], seeds_a: Optional[Sequence[Optional[int]]] = None,
+    seeds_b: Optional[Sequence[Optional[int]]] = None, permutation: bool = True,
+) -> Optional[Comparison]:
+    """Paired over the seeds both groups share when at least two match, else Welch; None when
+    neither is possible (fewer than two finite values on a side: no spread, no interval)."""
+    if seeds_a is not None and seeds_b is not None:
+        by_seed = {s: v for s, v in zip(seeds_b, b) if s is not None and not math.isnan(v)}
+        matched = [(v, by_seed[s]) for s, v in zip(seeds_a, a) if s in by_seed and not math.isnan(v)]
+        if len(matched) >= 2:
+            return paired_t([m[0] for m in matched], [m[1] for m in matched], permutation)
     if _clean(a).size < 2 or _clean(b).size < 2:
         return None
-    method = method or default_method()
-    if method == WELCH:
-        return welch(a, b)
-    if method == PERMUTATION:
-        return permutation(a, b)
-    raise ValueError(f"unknown test {method!r} (use {WELCH} or {PERMUTATION})")
+    return welch(a, b, permutation)
 
 
-def method_caption(method: str) -> str:
-    """One sentence for table captions, so a reader knows which test made the p-values."""
-    if method == WELCH:
-        return "95% CI and p-value from Welch's unequal-variance t-test (scipy)"
-    return (
-        "p-value from a two-sided permutation test of the mean difference (exact when there are at most "
-        f"{_RESAMPLES:,} relabelings, else {_RESAMPLES:,} random ones) and 95% CI from a percentile bootstrap "
-        "(numpy; scipy not installed)"
-    )
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment: the k-th smallest of m p-values times (m - k + 1), made
+    monotone and capped at 1. NaN (untested) entries stay NaN and do not count in m."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    if tested.size:
+        order = tested[np.argsort(p[tested], kind="stable")]
+        scaled = p[order] * (tested.size - np.arange(tested.size))
+        out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return [float(v) for v in out]
+
+
+def adjust(comparisons: Sequence[Optional[Comparison]]) -> list[Optional[Comparison]]:
+    """The same comparisons with `p_holm` set across them as one family."""
+    adjusted = holm([c.p_value if c is not None else float("nan") for c in comparisons])
+    return [replace(c, p_holm=p) if c is not None else None for c, p in zip(comparisons, adjusted)]
+
+
+def power(effect: float, n: int | np.ndarray, paired: bool = True, alpha: float = ALPHA) -> np.ndarray:
+    """Power of the two-sided t-test for a standardised effect (|delta| / sd), from the noncentral t.
+
+    Paired: n pairs, one-sample test of the differences. Unpaired: n seeds in each group.
+    """
+    from scipy import stats as sps
+
+    n = np.asarray(n, dtype=float)
+    df = n - 1 if paired else 2 * n - 2
+    shift = effect * (np.sqrt(n) if paired else np.sqrt(n / 2))
+    critical = sps.t.ppf(1 - alpha / 2, df)
+    return sps.nct.sf(critical, df, shift) + sps.nct.cdf(-critical, df, shift)
+
+
+def seeds_for_power(effect: float, paired: bool = True, target: float = POWER, alpha: float = ALPHA) -> float:
+    """Smallest n (>= 2) whose power reaches `target`; inf when even MAX_SEEDS would not."""
+    if math.isnan(effect):
+        return math.nan
+    if effect <= 0:
+        return math.inf
+    n = np.arange(2, MAX_SEEDS + 1)
+    reached = np.flatnonzero(power(effect, n, paired, alpha) >= target)
+    return float(n[reached[0]]) if reached.size else math.inf
 
 
 def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:

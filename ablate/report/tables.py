@@ -12,8 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from ablate.report.groups import Ladder, ModelRow
-from ablate.report.stats import Comparison, method_caption
+from ablate.report.groups import ModelRow
+from ablate.report.ladder import Ladder
+from ablate.report.stats import EXACT_PAIRS, MAX_SEEDS, PAIRED, WELCH, Comparison
 
 CHECK, CROSS = "✓", "✗"
 _LATEX_SPECIAL = {
@@ -109,22 +110,6 @@ def fmt_duration(seconds: Optional[float]) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def fmt_p(comparison: Optional[Comparison]) -> str:
-    if comparison is None:
-        return ""
-    p = comparison.p_value
-    if math.isnan(p):
-        return "n/a"
-    text = "<0.001" if p < 0.001 else f"{p:.3f}"
-    return text + ("*" if comparison.significant else "")
-
-
-def fmt_ci(comparison: Optional[Comparison]) -> str:
-    if comparison is None:
-        return ""
-    return f"[{comparison.ci_low:+.2f}, {comparison.ci_high:+.2f}]"
-
-
 def _mark(flag: bool) -> str:
     return CHECK if flag else CROSS
 
@@ -194,24 +179,94 @@ def raw_number(value: Optional[float]) -> str:
     return repr(round(float(value), 6))
 
 
+def fmt_p(p: float) -> str:
+    if math.isnan(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_ci(comparison: Optional[Comparison]) -> str:
+    if comparison is None:
+        return ""
+    return f"[{comparison.ci_low:+.2f}, {comparison.ci_high:+.2f}]"
+
+
+def fmt_seeds(comparison: Optional[Comparison]) -> str:
+    """Seeds for 80% power; n/a without spread, a bound past MAX_SEEDS."""
+    needed = comparison.seeds_needed if comparison is not None else None
+    if needed is None or math.isnan(needed):
+        return "n/a" if comparison is not None else ""
+    return f"> {MAX_SEEDS}" if math.isinf(needed) else str(int(needed))
+
+
+def test_label(comparison: Optional[Comparison]) -> str:
+    if comparison is None:
+        return ""
+    return f"paired n={comparison.n}" if comparison.method == PAIRED else "Welch"
+
+
+def _test_cells(c: Optional[Comparison]) -> list[str]:
+    if c is None:
+        return ["", "", "", "", "", "", ""]
+    return [
+        fmt_ci(c), test_label(c), fmt_p(c.p_value), fmt_p(c.p_holm), fmt_p(c.p_permutation), fmt_seeds(c),
+        "yes" if c.below_noise else "no",
+    ]
+
+
+def test_caption(ladder: Ladder) -> str:
+    """Which test made each p-value, so a reader can check the table without the code."""
+    if not ladder.tested:
+        return "One seed per rung: no intervals or tests (list two or more seeds in the study to get them)."
+    tested = [s.comparison for s in ladder.steps if s.comparison is not None]
+    parts = []
+    if PAIRED in ladder.methods:
+        fewest = min(c.n for c in tested if c.method == PAIRED)
+        parts.append(
+            "Test \"paired\": paired t-test over the n seeds both rows share (scipy.stats.ttest_rel); p (perm.) is the "
+            "sign-flip permutation test of the same differences (scipy.stats.permutation_test; exact, every flip, up to "
+            f"{EXACT_PAIRS} pairs), which makes no normality assumption but cannot fall below 2/2^n ({2 / 2 ** fewest:.3g} for n={fewest})."
+        )
+    if WELCH in ladder.methods:
+        parts.append(
+            "Test \"Welch\": fewer than two seeds match, so Welch's unequal-variance t-test (scipy.stats.ttest_ind); "
+            "its p (perm.) relabels the pooled seeds."
+        )
+    unit = {frozenset({PAIRED}): "seed pairs", frozenset({WELCH}): "seeds per row"}.get(
+        frozenset(ladder.methods), "seed pairs (paired) or seeds per row (Welch)"
+    )
+    parts.append(
+        f"95% CI of the change from the same t distribution. p (Holm): Holm's step-down adjustment across the "
+        f"{len(tested)} tests of this table; * marks a Δ with p (Holm) < 0.05. "
+        f"Seeds for 80% power: {unit} a two-sided t-test at 0.05 would need to detect the observed change with 80% "
+        "power at the observed spread (n/a: no spread). "
+        "Δ < seed sd: the change is smaller than the seed-to-seed sd of mIoU of the two rows. "
+        "Tests need two or more seeds on both rows."
+    )
+    return " ".join(parts)
+
+
 def ladder_table(ladder: Ladder) -> Table:
     """Ladder: change per rung and cumulative; leave-one-out: change of each "minus trick" vs full."""
     with_ref = any(s.reference is not None for s in ladder.steps)
+    stats_header = ["95% CI of Δ", "Test", "p", "p (Holm)", "p (perm.)", "Seeds for 80% power", "Δ < seed sd"]
     if ladder.is_loo:
-        header = ["Rung", "Removed trick", "mIoU (%)", "n", "Δ vs full", "95% CI of Δ", "p"]
-        align = "rlrrrrr"
+        header = ["Rung", "Removed trick", "mIoU (%)", "n", "Δ vs full", *stats_header]
+        align = "rlrrr" + "rlrrrrc"
     else:
-        header = ["Rung", "Trick", "mIoU (%)", "n", "Δ prev.", "Δ cum.", "95% CI of Δ prev.", "p"]
-        align = "rlrrrrrr"
+        header = ["Rung", "Trick", "mIoU (%)", "n", "Δ prev.", "Δ cum.", *stats_header]
+        align = "rlrrrr" + "rlrrrrc"
     if with_ref:
         header.append("Paper mIoU (%)")
         align += "r"
     body = []
     for step, label in zip(ladder.steps, ladder.step_labels):
-        cells = [str(step.rung), label, fmt_mean_std(step.miou.mean, step.miou.std), str(step.miou.n), fmt(step.delta, signed=True)]
+        star = "*" if step.comparison is not None and step.comparison.significant else ""
+        cells = [str(step.rung), label, fmt_mean_std(step.miou.mean, step.miou.std), str(step.miou.n),
+                 fmt(step.delta, signed=True) + star]
         if not ladder.is_loo:
             cells.append(fmt(step.cumulative, signed=True))
-        cells += [fmt_ci(step.comparison), fmt_p(step.comparison)]
+        cells += _test_cells(step.comparison)
         if with_ref:
             cells.append(fmt(step.reference))
         body.append(cells)
@@ -225,27 +280,93 @@ def ladder_table(ladder: Ladder) -> Table:
             "Each rung adds one trick to all earlier ones; "
             "Δ prev. is the change of mean mIoU from the rung below, Δ cum. from rung 0."
         )
-    if ladder.tested:
-        test = f" {method_caption(ladder.method)}; * p < 0.05. Intervals and tests need n ≥ 2 seeds on both rungs."
-    else:
-        test = " One seed per rung: no intervals or tests (list two or more seeds in the study to get them)."
     title = f"{'Leave-one-out' if ladder.is_loo else 'Trick ladder'} ({ladder.experiment})"
-    return Table(title, what + test, header, body, align, f"{ladder.kind}-{ladder.experiment}")
+    return Table(title, what + " " + test_caption(ladder), header, body, align, f"{ladder.kind}-{ladder.experiment}")
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _raw_p(value: float) -> str:
+    """Six significant digits: a p-value of 3e-7 must not round to 0."""
+    return "" if math.isnan(value) else f"{value:.6g}"
+
+
+def _raw_seeds(c: Optional[Comparison]) -> str:
+    needed = c.seeds_needed if c is not None else None
+    return "" if needed is None or math.isnan(needed) else ("inf" if math.isinf(needed) else str(int(needed)))
+
+
+def _test_fields(c: Optional[Comparison]) -> list[object]:
+    """Unrounded test columns shared by the ladder and per-class CSVs."""
+    if c is None:
+        return ["", "", "", "", "", "", "", "", "", "", "", ""]
+    return [
+        c.method, c.n, raw_number(c.delta), raw_number(c.ci_low), raw_number(c.ci_high), _raw_p(c.p_value),
+        _raw_p(c.p_holm), _raw_p(c.p_permutation), c.significant, _raw_seeds(c), raw_number(c.noise), c.below_noise,
+    ]
+
+
+_TEST_COLUMNS = [
+    "test", "n_tested", "test_delta", "ci_low", "ci_high", "p_value", "p_holm", "p_permutation", "significant",
+    "seeds_for_80_power", "seed_sd", "below_noise",
+]
 
 
 def ladder_csv(ladder: Ladder) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([
-        "experiment", "kind", "rung", "trick", "trial", "miou_mean", "miou_std", "n", "values", "delta",
-        "cumulative", "ci_low", "ci_high", "p_value", "test", "reference_miou",
-    ])
-    for s in ladder.steps:
-        c = s.comparison
-        writer.writerow([
-            ladder.experiment, ladder.kind, s.rung, s.trick, s.name, raw_number(s.miou.mean), raw_number(s.miou.std), s.miou.n,
-            " ".join(raw_number(v) for v in s.values), raw_number(s.delta), raw_number(s.cumulative),
-            raw_number(c.ci_low if c else None), raw_number(c.ci_high if c else None), raw_number(c.p_value if c else None),
-            c.method if c else "", raw_number(s.reference),
+    """`delta` is the difference of the rows' means; `test_delta` the mean over the seeds the test used."""
+    rows = [
+        [ladder.experiment, ladder.kind, s.rung, s.trick, s.name, raw_number(s.miou.mean), raw_number(s.miou.std), s.miou.n,
+         " ".join("" if seed is None else str(seed) for seed in s.seeds), " ".join(raw_number(v) for v in s.values),
+         raw_number(s.delta), raw_number(s.cumulative), *_test_fields(s.comparison), raw_number(s.reference)]
+        for s in ladder.steps
+    ]
+    header = ["experiment", "kind", "rung", "trick", "trial", "miou_mean", "miou_std", "n", "seeds", "values", "delta",
+              "cumulative", *_TEST_COLUMNS, "reference_miou"]
+    return _csv(header, rows)
+
+
+def class_delta_csv(ladder: Ladder) -> str:
+    """Every rung x class change with its test; Holm runs across the classes of one rung."""
+    rows = [
+        [ladder.experiment, ladder.kind, s.rung, s.trick, name, raw_number(delta), *_test_fields(test)]
+        for s in ladder.steps if s.rung != 0
+        for name, delta, test in zip(ladder.classes, s.class_delta, s.class_tests)
+    ]
+    return _csv(["experiment", "kind", "rung", "trick", "class", "delta", *_TEST_COLUMNS], rows)
+
+
+def class_effects_table(ladder: Ladder) -> Table:
+    """Per trick, the classes it helped and hurt (significant after Holm), or why none are listed."""
+    rows = []
+    for step in ladder.steps:
+        if step.rung == 0:
+            continue
+        if not step.class_tested:
+            if step.comparison is None:
+                why = "not tested: fewer than two seeds to compare"
+            elif not any(math.isfinite(d) for d in step.class_delta):
+                why = "no per-class IoU logged"
+            else:
+                why = "not tested: no spread over seeds"
+            rows.append([str(step.rung), step.trick, why, ""])
+            continue
+        helped, hurt = ladder.class_effects(step)
+        rows.append([
+            str(step.rung), step.trick,
+            ", ".join(f"{c} ({d:+.1f})" for c, d in helped) or "none significant",
+            ", ".join(f"{c} ({d:+.1f})" for c, d in hurt) or "none significant",
         ])
-    return buf.getvalue()
+    caption = (
+        "Per-class IoU change of each trick, tested over seeds like the mIoU change (paired by seed where the rows "
+        "share seeds, else Welch) and Holm-adjusted across the classes of the rung; a class is listed when "
+        "p (Holm) < 0.05, with the change the trick brings"
+        + (" (the negative of the change when it is removed)." if ladder.is_loo else ".")
+    )
+    title = f"Classes helped and hurt ({ladder.experiment})"
+    return Table(title, caption, ["Rung", "Trick", "Classes helped", "Classes hurt"], rows, "rlll", f"classes-{ladder.kind}-{ladder.experiment}")
