@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import sqlite3
 import time
@@ -74,7 +75,7 @@ def test_complexity_is_counted_once_per_model_and_size(tmp_path: Path, monkeypat
     monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "cache"))
     cfg = config.load_base(B0_CONFIG)
     first = analysis.cached_complexity(cfg, 64, 192)
-    assert first == analysis.count_config(cfg, 64, 192)
+    assert first == analysis.count_config(copy.deepcopy(cfg), 64, 192)
 
     def no_recount(*args: object, **kwargs: object) -> None:
         raise AssertionError("counted again")
