@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
+import enum
 import gc
 import json
+import os
 import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ablate.tracking import tags as T
 from ablate.errors import AblateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative ablation studies for MMSegmentation.")
@@ -31,6 +34,52 @@ def _flop(gflop: float) -> str:
         if gflop >= scale:
             return f"{gflop / scale:,.1f} {unit}"
     return f"{gflop:,.1f} GFLOP"
+
+
+def _tracking_uri(value: Optional[str]) -> str:
+    """The resolved MLflow URI, refused here (exit 2, in seconds) when MLflow could not open it."""
+    from ablate.tracking.uri import check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(value)
+    from_env = value is None and bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    check_tracking_uri(uri, "MLFLOW_TRACKING_URI" if from_env else "--tracking-uri")
+    return uri
+
+
+def _check_ray_address(value: Optional[str]) -> None:
+    """`--address` (or $RAY_ADDRESS) must reach a Ray cluster; Ray alone would retry for minutes."""
+    from ablate.dispatch.address import check_ray_address
+
+    if value:
+        check_ray_address(value)
+    elif os.environ.get("RAY_ADDRESS"):
+        check_ray_address(os.environ["RAY_ADDRESS"], option="RAY_ADDRESS")
+
+
+class DispatcherKind(str, enum.Enum):
+    """`--dispatcher`: who places and trains the trials (the order is the same for both)."""
+
+    RAY = "ray"
+    LOCAL = "local"
+
+
+_DISPATCHER_HELP = ("ray: Ray tasks, one GPU (resources.gpus_per_trial) per trial, on an embedded local Ray or "
+                    "--address; local: one trial at a time in this process, no Ray.")
+
+
+def _dispatcher(kind: DispatcherKind, address: Optional[str], resources: Any, max_concurrent: Optional[int]) -> Any:
+    """The Dispatcher `--dispatcher` names, built without starting anything."""
+    from ablate.dispatch import InProcessDispatcher, RayDispatcher
+
+    if kind is DispatcherKind.LOCAL:
+        if address:
+            raise AblateError("--address joins a Ray cluster and needs --dispatcher ray; drop --address to train "
+                              "in this process")
+        return InProcessDispatcher()
+    _check_ray_address(address)
+    return RayDispatcher(address=address, gpus_per_trial=resources.gpus_per_trial,
+                         cpus_per_trial=resources.cpus_per_trial,
+                         max_concurrent=max_concurrent or resources.max_concurrent)
 
 
 @app.callback()
@@ -131,26 +180,20 @@ def run(
     address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray on 127.0.0.1)."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Cap on trials running at once."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON (no live table)."),
+    dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.RAY, "--dispatcher", help=_DISPATCHER_HELP),
 ) -> None:
-    """Run every trial of a study on Ray (one GPU per trial), logging to MLflow."""
+    """Run every trial of a study (on Ray, one GPU per trial, by default), logging to MLflow."""
     from ablate import study as studies
-    from ablate import tracking
     from ablate.cli.board import ProgressBoard
-    from ablate.dispatch import RayDispatcher
 
     loaded = studies.load_study(study_file, profile)
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    res = loaded.spec.resources
+    uri = _tracking_uri(tracking_uri)
+    dispatcher = _dispatcher(dispatcher_kind, address, loaded.spec.resources, max_concurrent)
     err.print(f"study {loaded.name}: tracking to {uri}", markup=False, highlight=False)
     board = ProgressBoard(err, f"{loaded.name}" + (f" ({profile})" if profile else ""), live=False if as_json else None)
-    dispatcher = RayDispatcher(
-        address=address, gpus_per_trial=res.gpus_per_trial, cpus_per_trial=res.cpus_per_trial,
-        max_concurrent=max_concurrent or res.max_concurrent, retries=res.retries,
-        on_start=board.on_start, on_poll=board.refresh,
-    )
     with board:
         outcome = studies.run_study(loaded, uri, runs_dir=runs_dir, rerun=rerun, dispatcher=dispatcher,
-                                    on_result=board.on_result, on_planned=board.add)
+                                    on_start=board.on_start, on_result=board.on_result, on_planned=board.add)
     if as_json:
         out.print_json(json.dumps({
             "study": loaded.name, "experiment_id": outcome.experiment_id, "parent_run_id": outcome.parent_run_id,
@@ -176,26 +219,24 @@ def tune(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1),
+    dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.RAY, "--dispatcher", help=_DISPATCHER_HELP),
 ) -> None:
     """Optuna search over the study's `search:` parameters, pruned, parallel, resumable."""
     from ablate import study as studies
-    from ablate import tracking
     from ablate.cli.board import ProgressBoard
-    from ablate.dispatch import RayDispatcher
-    from ablate.search import tune_study
+    from ablate.search import check_storage_url, tune_study
 
     loaded = studies.load_study(study_file, profile)
     if loaded.spec.search is None:
         raise AblateError(f"{study_file}: no `search:` block; add one (params, sampler, pruner, n_trials) to tune")
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    res = loaded.spec.resources
+    uri = _tracking_uri(tracking_uri)
+    if storage is not None:
+        check_storage_url(storage)
+    dispatcher = _dispatcher(dispatcher_kind, address, loaded.spec.resources, max_concurrent)
     board = ProgressBoard(err, f"{loaded.name} search")
-    dispatcher = RayDispatcher(address=address, gpus_per_trial=res.gpus_per_trial, cpus_per_trial=res.cpus_per_trial,
-                               max_concurrent=max_concurrent or res.max_concurrent, retries=0,
-                               on_start=board.on_start, on_poll=board.refresh)
     with board:
         outcome = tune_study(loaded, uri, dispatcher, storage=storage, n_trials=n_trials, runs_dir=runs_dir,
-                             on_result=board.on_result, on_planned=board.add)
+                             on_start=board.on_start, on_result=board.on_result, on_planned=board.add)
     out.print(_result_table(f"{loaded.name}: {len(outcome.results)} search trials", outcome.results))
     err.print(f"optuna study '{outcome.optuna_study}' in {outcome.storage}", markup=False, highlight=False)
     if outcome.best_trial is None:
@@ -214,41 +255,58 @@ def plan(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable, with each trial's resolved overrides."),
 ) -> None:
-    """Print every trial (id, rung/model, seed, dependencies, cost, cached/pending); run nothing."""
+    """Print every trial (id, rung/model, seed, dependencies, cost, cached/pending); run and write nothing."""
     from ablate import study as studies
     from ablate import tracking
 
     loaded = studies.load_study(study_file, profile)
-    trials = studies.plan_trials(loaded, runs_dir)
-    cached = studies.cached_results(loaded.name, trials, tracking.resolve_tracking_uri(tracking_uri))
+    uri = _tracking_uri(tracking_uri)
+    datasets = studies.data_plans(loaded)
+    trials = studies.plan_trials(loaded, runs_dir, generate_data=False)
+    known = [t for t in trials if studies.id_known(t.trial_id)]
+    cached = studies.cached_results(loaded.name, known, uri) if tracking.store_exists(uri) else {}
     names = {t.trial_id: t.name for t in trials}
     rows = []
     for t in trials:
+        has_id = studies.id_known(t.trial_id)
         rows.append({
-            "trial_id": t.trial_id, "name": t.name, "seed": t.seed,
-            "shape": t.tags.get("ablate.shape"), "rung": t.tags.get("ablate.rung"), "model": t.tags.get("ablate.model"),
-            "tricks": [x for x in t.tags.get("ablate.tricks", "").split(",") if x],
+            "trial_id": t.trial_id if has_id else None, "name": t.name, "seed": t.seed,
+            "shape": t.tags.get(T.SHAPE), "rung": t.tags.get(T.RUNG), "model": t.tags.get(T.MODEL),
+            "tricks": [x for x in t.tags.get(T.TRICKS, "").split(",") if x],
             "depends_on": [names.get(d, d) for d in t.depends_on], "cost_gflop": t.cost,
-            "status": "cached" if t.trial_id in cached else "pending", "work_dir": str(t.work_dir),
+            "status": "cached" if t.trial_id in cached else "pending", "work_dir": str(t.work_dir) if has_id else None,
             "resolved_overrides": t.resolved_overrides,
         })
     if as_json:
-        out.print_json(json.dumps({"study": loaded.name, "profile": profile, "trials": rows}, default=str))
+        data = [{"root": str(d.root), "ready": d.ready, "generate": d.generate.model_dump() if d.generate else None}
+                for d in datasets]
+        out.print_json(json.dumps({"study": loaded.name, "profile": profile, "data": data, "trials": rows}, default=str))
         return
+    for dataset in datasets:
+        if not dataset.ready:
+            out.print(dataset.describe() + "; `ablate run` generates it first, and trial ids follow from its content",
+                      markup=False, highlight=False)
     table = Table(title=f"{loaded.name}: {len(rows)} trials ({sum(r['status'] == 'pending' for r in rows)} pending)")
     for col in ("id", "trial", "seed", "rung/model", "depends on", "est. cost", "status"):
         table.add_column(col)
     for r in rows:
         where = f"rung {r['rung']}" if r["rung"] is not None else (r["model"] or "")
-        table.add_row(r["trial_id"], r["name"], str(r["seed"]), where, ", ".join(r["depends_on"]) or "-",
-                      _flop(r["cost_gflop"]), r["status"])
+        table.add_row(r["trial_id"] or studies.AFTER_DATA, r["name"], str(r["seed"]), where,
+                      ", ".join(r["depends_on"]) or "-", _flop(r["cost_gflop"]), r["status"])
     out.print(table)
 
 
 def _register_report() -> None:
+    import functools
+
     from ablate.report import report_command
 
-    app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report_command)
+    @functools.wraps(report_command)  # same options; typer reads them through __wrapped__
+    def report(*args: Any, **kwargs: Any) -> None:
+        _tracking_uri(kwargs.get("tracking_uri"))  # a bad URI exits 2 before anything is read or written
+        report_command(*args, **kwargs)
+
+    app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report)
 
 
 _register_report()

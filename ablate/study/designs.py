@@ -12,10 +12,9 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from ablate.study.schema import StudySpec, TrickItem
+from ablate.tracking import tags as T
+from ablate.tracking.tags import SHAPE_LADDER, SHAPE_LOO, SHAPE_PRETRAIN, SHAPE_TRIALS, SHAPE_ZOO
 from ablate.tricks import TRICKS, TrickParams
-
-# `ablate.shape` tag values
-SHAPE_TRIALS, SHAPE_LADDER, SHAPE_LOO, SHAPE_ZOO, SHAPE_PRETRAIN = "trials", "ladder", "leave_one_out", "zoo", "pretrain"
 
 
 @dataclass(frozen=True)
@@ -26,8 +25,9 @@ class AppliedTrick:
 
     @property
     def source(self) -> Optional[str]:
-        """The pretrain entry a transfer reads from, if any."""
-        return getattr(self.params, "from_", None)
+        """The study entry the trick reads from, if any: a transfer's `from`, a distill's teacher."""
+        named = getattr(self.params, "source", None)
+        return named if named is not None else getattr(self.params, "from_", None)
 
 
 @dataclass
@@ -89,9 +89,11 @@ def parse_tricks(
 
 def _marks(encoder: Optional[str], tricks: list[AppliedTrick]) -> dict[str, str]:
     transfer = any(t.name == "transfer" for t in tricks)
+    teacher = next((t.source for t in tricks if t.name == "distill"), None)
     return {
-        "ablate.enc_pretrained": "yes" if (encoder or transfer) else "no",
-        "ablate.dec_pretrained": "yes" if transfer else "no",
+        T.ENC_PRETRAINED: "yes" if (encoder or transfer) else "no",
+        T.DEC_PRETRAINED: "yes" if transfer else "no",
+        **({T.TEACHER: teacher} if teacher else {}),
     }
 
 
@@ -108,7 +110,7 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
         designs.append(
             TrialDesign(
                 name=f"pretrain-{entry.name}", shape=SHAPE_PRETRAIN, base=entry.base, overrides=dict(entry.overrides),
-                tricks=tricks, pretrain=entry, tags={"ablate.pretrain": entry.name},
+                tricks=tricks, pretrain=entry, tags={T.PRETRAIN: entry.name},
             )
         )
 
@@ -127,7 +129,7 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
             designs.append(
                 TrialDesign(
                     f"r{rung}-{added}", SHAPE_LADDER, tricks=applied, encoder=spec.encoder,
-                    tags={"ablate.rung": str(rung), "ablate.trick": added, **_marks(spec.encoder, applied)},
+                    tags={T.RUNG: str(rung), T.TRICK: added, **_marks(spec.encoder, applied)},
                 )
             )
 
@@ -136,13 +138,13 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
     if spec.mode == "leave_one_out":
         designs.append(
             TrialDesign("full", SHAPE_LOO, tricks=recipe, encoder=spec.encoder,
-                        tags={"ablate.rung": "0", "ablate.trick": "full", **_marks(spec.encoder, recipe)})
+                        tags={T.RUNG: "0", T.TRICK: "full", **_marks(spec.encoder, recipe)})
         )
         for index, trick in enumerate(recipe):
             rest = recipe[:index] + recipe[index + 1:]
             designs.append(
                 TrialDesign(f"minus-{trick.name}", SHAPE_LOO, tricks=rest, encoder=spec.encoder,
-                            tags={"ablate.rung": str(index + 1), "ablate.trick": trick.name,
+                            tags={T.RUNG: str(index + 1), T.TRICK: trick.name,
                                   **_marks(spec.encoder, rest)})
             )
 
@@ -156,7 +158,7 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
                 tricks.insert(0, trick)
         designs.append(
             TrialDesign(entry.name, SHAPE_ZOO, base=entry.config, overrides=dict(entry.overrides), tricks=tricks,
-                        encoder=entry.encoder, tags={"ablate.model": entry.name, **_marks(entry.encoder, tricks)})
+                        encoder=entry.encoder, tags={T.MODEL: entry.name, **_marks(entry.encoder, tricks)})
         )
     if spec.search is not None:
         problems += search_problems(spec)
@@ -186,7 +188,9 @@ def dependency_problems(spec: StudySpec, designs: list[TrialDesign]) -> list[tup
     problems: list[tuple[str, str]] = []
     for design in designs:
         for trick in design.tricks:
-            if trick.source and trick.source not in names:
+            if trick.name == "distill":
+                problems += teacher_problems(spec, design, trick)
+            elif trick.source and trick.source not in names:
                 problems.append((f"{trick.path}.from", f"no pretrain entry named '{trick.source}' (known: {', '.join(sorted(names)) or 'none'})"))
     graph = {d.pretrain.name: [t.source for t in d.tricks if t.source] for d in designs if d.pretrain is not None}
     for start in graph:
@@ -200,3 +204,20 @@ def dependency_problems(spec: StudySpec, designs: list[TrialDesign]) -> list[tup
                 break
             chain.append(node)
     return problems
+
+
+def teacher_problems(spec: StudySpec, design: TrialDesign, trick: AppliedTrick) -> list[tuple[str, str]]:
+    """A distill teacher is a trained pretrain entry or zoo row, or a checkpoint file with `config:`."""
+    teacher, config = trick.source, getattr(trick.params, "config", None)
+    files = {p.name for p in spec.pretrain if p.checkpoint is not None}
+    trained = {p.name for p in spec.pretrain if p.checkpoint is None} | {z.name for z in spec.zoo}
+    if teacher == design.name and design.shape == SHAPE_ZOO:
+        return [(f"{trick.path}.teacher", f"zoo row '{teacher}' would distill from itself (the recipe applies to "
+                                          "every zoo row): put distill in a ladder, or the teacher under pretrain:")]
+    if teacher in files and config is None:
+        return [(f"{trick.path}.config", f"pretrain entry '{teacher}' is a checkpoint file: give the teacher's mmseg config")]
+    if teacher not in trained | files and config is None:
+        known = ", ".join(sorted(trained | files)) or "none"
+        return [(f"{trick.path}.teacher", f"no pretrain entry or zoo row named '{teacher}' (known: {known}); "
+                                          "a checkpoint file as teacher also needs `config:` (its mmseg config)")]
+    return []

@@ -4,25 +4,76 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ablate.study.designs import SHAPE_PRETRAIN, TrialDesign
+from ablate.tracking import tags as T
+from ablate.study.designs import SHAPE_PRETRAIN, SHAPE_ZOO, TrialDesign
 from ablate.study.loader import Study
-from ablate.study.schema import BudgetSpec, DataSpec
+from ablate.study.schema import BudgetSpec, DataSpec, SynthSpec
 from ablate.trial.spec import TrialSpec
+
+
+# Shown instead of a trial id that depends on data `run` has yet to generate.
+AFTER_DATA = "(after data)"
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """A dataset a study reads, and the synthetic set `run` generates there first (if any)."""
+
+    root: Path
+    generate: Optional[SynthSpec] = None
+
+    @property
+    def ready(self) -> bool:
+        return self.generate is None
+
+    def describe(self) -> str:
+        if self.generate is None:
+            return f"data: {self.root}"
+        g = self.generate
+        domain = "" if g.domain == "kitti" else f", {g.domain} domain"
+        return (f"data: would generate synthetic data at {self.root} "
+                f"({g.train} train / {g.test} val, {g.height}x{g.width}, seed {g.seed}{domain})")
+
+
+def data_plan(study: Study, data: Optional[DataSpec] = None) -> DataPlan:
+    """What `ensure_data` would do for a study's (or pretrain entry's) data, without doing it."""
+    from ablate.data.layout import COMPLETE_MARKER
+
+    data = data or study.spec.data
+    root = study.path(data.root)
+    pending = data.synth is not None and not (root / COMPLETE_MARKER).exists()
+    return DataPlan(root, data.synth if pending else None)
+
+
+def data_plans(study: Study) -> list[DataPlan]:
+    """Every dataset the study's trials read (the study's, then pretrain entries'), once each."""
+    plans = [data_plan(study)]
+    for design in study.designs:
+        if design.pretrain is not None and design.pretrain.data is not None:
+            plan = data_plan(study, design.pretrain.data)
+            if plan.root not in {p.root for p in plans}:
+                plans.append(plan)
+    return plans
 
 
 def ensure_data(study: Study, data: Optional[DataSpec] = None) -> Path:
     """The dataset a study (or pretrain entry) names, generated first when it asks for synthetic data."""
     from ablate import data as datasets
 
-    data = data or study.spec.data
-    root = study.path(data.root)
-    if data.synth is not None and not (root / ".complete").exists():
-        datasets.synthesize(root, **data.synth.model_dump())
-    datasets.check_layout(root)
-    return root
+    plan = data_plan(study, data)
+    if plan.generate is not None:
+        datasets.synthesize(plan.root, **plan.generate.model_dump())
+    datasets.check_layout(plan.root)
+    return plan.root
+
+
+def id_known(trial_id: str) -> bool:
+    """False for a trial planned before its data exists: its id hashes the data's content."""
+    return not trial_id.startswith(AFTER_DATA)
 
 
 def _image_size(cfg: Any, scale: tuple[int, int] | None) -> tuple[int, int]:
@@ -76,14 +127,18 @@ def set_encoder(cfg: Any, checkpoint: Path) -> None:
 class Planner:
     """Resolves designs into trials, remembering which checkpoint each pretrain entry provides."""
 
-    def __init__(self, study: Study, runs_dir: Path) -> None:
+    def __init__(self, study: Study, runs_dir: Path, generate_data: bool = True) -> None:
         from ablate import config
 
         self.study = study
+        # False for `plan`: data still to be generated is described, and ids hashing it are unknown
+        self.generate_data = generate_data
         self.runs_root = runs_dir.resolve() / study.name
         self.config = config
         self._bases: dict[tuple[str, str, str], Any] = {}
         self.provided: dict[str, tuple[str, Path]] = {}  # pretrain name -> (trial id, checkpoint)
+        self.rows: dict[tuple[str, int], tuple[str, Path]] = {}  # zoo row, seed -> (trial id, checkpoint)
+        self.models: dict[str, Any] = {}  # trained pretrain entry / zoo row -> its resolved model config
         for entry in study.spec.pretrain:
             if entry.checkpoint is not None:
                 self.provided[entry.name] = ("", study.path(entry.checkpoint))
@@ -113,8 +168,14 @@ class Planner:
             self._bases[key] = cfg
         return self._bases[key]
 
-    def checkpoint_of(self, name: str) -> Path:
-        return self.provided[name][1]
+    def source_of(self, name: str, seed: Optional[int] = None) -> tuple[str, Path]:
+        """(trial id, checkpoint) of a pretrain entry, or of a zoo row's trial of the same seed."""
+        if name in self.provided:
+            return self.provided[name]
+        return self.rows[(name, seed)]
+
+    def checkpoint_of(self, name: str, seed: Optional[int] = None) -> Path:
+        return self.source_of(name, seed)[1]
 
     def plan(self, design: TrialDesign, seed: int) -> TrialSpec:
         from ablate import data as datasets
@@ -122,8 +183,9 @@ class Planner:
 
         spec = self.study.spec
         data = self._data(design)
-        data_root = ensure_data(self.study, data)
-        fingerprint = datasets.dataset_fingerprint(data_root)
+        data_root = ensure_data(self.study, data) if self.generate_data else data_plan(self.study, data).root
+        ready = self.generate_data or data_plan(self.study, data).ready
+        fingerprint = datasets.dataset_fingerprint(data_root) if ready else None
         budget = self._budget(design)
         base_path = self.study.path(design.base) if design.base else self.study.base
         base_cfg = self._base(base_path, data, data_root, budget)
@@ -131,24 +193,30 @@ class Planner:
         if design.encoder:
             set_encoder(cfg, self.study.path(design.encoder))
         self.config.apply_overrides(cfg, {**spec.overrides, **design.overrides})
-        context = TrickContext(iters=budget.iters, data_root=data_root, crop=budget.crop, checkpoint_of=self.checkpoint_of)
+        context = TrickContext(iters=budget.iters, data_root=data_root, crop=budget.crop,
+                               checkpoint_of=lambda name: self.checkpoint_of(name, seed), data_ready=ready,
+                               model_of=self.models.get, path_of=self.study.path)
         for trick in design.tricks:
             TRICKS[trick.name].apply(cfg, trick.params, context)
         self.config.use_plain_bn(cfg)
         cfg.randomness = dict(seed=seed, deterministic=False)
-        depends = tuple(self.provided[t.source][0] for t in design.tricks if t.source and self.provided[t.source][0])
+        sources = [self.source_of(t.source, seed) for t in design.tricks if t.source and self._provides(t.source, seed)]
+        depends = tuple(dict.fromkeys(trial for trial, _ in sources if trial))
         hashed = copy.deepcopy(cfg)
-        if depends:  # the source trial's id, not where its checkpoint happens to lie
-            hashed.load_from = "trial:" + ",".join(depends)
-        trial_id = self.config.config_digest(hashed, data_fingerprint=fingerprint)
+        # the source trials' ids, not where their checkpoints happen to lie
+        _pin_sources(hashed._cfg_dict, {str(path): f"trial:{trial}" for trial, path in sources if trial})
+        if fingerprint is None or not all(id_known(d) for d in depends):
+            trial_id = f"{AFTER_DATA} {design.name}/{seed}"
+        else:
+            trial_id = self.config.config_digest(hashed, data_fingerprint=fingerprint)
         image_size = _image_size(cfg, data.image_scale)
         crop = budget.crop or tuple(cfg.model.get("data_preprocessor", {}).get("size") or image_size)
-        tags = {"ablate.shape": design.shape, "ablate.model": base_path.stem, **design.tags,
-                "ablate.tricks": ",".join(t.name for t in design.tricks)}
+        tags = {T.SHAPE: design.shape, T.MODEL: base_path.stem, **design.tags,
+                T.TRICKS: ",".join(t.name for t in design.tricks)}
         trial = TrialSpec(
             study=spec.name, name=design.name, trial_id=trial_id, seed=seed, base=str(base_path),
             config_text=cfg.pretty_text, overrides={**spec.overrides, **design.overrides},
-            work_dir=self.runs_root / trial_id, data_root=data_root, data_fingerprint=fingerprint,
+            work_dir=self.runs_root / trial_id, data_root=data_root, data_fingerprint=fingerprint or "",
             iters=budget.iters, batch_size=budget.batch_size, image_size=image_size,
             log_interval=budget.log_interval,
             params={**model_params(cfg), "crop": budget.crop, "profile": self.study.profile,
@@ -158,21 +226,76 @@ class Planner:
         )
         if design.pretrain is not None:
             self.provided[design.pretrain.name] = (trial_id, trial.best_checkpoint)
+        if design.shape == SHAPE_ZOO:
+            self.rows[(design.name, seed)] = (trial_id, trial.best_checkpoint)
+        if _provider(design):
+            self.models[_provider(design)] = copy.deepcopy(cfg.model)
         return trial
+
+    def _provides(self, name: str, seed: int) -> bool:
+        return name in self.provided or (name, seed) in self.rows
+
+
+def _provider(design: TrialDesign) -> Optional[str]:
+    """The name other trials use to read this design's checkpoint (a pretrain entry, a zoo row)."""
+    if design.pretrain is not None:
+        return design.pretrain.name
+    return design.name if design.shape == SHAPE_ZOO else None
+
+
+def _pin_sources(node: Any, pins: dict[str, str]) -> None:
+    """Replace checkpoint paths of source trials by their ids, wherever a trick wrote them."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if isinstance(value, str) and value in pins:
+            node[key] = pins[value]
+        elif isinstance(value, (dict, list)):
+            _pin_sources(value, pins)
+
+
+def providers_first(study: Study) -> list[TrialDesign]:
+    """File order, except that a design others read from (a pretrain entry, a zoo teacher) comes first."""
+    from ablate.errors import StudyError
+
+    names = {_provider(d) for d in study.designs} - {None}
+    pending, placed, ordered = list(study.designs), set(), []
+    while pending:
+        ready = next((d for d in pending if all(s in placed or s not in names for s in d.depends_on)), None)
+        if ready is None:
+            cycle = ", ".join(d.name for d in pending)
+            raise StudyError(str(study.source), [("", f"circular dependency between {cycle}")])
+        pending.remove(ready)
+        ordered.append(ready)
+        placed.add(_provider(ready))
+    return ordered
 
 
 def estimate_cost(cfg: Any, crop: tuple[int, int], iters: int, batch_size: int) -> float:
-    """GFLOPs of one forward at the training crop x iterations x batch (a relative cost)."""
+    """GFLOPs of one forward at the training crop x iterations x batch (a relative cost).
+
+    A distillation student adds its teacher's forward, which has no backward: about a third of
+    what a training step of the same model costs.
+    """
     from ablate.analysis import cached_flops
 
-    return round(cached_flops(cfg, crop[0], crop[1]) * iters * batch_size, 1)
+    flops = cached_flops(cfg, crop[0], crop[1])
+    teacher = cfg.model.get("teacher")
+    if isinstance(teacher, dict) and isinstance(teacher.get("model"), dict):
+        from mmengine.config import Config
+
+        flops += cached_flops(Config(dict(model=teacher["model"])), crop[0], crop[1]) / 3
+    return round(flops * iters * batch_size, 1)
 
 
-def plan_trials(study: Study, runs_dir: Path | str = "runs") -> list[TrialSpec]:
-    """Every trial of the study: pretraining first, then in file order, seeds innermost."""
-    planner = Planner(study, Path(runs_dir))
+def plan_trials(study: Study, runs_dir: Path | str = "runs", generate_data: bool = True) -> list[TrialSpec]:
+    """Every trial of the study: pretraining first, then in file order, seeds innermost.
+
+    `generate_data=False` writes nothing: synthetic data not generated yet stays a `DataPlan`
+    and the ids of trials that read it are `AFTER_DATA` (their costs are still computed).
+    """
+    planner = Planner(study, Path(runs_dir), generate_data)
     trials: list[TrialSpec] = []
-    for design in study.designs:
+    for design in providers_first(study):
         seeds = [design.pretrain.seed] if design.shape == SHAPE_PRETRAIN else study.spec.seeds
         for seed in seeds:
             trials.append(planner.plan(design, seed))
