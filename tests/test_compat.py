@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,28 +62,43 @@ def test_sigmoid_focal_loss_matches_mmseg_python_reference() -> None:
     assert torch.isclose(mean, (sigmoid_focal_loss(logits, target, 2.0, 0.25, None, "none") * weight[:, None]).mean())
 
 
-def test_bridge_is_inert_when_compiled_ops_exist() -> None:
-    """Simulate a full mmcv: a finder that reports `mmcv._ext`; the bridge must not install."""
+def test_bridge_is_inert_when_compiled_ops_exist(tmp_path: Path) -> None:
+    """A full mmcv (its folder holds the compiled `_ext`): the bridge stays out of the way."""
+    fake = tmp_path / "mmcv"
+    (fake / "ops").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "_ext.py").write_text("")
+    (fake / "ops" / "__init__.py").write_text("COMPILED = True\n")
     script = textwrap.dedent(
         """
-        import importlib.abc, importlib.machinery, sys
-        class FakeExt(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "mmcv._ext":
-                    return importlib.machinery.ModuleSpec(name, loader=None)
-                return None
-        sys.meta_path.insert(0, FakeExt())
+        import sys
         from ablate.compat.mmcv_ops import has_compiled_ops, install_mmcv_ops
         assert has_compiled_ops()
         assert install_mmcv_ops() is False
         import ablate  # package import must not install it either
-        assert "mmcv.ops" not in sys.modules, sys.modules.get("mmcv.ops")
+        import mmcv.ops
+        assert mmcv.ops.COMPILED and not hasattr(mmcv.ops, "__ablate_lite_ops__")
         print("inert")
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "inert" in proc.stdout
+
+
+def test_import_ablate_is_cheap_and_sets_nothing_process_wide() -> None:
+    """`import ablate` imports neither torch nor mmcv, and leaves Ray's loopback switch alone."""
+    script = (
+        "import os, sys; os.environ.pop('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER', None); import ablate, ablate.cli, "
+        "ablate.dispatch, ablate.study, ablate.tracking; "
+        "assert 'torch' not in sys.modules and 'mmcv' not in sys.modules and 'matplotlib' not in sys.modules, "
+        "[m for m in ('torch', 'mmcv', 'matplotlib') if m in sys.modules]; "
+        "assert 'RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER' not in os.environ; print('cheap')"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "cheap" in proc.stdout
 
 
 def test_install_is_idempotent() -> None:

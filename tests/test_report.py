@@ -17,6 +17,7 @@ import yaml
 from ablate import tracking
 from ablate.data import CLASSES
 from ablate.errors import AblateError
+from ablate.cli.report import report_command
 from ablate.report import (
     build_report,
     collect,
@@ -27,7 +28,6 @@ from ablate.report import (
     pareto_front,
     permutation_p,
     power,
-    report_command,
     seeds_for_power,
     tables,
     welch,

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate.tracking import tags as T
+from ablate.cli.report import report_command
 from ablate.errors import AblateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative ablation studies for MMSegmentation.")
@@ -296,20 +297,7 @@ def plan(
     out.print(table)
 
 
-def _register_report() -> None:
-    import functools
-
-    from ablate.report import report_command
-
-    @functools.wraps(report_command)  # same options; typer reads them through __wrapped__
-    def report(*args: Any, **kwargs: Any) -> None:
-        _tracking_uri(kwargs.get("tracking_uri"))  # a bad URI exits 2 before anything is read or written
-        report_command(*args, **kwargs)
-
-    app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report)
-
-
-_register_report()
+app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report_command)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

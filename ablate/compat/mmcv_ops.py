@@ -5,14 +5,20 @@ with it `import mmseg`. When (and only when) `mmcv._ext` is missing, a small mod
 `mmcv.ops` that provides `point_sample` and `sigmoid_focal_loss` and raises `ModuleNotFoundError`
 for every other operator, which is what mmseg's guarded imports (`try: ... except
 ModuleNotFoundError`) expect.
+
+Installing only registers an import finder for the name `mmcv.ops`: nothing is imported until
+mmseg (or anyone) imports `mmcv.ops`, so `import ablate` stays cheap (no torch) for commands that
+never build a model.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import sys
 import types
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 _MARK = "__ablate_lite_ops__"
 
@@ -31,11 +37,19 @@ _FEATURES: dict[str, str] = {
 
 
 def has_compiled_ops() -> bool:
-    """True when a full mmcv build (with `mmcv._ext`) is installed."""
+    """True when a full mmcv build (with its compiled `mmcv._ext`) is installed.
+
+    Looks for the extension file in mmcv's folder instead of asking for `mmcv._ext`, which would
+    import mmcv (and torch) on every `import ablate`.
+    """
     try:
-        return importlib.util.find_spec("mmcv._ext") is not None
+        spec = importlib.util.find_spec("mmcv")
     except (ImportError, ValueError):
         return False
+    if spec is None:
+        return False
+    return any(entry.name.startswith("_ext") for folder in spec.submodule_search_locations or ()
+               for entry in Path(folder).iterdir())
 
 
 def point_sample(input: Any, points: Any, align_corners: bool = False, **kwargs: Any) -> Any:
@@ -99,20 +113,34 @@ class _LiteOps(types.ModuleType):
         )
 
 
+class _LiteOpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers the import of `mmcv.ops` (and only that name) with the lite module."""
+
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None, target: Any = None) -> Any:
+        if fullname != "mmcv.ops":
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        module = _LiteOps("mmcv.ops", __doc__)
+        module.point_sample = point_sample  # type: ignore[attr-defined]
+        module.sigmoid_focal_loss = sigmoid_focal_loss  # type: ignore[attr-defined]
+        module.__all__ = ["point_sample", "sigmoid_focal_loss"]  # type: ignore[attr-defined]
+        setattr(module, _MARK, True)
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
 def install_mmcv_ops() -> bool:
-    """Place the lite `mmcv.ops` unless compiled ops exist. Returns True if it was installed."""
+    """Serve the lite `mmcv.ops` unless compiled ops exist. Returns True if it is (or will be) ours."""
     existing = sys.modules.get("mmcv.ops")
     if existing is not None:
         return bool(getattr(existing, _MARK, False))
+    if any(isinstance(finder, _LiteOpsFinder) for finder in sys.meta_path):
+        return True
     if importlib.util.find_spec("mmcv") is None or has_compiled_ops():
         return False
-    import mmcv
-
-    module = _LiteOps("mmcv.ops", __doc__)
-    module.point_sample = point_sample  # type: ignore[attr-defined]
-    module.sigmoid_focal_loss = sigmoid_focal_loss  # type: ignore[attr-defined]
-    module.__all__ = ["point_sample", "sigmoid_focal_loss"]  # type: ignore[attr-defined]
-    setattr(module, _MARK, True)
-    sys.modules["mmcv.ops"] = module
-    mmcv.ops = module  # type: ignore[attr-defined]
+    sys.meta_path.insert(0, _LiteOpsFinder())
     return True

@@ -4,7 +4,6 @@ Every number is recomputed from the MLflow store on each run; nothing is typed i
 """
 
 from ablate.report.build import build_report
-from ablate.report.cli import report_command
 from ablate.report.collect import Collection, Excluded, TrialRun, TuneRun, collect, runs_frame
 from ablate.report.folder import FORMATS, parse_formats
 from ablate.report.groups import FAMILIES, ModelRow, model_rows
@@ -64,7 +63,6 @@ __all__ = [
     "pareto_front",
     "permutation_p",
     "power",
-    "report_command",
     "runs_frame",
     "seeds_for_power",
     "summarize",

@@ -28,7 +28,7 @@ def report_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder for the class distribution (default: the study's)."),
 ) -> None:
     """Tables, figures and index.html of a study, computed from the MLflow store."""
-    from ablate.report.build import build_report
+    from ablate.report import build_report  # matplotlib and friends: only for this command
 
     written = build_report(
         experiment or (), study=study_file, profile=profile, out=out, tracking_uri=tracking_uri, formats=formats, data=data
