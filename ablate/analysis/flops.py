@@ -12,10 +12,6 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 
 @dataclass(frozen=True)
 class Complexity:
@@ -28,19 +24,28 @@ class Complexity:
         return asdict(self)
 
 
-class _LogitsAtInputSize(nn.Module):
-    def __init__(self, segmentor: nn.Module) -> None:
-        super().__init__()
-        self.segmentor = segmentor
+def _logits_at_input_size(segmentor: Any) -> Any:
+    """The segmentor's logits resized to the input, as one traceable module (torch loaded here:
+    importing this package must stay cheap for commands that only read cached counts)."""
+    import torch.nn.functional as F
+    from torch import nn
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        logits = self.segmentor._forward(inputs)
-        align = bool(getattr(getattr(self.segmentor, "decode_head", None), "align_corners", False))
-        return F.interpolate(logits, size=inputs.shape[2:], mode="bilinear", align_corners=align)
+    class LogitsAtInputSize(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.segmentor = segmentor
+
+        def forward(self, inputs: Any) -> Any:
+            logits = self.segmentor._forward(inputs)
+            align = bool(getattr(getattr(self.segmentor, "decode_head", None), "align_corners", False))
+            return F.interpolate(logits, size=inputs.shape[2:], mode="bilinear", align_corners=align)
+
+    return LogitsAtInputSize()
 
 
-def count_model(model: nn.Module, height: int, width: int) -> Complexity:
+def count_model(model: Any, height: int, width: int) -> Complexity:
     """Count on an already built model (kept in eval mode, no gradients, on CPU copy of inputs)."""
+    import torch
     from mmengine.analysis import get_model_complexity_info
     from mmengine.logging import MMLogger
 
@@ -53,7 +58,7 @@ def count_model(model: nn.Module, height: int, width: int) -> Complexity:
     try:
         with torch.no_grad():
             info = get_model_complexity_info(
-                _LogitsAtInputSize(model),
+                _logits_at_input_size(model),
                 inputs=(torch.zeros(1, 3, height, width, device=device),),
                 show_table=False,
                 show_arch=False,

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ablate.trial.progress import read_progress
+from ablate.trial.progress_file import read_progress
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 TRAIN = "train"

@@ -6,6 +6,7 @@ data root, seed, workers); everything else stays exactly as the mmseg config say
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -23,20 +24,29 @@ _COSMETIC_DATALOADER = {"num_workers", "persistent_workers", "pin_memory"}
 _COSMETIC_HOOKS = {"logger", "checkpoint", "timer", "visualization"}
 
 
-def load_base(path: str | Path) -> Any:
-    """Load an mmseg config file (with `mmseg::` inheritance) into an mmengine Config."""
-    from ablate import compat
+_PARSED: dict[tuple[str, int, int], Any] = {}
 
-    compat.install_mmcv_ops()
+
+def load_base(path: str | Path) -> Any:
+    """Load an mmseg config file (with `mmseg::` inheritance) into an mmengine Config.
+
+    The config's `custom_imports` are not imported here (that would import torch and mmseg just
+    to read settings): whatever builds a model registers ablate's modules first. Each file is
+    parsed once per process (validation and planning both need it); callers get their own copy.
+    """
     from mmengine.config import Config
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        return Config.fromfile(str(path))
-    except Exception as exc:  # mmengine raises many types for a broken config
-        raise ConfigError(f"{path}: cannot load config: {exc}") from exc
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _PARSED:
+        try:
+            _PARSED[key] = Config.fromfile(str(path), import_custom_modules=False)
+        except Exception as exc:  # mmengine raises many types for a broken config
+            raise ConfigError(f"{path}: cannot load config: {exc}") from exc
+    return copy.deepcopy(_PARSED[key])
 
 
 def _walk(node: Any, visit: Callable[[dict], None]) -> None:

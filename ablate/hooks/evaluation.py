@@ -22,7 +22,7 @@ import numpy as np
 from mmengine.registry import HOOKS
 
 from ablate.tracking.hook import TrackedHook, numbers
-from ablate.trial.progress import PHASE_INFO
+from ablate.trial.progress_file import PHASE_INFO
 
 PREDICTIONS_DIR = "predictions"
 

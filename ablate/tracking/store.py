@@ -9,6 +9,7 @@ timestamps), so a repeat is safe.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -61,7 +62,10 @@ class RetryingClient:
         return call
 
 
+@functools.lru_cache(maxsize=8)
 def client(uri: str) -> RetryingClient:
+    """One client per store and process: the hooks and the trainer of a trial share it (each
+    new client re-checks the store's schema)."""
     from mlflow.tracking import MlflowClient
 
     return RetryingClient(MlflowClient(tracking_uri=uri))

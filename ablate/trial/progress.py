@@ -8,8 +8,6 @@ and the file survives a driver restart. Besides the training iteration it names 
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -17,23 +15,9 @@ from typing import Any, Optional
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-PROGRESS_FILE = "progress.json"
-PHASE_INFO = "ablate_phase"  # {phase, total}, set by a hook that runs a loop of its own (e.g. tta)
+from ablate.trial.progress_file import PHASE_INFO, read_progress, write_progress
+
 MIN_WRITE_S = 1.0  # evaluation batches can be fast: at most one write a second for counters
-
-
-def read_progress(work_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((work_dir / PROGRESS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def write_progress(work_dir: Path, state: dict[str, Any]) -> None:
-    path = work_dir / PROGRESS_FILE
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, path)
 
 
 def _batches(loader: Any) -> Optional[int]:

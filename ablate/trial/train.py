@@ -48,7 +48,8 @@ def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[
     path.write_text(spec.config_text)
     cfg = Config.fromfile(str(path))
     cfg.work_dir = str(spec.work_dir)
-    cfg.custom_imports = dict(imports=CUSTOM_IMPORTS, allow_failed_imports=False)
+    imports = [m for m in (cfg.get("custom_imports") or {}).get("imports", []) if m not in CUSTOM_IMPORTS]
+    cfg.custom_imports = dict(imports=imports + CUSTOM_IMPORTS, allow_failed_imports=False)
     cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + runtime_hooks(spec, tracking_uri, run_id)
     cfg.resume = resume
     cfg.dump(str(path))
@@ -81,7 +82,7 @@ def train_trial(
 ) -> TrialResult:
     """Run one trial to completion; never raises for a failure of the trial (it is recorded)."""
     from ablate import tracking
-    from ablate.trial.progress import write_progress
+    from ablate.trial.progress_file import write_progress
 
     started = time.time()
     result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.RUNNING)

@@ -1,0 +1,28 @@
+"""A trial's live progress file: written by `ProgressFileHook` in the worker, read by the driver.
+
+Kept free of mmengine and torch so the driver's board can read it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+PROGRESS_FILE = "progress.json"
+PHASE_INFO = "ablate_phase"  # {phase, total}, set by a hook that runs a loop of its own (e.g. tta)
+
+
+def read_progress(work_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((work_dir / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_progress(work_dir: Path, state: dict[str, Any]) -> None:
+    path = work_dir / PROGRESS_FILE
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
