@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ablate.search.schema import Categorical, IntRange, LogUniform, ParamSpec, SearchSpec, Uniform
+from ablate.study.search_schema import Categorical, IntRange, LogUniform, ParamSpec, SearchSpec, Uniform
 
 TRICK_PREFIX = "tricks."
 

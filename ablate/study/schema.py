@@ -6,7 +6,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ablate.search.schema import SearchSpec
+from ablate.study.search_schema import SearchSpec
 
 
 class _Strict(BaseModel):
@@ -186,29 +186,32 @@ class StudySpec(_Strict):
         return v
 
     def with_profile(self, name: str) -> "StudySpec":
-        """The study as the named profile sees it (fields the profile sets win)."""
+        """The study as the named profile sees it, validated again as a whole.
+
+        `data`, `budget`, `resources` and `overrides` merge key by key (the profile's keys win);
+        `base`, `seeds`, `search`, `zoo` and `pretrain` replace the study's; `encoder: null`
+        removes the encoder. Raises pydantic's ValidationError when the merged study is invalid
+        (e.g. a profile's `iters` below the study's `val_interval`).
+        """
         profile = self.profiles[name]
-        update: dict[str, Any] = {}
-        if profile.base is not None:
-            update["base"] = profile.base
-        if profile.seeds is not None:
-            update["seeds"] = profile.seeds
-        if profile.data is not None:
-            merged_data = {**self.data.model_dump(), **profile.data.model_dump(exclude_unset=True)}
-            update["data"] = DataSpec(**merged_data)
-        if profile.budget is not None:
-            merged = {**self.budget.model_dump(), **profile.budget.model_dump(exclude_unset=True)}
-            update["budget"] = BudgetSpec(**merged)
-        if profile.overrides:
-            update["overrides"] = {**self.overrides, **profile.overrides}
-        if profile.resources is not None:
-            update["resources"] = profile.resources
-        if profile.search is not None:
-            update["search"] = profile.search
+        # exclude_unset all along: which fields a file set must survive (pretrain budgets merge later)
+        doc = self.model_dump(exclude_unset=True)
+        for key in ("data", "budget", "resources"):
+            part = getattr(profile, key)
+            if part is not None:
+                doc[key] = {**doc.get(key, {}), **part.model_dump(exclude_unset=True)}
+        doc["overrides"] = {**self.overrides, **profile.overrides}
+        for key in ("base", "seeds", "search"):
+            if getattr(profile, key) is not None:
+                value = getattr(profile, key)
+                doc[key] = value.model_dump(exclude_unset=True) if key == "search" else value
         for key in ("zoo", "pretrain", "encoder"):
             if key in profile.model_fields_set:  # `encoder: null` in a profile removes it
-                update[key] = getattr(profile, key) or ([] if key != "encoder" else None)
-        return self.model_copy(update=update)
+                value = getattr(profile, key)
+                doc[key] = [e.model_dump(exclude_unset=True) for e in value] if isinstance(value, list) else value
+                if doc[key] is None and key != "encoder":
+                    doc[key] = []
+        return StudySpec.model_validate(doc)
 
 
 PretrainEntry.model_rebuild()

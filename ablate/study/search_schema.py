@@ -1,4 +1,4 @@
-"""The `search:` block of a study: what to tune, how to sample and prune, how long."""
+"""The `search:` block of a study file (used by `ablate tune`): what to tune, how to sample and prune, how long."""
 
 from __future__ import annotations
 
