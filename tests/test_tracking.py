@@ -69,7 +69,7 @@ def test_other_errors_are_not_retried(tmp_path: Path) -> None:
 
 def test_complexity_is_counted_once_per_model_and_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ablate import analysis, config
-    from ablate.analysis import flops
+    from ablate.analysis import cache
     from tests.conftest import B0_CONFIG
 
     monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "cache"))
@@ -80,8 +80,8 @@ def test_complexity_is_counted_once_per_model_and_size(tmp_path: Path, monkeypat
     def no_recount(*args: object, **kwargs: object) -> None:
         raise AssertionError("counted again")
 
-    monkeypatch.setattr(flops, "count_model", no_recount)
-    monkeypatch.setattr(flops, "count_config", no_recount)
+    monkeypatch.setattr(cache, "count_model", no_recount)
+    monkeypatch.setattr(cache, "count_config", no_recount)
     assert analysis.cached_complexity(cfg, 64, 192) == first  # from the cache
     assert analysis.cached_flops(cfg, 64, 192) == first.flops_g
     with pytest.raises(AssertionError, match="counted again"):

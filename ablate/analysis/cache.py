@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from ablate.analysis.flops import Complexity
+from ablate.analysis.flops import Complexity, count_config, count_model
 
 
 def cache_dir() -> Path:
@@ -48,8 +48,6 @@ def _write(key: str, info: Complexity) -> None:
 def cached_complexity(cfg: Any, height: int, width: int, model: Optional[Any] = None) -> Complexity:
     """Complexity of the config's model at (height, width); counted on `model` when given
     (already built: no second build) and not yet cached."""
-    from ablate.analysis.flops import count_config, count_model
-
     key = _key(cfg, height, width)
     hit = _read().get(key)
     if isinstance(hit, dict):

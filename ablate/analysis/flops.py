@@ -12,6 +12,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ablate.config import use_plain_bn
+
 
 @dataclass(frozen=True)
 class Complexity:
@@ -79,7 +81,6 @@ def count_config(cfg: Any, height: int, width: int) -> Complexity:
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
-    from ablate.config import use_plain_bn
     from ablate.registry import register_all
 
     register_all()

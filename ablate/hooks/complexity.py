@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence
 
 from mmengine.registry import HOOKS
 
+from ablate.analysis import cached_complexity
 from ablate.tracking.hook import TrackedHook
 
 
@@ -22,8 +23,6 @@ class ComplexityHook(TrackedHook):
         self.height, self.width = (int(v) for v in image_size)
 
     def before_train(self, runner: Any) -> None:
-        from ablate.analysis import cached_complexity
-
         if runner.iter > 0:  # a resumed run logged it before its first iteration
             return
         info = cached_complexity(runner.cfg, self.height, self.width, model=runner.model)

@@ -21,6 +21,7 @@ from typing import Any, Optional
 import numpy as np
 from mmengine.registry import HOOKS
 
+from ablate.data import PALETTE
 from ablate.tracking.hook import TrackedHook, numbers
 from ablate.trial.progress_file import PHASE_INFO
 
@@ -30,8 +31,6 @@ PREDICTIONS_DIR = "predictions"
 def colorize(label: np.ndarray) -> Any:
     """Train ids -> Cityscapes palette; ignore (255) stays black."""
     from PIL import Image
-
-    from ablate.data import PALETTE
 
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[: len(PALETTE)] = np.asarray(PALETTE, dtype=np.uint8)

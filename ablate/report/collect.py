@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
+from ablate import tracking
 from ablate.errors import AblateError
 from ablate.tracking import TrialRun, TuneRun
 
@@ -82,16 +83,12 @@ def deduplicate(trials: Iterable[TrialRun]) -> tuple[list[TrialRun], int]:
 
 def _check_store(uri: str) -> None:
     """A missing sqlite file would be created empty by MLflow; say what is wrong instead."""
-    from ablate import tracking
-
     if not tracking.store_exists(uri):
         raise AblateError(f"{tracking.sqlite_path(uri)}: no MLflow store there; run `ablate run STUDY.yaml` first or pass --tracking-uri")
 
 
 def collect(uri: str, experiments: list[str], profile: Optional[str] = None, mlflow_client: Any = None) -> Collection:
     """Fetch every named experiment; raises AblateError when one is unknown or has nothing finished."""
-    from ablate import tracking
-
     if not experiments:
         raise AblateError("no experiment to report on: give a study file or --experiment NAME")
     _check_store(uri)

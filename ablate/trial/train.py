@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from pathlib import Path
 from typing import Any, Optional
 
+from ablate import tracking
 from ablate.errors import TrialPruned
 from ablate.tracking import tags as T
+from ablate.trial.progress_file import write_progress
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 CONFIG_FILE = "config.py"
@@ -81,9 +84,6 @@ def train_trial(
     extra_tags: Optional[dict[str, str]] = None,
 ) -> TrialResult:
     """Run one trial to completion; never raises for a failure of the trial (it is recorded)."""
-    from ablate import tracking
-    from ablate.trial.progress_file import write_progress
-
     started = time.time()
     result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.RUNNING)
     client: Any = None
@@ -132,14 +132,10 @@ def train_trial(
 
 
 def _close_run(client: Any, result: TrialResult, spec: TrialSpec, runner: Any) -> None:
-    from ablate import tracking
-
     try:
         files = [spec.work_dir / CONFIG_FILE]
         tracking.log_files(client, str(result.run_id), files)
         if runner is not None:
-            from pathlib import Path
-
             tracking.log_files(client, str(result.run_id), sorted(Path(runner.log_dir).glob("*.log")), "logs")
     finally:
         tracking.end_run(client, str(result.run_id), _STATUS.get(result.state, "FAILED"),
