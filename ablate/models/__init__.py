@@ -4,5 +4,6 @@ Configs reach them through `custom_imports = dict(imports=[..., "ablate.models"]
 """
 
 from ablate.models.baseline import PlainFCNDecoderHead, PlainFCNEncoder
+from ablate.models.distiller import DistillEncoderDecoder, load_teacher
 
-__all__ = ["PlainFCNDecoderHead", "PlainFCNEncoder"]
+__all__ = ["DistillEncoderDecoder", "PlainFCNDecoderHead", "PlainFCNEncoder", "load_teacher"]
