@@ -12,9 +12,9 @@ for _key, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
     _os.environ.setdefault(_key, _value)
 
 from ablate.compat.mmcv_ops import install_mmcv_ops as _install_mmcv_ops  # noqa: E402
-from ablate.errors import AblateError, ConfigError, DataError, StudyError, TrialError  # noqa: E402
+from ablate.errors import AblateError, ConfigError, DataError, StudyError  # noqa: E402
 
 _install_mmcv_ops()
 
 __version__ = "0.1.0"
-__all__ = ["AblateError", "ConfigError", "DataError", "StudyError", "TrialError", "__version__"]
+__all__ = ["AblateError", "ConfigError", "DataError", "StudyError", "__version__"]

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ablate import tracking
 from ablate.cli import main
 from ablate.errors import StudyError
 from ablate.study import load_study, plan_trials, run_study
 from ablate.trial import TrialState
-from tests.conftest import B0_CONFIG, TINY, write_study
+from tests.conftest import B0_CONFIG, REPO, TINY, write_study
 
 LADDER = [
     {"transfer": {"from": "city"}},
@@ -80,7 +81,7 @@ def test_leave_one_out_and_zoo(tmp_path: Path, tiny_data: Path) -> None:
     ("extra", "field", "fragment"),
     [
         ({"ladder": ["poly_lr", "dropout"]}, "ladder[1]", "unknown trick 'dropout'"),
-        ({"ladder": [{"ohem": {"thresh": 2}}]}, "ladder[0].ohem.thresh", "less than 1"),
+        ({"ladder": [{"ohem": {"thresh": 2}}]}, "ladder[0].ohem.thresh", "less than or equal to 1"),
         ({"ladder": [{"ohem": {"treshold": 0.5}}]}, "ladder[0].ohem.treshold", "Extra inputs"),
         ({"ladder": [{"transfer": {"from": "nowhere"}}]}, "ladder[0].transfer.from", "no pretrain entry"),
         ({"ladder": [{"transfer": {"checkpoint": "/no/such.pth"}}]}, "ladder[0].transfer.checkpoint", "not found"),
@@ -126,3 +127,136 @@ def test_ladder_end_to_end_with_pretraining(tmp_path: Path, tiny_data: Path) -> 
     assert "ss_mIoU" in runs["r5-multiscale_test"].data.metrics
     assert "aux.loss_ce" in runs["r6-aux_head"].data.metrics and "aux.loss_ce" not in runs["r5-multiscale_test"].data.metrics
     assert runs["r1-transfer"].data.tags["ablate.devices"] == "cpu"
+
+
+# --- include:, trick_params, plan as a dry run, the shipped studies ----------------------------
+
+def test_include_merges_under_the_study_and_trick_params_win(tmp_path: Path, tiny_data: Path) -> None:
+    (tmp_path / "tuned.yaml").write_text(yaml.safe_dump({
+        "budget": {"iters": 2, "val_interval": 2, "log_interval": 1},
+        "overrides": {"model.decode_head.dropout_ratio": 0.3},
+        "trick_params": {"ohem": {"thresh": 0.62}},
+        "seeds": [5],
+    }))
+    ladder = [{"ohem": {"thresh": 0.9, "min_kept": 50, "scale_min_kept": False}}]
+    path = write_study(tmp_path / "s.yaml", tiny_data, include=["tuned.yaml"], trials=[], ladder=ladder,
+                       budget={"iters": 4, "batch_size": 2, "crop": [32, 32], "workers": 0})
+    study = load_study(path)
+    budget = study.spec.budget
+    assert (budget.iters, budget.val_interval, budget.log_interval) == (4, 2, 1)  # the study's keys win, per key
+    assert study.spec.seeds == [0] and study.spec.trick_params == {"ohem": {"thresh": 0.62}}
+    base, ohem = plan_trials(study, tmp_path / "runs")
+    assert base.resolved_overrides["model.decode_head.dropout_ratio"] == 0.3
+    sampler = {k.rsplit(".", 1)[1]: v for k, v in ohem.resolved_overrides.items() if ".sampler." in k}
+    assert sampler == {"type": "OHEMPixelSampler", "thresh": 0.62, "min_kept": 50}  # trick_params win, per key
+    assert json.loads(ohem.params["trick.ohem"])["thresh"] == 0.62
+
+
+def test_a_search_trial_gets_the_trick_params(tmp_path: Path, tiny_data: Path, capsys: pytest.CaptureFixture) -> None:
+    """`ablate tune`: the study's trick_params reach the trial a search designs; searched values win."""
+    search = {"params": {"tricks.ohem.thresh": {"uniform": [0.3, 0.4]}}, "recipe": [{"ohem": {"min_kept": 50}}],
+              "pruner": {"type": "none"}}
+    budget = {"iters": 2, "val_interval": 2, "batch_size": 2, "crop": [32, 32], "log_interval": 1, "workers": 0}
+    path = write_study(tmp_path / "s.yaml", tiny_data, search=search, budget=budget,
+                       trick_params={"ohem": {"min_kept": 77, "scale_min_kept": False, "thresh": 0.99}})
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    with pytest.raises(SystemExit) as info:
+        main(["tune", str(path), "--n-trials", "1", "--dispatcher", "local", "--tracking-uri", uri,
+              "--runs-dir", str(tmp_path / "runs")])
+    assert info.value.code == 0, capsys.readouterr().err
+    client = tracking.client(uri)
+    experiment = client.get_experiment_by_name("tiny")
+    (run,) = client.search_runs([experiment.experiment_id], filter_string="tags.`ablate.optuna_trial` = '0'")
+    params = json.loads(run.data.params["trick.ohem"])
+    assert params["min_kept"] == 77 and params["scale_min_kept"] is False
+    assert 0.3 <= params["thresh"] <= 0.4
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_plan_says_what_data_run_would_generate_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    synth = {**TINY, "height": 64, "width": 192}
+    root = tmp_path / "not" / "yet" / "kitti"
+    pretrain = [{"name": "city", "data": {"root": str(tmp_path / "not" / "city"), "image_scale": [192, 64],
+                                          "synth": {**synth, "seed": 3, "domain": "city"}},
+                 "budget": {"iters": 2, "val_interval": 2}}]
+    path = write_study(tmp_path / "s.yaml", root, trials=[], pretrain=pretrain,
+                       ladder=[{"transfer": {"from": "city"}}, {"class_balanced_loss": {"beta": 0.99}}],
+                       data={"root": str(root), "image_scale": [192, 64], "synth": synth})
+    before = _files(tmp_path)
+    argv = ["plan", str(path), "--runs-dir", str(tmp_path / "runs"), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    assert f"data: would generate synthetic data at {root} (6 train / 3 val, 64x192, seed 0)" in out
+    assert f"data: would generate synthetic data at {tmp_path / 'not' / 'city'} (6 train / 3 val, 64x192, seed 3, city domain)" in out
+    assert out.count("(after data)") == 4
+    with pytest.raises(SystemExit):
+        main([*argv, "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert [(t["name"], t["trial_id"], t["depends_on"]) for t in doc["trials"]] == [
+        ("pretrain-city", None, []), ("r0-base", None, []), ("r1-transfer", None, ["pretrain-city"]),
+        ("r2-class_balanced_loss", None, ["pretrain-city"])]
+    assert all(t["cost_gflop"] > 0 for t in doc["trials"])
+    assert [d["generate"]["domain"] for d in doc["data"]] == ["kitti", "city"]
+    assert _files(tmp_path) == before  # no dataset, no parent folder, no store, no runs folder
+    # `run` plans with generation: the data appears and every id is known
+    trials = plan_trials(load_study(path), tmp_path / "runs")
+    assert (root / "img_dir" / "train").is_dir() and all(len(t.trial_id) == 12 for t in trials)
+    assert trials[2].depends_on == (trials[0].trial_id,)
+
+
+def _shipped() -> list[tuple[str, str | None]]:
+    cases = []
+    for path in sorted((REPO / "studies").glob("*.yaml")):
+        profiles = yaml.safe_load(path.read_text()).get("profiles") or {}
+        cases += [(path.name, None), *((path.name, name) for name in profiles)]
+    return cases
+
+
+def _strings(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+@pytest.mark.parametrize(("name", "profile"), _shipped())
+def test_every_shipped_study_plans_under_every_profile(tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture, name: str, profile: str | None) -> None:
+    """`ablate plan` on each study file as shipped, from a folder holding configs/, with the paper
+    data and checkpoints stubbed; small profiles also estimate costs (paper-scale ones would build
+    every model at full crop, minutes on a CPU)."""
+    path = REPO / "studies" / name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").symlink_to(REPO / "configs")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "kitti").symlink_to(tiny_data)
+    for value in _strings(yaml.safe_load(path.read_text())):
+        if value.startswith("checkpoints/"):
+            (tmp_path / value).parent.mkdir(exist_ok=True)
+            (tmp_path / value).write_bytes(b"")
+    before = _files(tmp_path)
+    argv = ["plan", str(path), "--json", "--runs-dir", str(tmp_path / "runs"), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, *(["--profile", profile] if profile else ["--no-cost"])])
+    captured = capsys.readouterr()
+    assert info.value.code == 0, captured.err
+    doc = json.loads(captured.out)
+    study = load_study(path, profile)
+    seeds = len(study.spec.seeds)
+    expected = sum(1 if d.pretrain is not None else seeds for d in study.designs)
+    assert len(doc["trials"]) == expected and all(t["status"] == "pending" for t in doc["trials"])
+    ids = [t["trial_id"] for t in doc["trials"]]
+    if any(not d["ready"] for d in doc["data"]):  # shipped profiles generate all the data they read
+        assert ids == [None] * len(ids)
+    else:
+        assert all(len(i) == 12 for i in ids)
+    assert all(t["cost_gflop"] > 0 if profile else t["cost_gflop"] is None for t in doc["trials"])
+    if profile is None:  # the paper's numbers are shown beside trials of those names
+        assert set(study.spec.reference) <= {t["name"] for t in doc["trials"]}
+    assert _files(tmp_path) == before

@@ -246,3 +246,51 @@ def test_aux_loss_appears_with_its_weight(tiny_data: Path) -> None:
     assert "aux.loss_ce" in losses[0.4]
     assert torch.isclose(losses[0.4]["aux.loss_ce"], 0.4 * losses[1.0]["aux.loss_ce"], rtol=1e-5)
     assert torch.isclose(losses[0.4]["decode.loss_ce"], losses[1.0]["decode.loss_ce"], rtol=1e-5)
+
+
+def test_aux_head_beyond_the_backbones_stages_is_a_config_error(tiny_data: Path) -> None:
+    from ablate.errors import ConfigError
+
+    cfg = _cfg(tiny_data)
+    trick = TRICKS["aux_head"]
+    assert trick.problems(cfg, trick.Params(in_index=3)) == []
+    assert trick.problems(cfg, trick.Params(in_index=4)) == [
+        ("in_index", "4 is beyond the 4 stages of backbone 'MixVisionTransformer' in segformer_mit-b0_kitti.py; use 0..3")]
+    with pytest.raises(ConfigError, match=r"^aux_head.in_index: 4 is beyond the 4 stages"):
+        _apply(cfg, "aux_head", tiny_data, in_index=4)
+    assert "auxiliary_head" not in cfg.model  # nothing half-applied
+
+
+def test_aux_head_on_a_backbone_without_known_stages_needs_in_channels(tiny_data: Path) -> None:
+    cfg = _cfg(tiny_data)
+    cfg.model.backbone = dict(type="SomeBackbone")
+    cfg.model.decode_head.in_channels = 64
+    trick = TRICKS["aux_head"]
+    ((field, message),) = trick.problems(cfg, trick.Params())
+    assert field == "in_channels" and "cannot tell the stage channels of backbone 'SomeBackbone'" in message
+    assert trick.problems(cfg, trick.Params(in_channels=48)) == []
+    assert _apply(cfg, "aux_head", tiny_data, in_channels=48).model.auxiliary_head.in_channels == 48
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("class_balanced_loss", {"beta": 1.0}), ("class_balanced_loss", {"beta": 0}), ("class_balanced_loss", {"beta": True}),
+     ("class_balanced_loss", {"split": "test"}), ("ohem", {"thresh": 1.01}), ("ohem", {"thresh": 0.0}),
+     ("multiscale_test", {"scales": [0.0]}), ("aux_head", {"in_index": -1})],
+)
+def test_trick_parameters_out_of_range_are_refused(name: str, params: dict) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        TRICKS[name].Params.model_validate(params)
+    assert {e["loc"][0] for e in info.value.errors()} == set(params)
+
+
+def test_class_weights_wait_for_the_data_when_planning_without_it(tiny_data: Path) -> None:
+    """`plan` before the data exists: the loss is switched, the weights are left to `run`."""
+    cfg = _cfg(tiny_data)
+    trick = TRICKS["class_balanced_loss"]
+    ctx = TrickContext(iters=6, data_root=tiny_data / "not-yet", crop=(32, 32), data_ready=False)
+    trick.apply(cfg, trick.Params(beta=0.99), ctx)
+    loss = cfg.model.decode_head.loss_decode
+    assert loss.type == "BalancedCrossEntropyLoss" and loss.class_weight is None

@@ -48,16 +48,40 @@ def _loc(parts: tuple[Any, ...]) -> str:
     return out
 
 
-def _read_yaml(path: Path) -> Any:
+def _msg(err: Any) -> str:
+    """pydantic's message, without the "Value error, " it puts before a validator's own words."""
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _read_yaml(path: Path, source: Optional[str] = None, field: str = "") -> Any:
+    """Safe YAML from a file; every way the file can be unreadable is one StudyError line.
+
+    `source`/`field` name the study and its `include[i]` when the file is an included one.
+    """
+    included = source is not None
+    subject = f"'{path}' " if included else ""
+
+    def fail(where: str, message: str) -> StudyError:
+        return StudyError(source or str(path), [(field or where, subject + message)])
+
     if not path.is_file():
-        raise StudyError(str(path), [("", "study file not found; check the path")])
+        raise fail("", "not found; check the path" if included else "study file not found; check the path")
     try:
-        return yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fail("", f"cannot be read ({exc.strerror or exc}); check its permissions") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise fail("", f"{'is ' if included else ''}not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                       f"{exc.start}); a study file must be YAML text") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "file"
+        line = f"line {mark.line + 1}" if mark is not None else "file"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise StudyError(str(path), [(where, f"invalid YAML: {problem}")]) from None
+        raise fail(line, f"is invalid YAML at {line}: {problem}" if included else f"invalid YAML: {problem}") from None
 
 
 def resolve_path(value: str, study_dir: Path) -> Path:
@@ -85,14 +109,19 @@ def expand_includes(raw: Any, source: Path) -> Any:
     raw = dict(raw)
     files = raw.pop("include")
     files = [files] if isinstance(files, str) else files
+    if files is not None and (not isinstance(files, list) or not all(isinstance(f, str) for f in files)):
+        raise StudyError(str(source), [("include", "must be a file name or a list of file names")])
     merged: dict[str, Any] = {}
     for index, name in enumerate(files or []):
-        path = resolve_path(str(name), source.resolve().parent)
+        field = f"include[{index}]"
+        path = resolve_path(name, source.resolve().parent)
         if not path.is_file():
-            raise StudyError(str(source), [(f"include[{index}]", f"file '{name}' not found")])
-        part = _read_yaml(path)
+            raise StudyError(str(source), [(field, f"file '{name}' not found")])
+        part = _read_yaml(path, str(source), field)
         if not isinstance(part, dict):
-            raise StudyError(str(source), [(f"include[{index}]", f"'{name}' must be a YAML mapping")])
+            raise StudyError(str(source), [(field, f"'{name}' must be a YAML mapping")])
+        if "include" in part:
+            raise StudyError(str(source), [(field, f"'{name}' has an include: of its own; include those files from the study")])
         merged = _merge(merged, part)
     return _merge(merged, raw)
 
@@ -103,15 +132,38 @@ def validate(raw: Any, source: str) -> StudySpec:
     try:
         return StudySpec.model_validate(raw)
     except ValidationError as exc:
-        problems = [(_loc(err["loc"]), err["msg"]) for err in exc.errors()]
+        problems = [(_loc(err["loc"]), _msg(err)) for err in exc.errors()]
         raise StudyError(source, problems) from None
+
+
+def trick_params_problems(spec: StudySpec) -> list[tuple[str, str]]:
+    """`trick_params` must name known tricks and parameters, with valid values, whether or not
+    the trick appears in this study (a tuned snippet may be included by several studies)."""
+    from ablate.tricks import TRICKS
+
+    problems: list[tuple[str, str]] = []
+    for name, params in spec.trick_params.items():
+        if name not in TRICKS:
+            problems.append((f"trick_params.{name}", f"unknown trick '{name}' (known: {', '.join(sorted(TRICKS))})"))
+            continue
+        try:
+            TRICKS[name].Params.model_validate(params)
+        except ValidationError as exc:
+            for err in exc.errors():
+                if err["loc"]:  # whole-trick rules (transfer's one source) need the item's own keys too
+                    problems.append((_loc(("trick_params", name, *err["loc"])), _msg(err)))
+    return problems
 
 
 def load_study(path: str | Path, profile: Optional[str] = None, check_files: bool = True) -> Study:
     """Parse, validate and check a study file; raises StudyError listing every problem."""
     source = Path(path)
     spec = validate(expand_includes(_read_yaml(source), source), str(source))
-    origin = {"base": "base", "data": "data"}
+    problems = trick_params_problems(spec)
+    if problems:
+        raise StudyError(str(source), problems)
+    # where a checked field came from, so a profile's file problems name the profile's field
+    origin = {key: key for key in ("base", "data", "encoder", "zoo", "pretrain")}
     if profile is not None:
         if profile not in spec.profiles:
             known = ", ".join(sorted(spec.profiles)) or "none defined"
@@ -121,7 +173,14 @@ def load_study(path: str | Path, profile: Optional[str] = None, check_files: boo
             origin["base"] = f"profiles.{profile}.base"
         if chosen.data is not None and chosen.data.root is not None:
             origin["data"] = f"profiles.{profile}.data"
-        spec = spec.with_profile(profile)
+        for key in ("encoder", "zoo", "pretrain"):
+            if key in chosen.model_fields_set:
+                origin[key] = f"profiles.{profile}.{key}"
+        try:
+            spec = spec.with_profile(profile)
+        except ValidationError as exc:
+            problems = [(_loc(("profiles", profile, *err["loc"])), _msg(err)) for err in exc.errors()]
+            raise StudyError(str(source), problems) from None
     study_dir = source.resolve().parent
     designs, problems = expand(spec)
     problems += dependency_problems(spec, designs)
@@ -167,22 +226,28 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
     problems: list[tuple[str, str]] = []
     problems += _missing_file(study, spec.base, origin["base"], "config file")
     problems += _missing_data(study, spec.data, origin["data"])
-    problems += _missing_file(study, spec.encoder, "encoder", "encoder checkpoint")
+    problems += _missing_file(study, spec.encoder, origin["encoder"], "encoder checkpoint")
+    pretrain, zoo = origin["pretrain"], origin["zoo"]
     for i, entry in enumerate(spec.pretrain):
-        problems += _missing_file(study, entry.checkpoint, f"pretrain[{i}].checkpoint", "checkpoint")
-        problems += _missing_file(study, entry.base, f"pretrain[{i}].base", "config file")
-        problems += _missing_data(study, entry.data, f"pretrain[{i}].data")
+        problems += _missing_file(study, entry.checkpoint, f"{pretrain}[{i}].checkpoint", "checkpoint")
+        problems += _missing_file(study, entry.base, f"{pretrain}[{i}].base", "config file")
+        problems += _missing_data(study, entry.data, f"{pretrain}[{i}].data")
     pretrain_names = {p.name for p in spec.pretrain}
     for i, entry in enumerate(spec.zoo):
-        problems += _missing_file(study, entry.config, f"zoo[{i}].config", "config file")
-        problems += _missing_file(study, entry.encoder, f"zoo[{i}].encoder", "encoder checkpoint")
+        problems += _missing_file(study, entry.config, f"{zoo}[{i}].config", "config file")
+        problems += _missing_file(study, entry.encoder, f"{zoo}[{i}].encoder", "encoder checkpoint")
         if entry.decoder not in pretrain_names:
-            problems += _missing_file(study, entry.decoder, f"zoo[{i}].decoder", "checkpoint (or pretrain entry)")
+            problems += _missing_file(study, entry.decoder, f"{zoo}[{i}].decoder", "checkpoint (or pretrain entry)")
     for design in study.designs:
         for trick in design.tricks:
             checkpoint = getattr(trick.params, "checkpoint", None)
             if trick.name == "transfer" and checkpoint and not design.shape == "zoo":
                 problems += _missing_file(study, checkpoint, f"{trick.path}.checkpoint", "checkpoint")
+            if trick.name == "distill":  # a teacher config, and a checkpoint file when no entry is named
+                found = _missing_file(study, getattr(trick.params, "config", None), f"{trick.path}.config", "teacher config file")
+                if trick.source not in pretrain_names | {z.name for z in spec.zoo}:
+                    found += _missing_file(study, trick.source, f"{trick.path}.teacher", "teacher checkpoint")
+                problems += [p for p in found if p not in problems]
     if problems:
         return problems
     configs: dict[str, Any] = {}
@@ -194,6 +259,7 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
             except ConfigError as exc:
                 return [(origin["base"] if design.base is None else f"{design.name}.base", str(exc))]
     base_cfg = configs.get(str(study.base)) or load_base(study.base)
+    problems += _trick_problems(study, configs, base_cfg)
     for key, msg in iter_problems(base_cfg, spec.overrides):
         problems.append((f"overrides.{key}", msg))
     if not problems and spec.overrides:  # trial keys may refer to what study-level `+key`s added
@@ -218,4 +284,23 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
             cfg = configs[str(study.path(entry.base) if entry.base else study.base)]
             for key, msg in iter_problems(cfg, entry.overrides):
                 problems.append((f"pretrain[{index}].overrides.{key}", msg))
+    return problems
+
+
+def _trick_problems(study: Study, configs: dict[str, Any], base_cfg: Any) -> list[tuple[str, str]]:
+    """Trick parameters that do not fit the config they are applied to (e.g. `aux_head.in_index`
+    beyond the backbone's stages), once per field path and message."""
+    from ablate.study.designs import parse_tricks
+    from ablate.tricks import TRICKS
+
+    uses = [(configs[str(study.path(d.base) if d.base else study.base)], t) for d in study.designs for t in d.tricks]
+    if study.spec.search is not None:
+        recipe, _ = parse_tricks(study.spec.search.recipe, "search.recipe", study.spec.trick_params)
+        uses += [(base_cfg, t) for t in recipe]
+    problems: list[tuple[str, str]] = []
+    for cfg, trick in uses:
+        for key, msg in TRICKS[trick.name].problems(cfg, trick.params):
+            item = (f"{trick.path}.{key}" if key else trick.path, msg)
+            if item not in problems:
+                problems.append(item)
     return problems

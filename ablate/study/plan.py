@@ -127,12 +127,13 @@ def set_encoder(cfg: Any, checkpoint: Path) -> None:
 class Planner:
     """Resolves designs into trials, remembering which checkpoint each pretrain entry provides."""
 
-    def __init__(self, study: Study, runs_dir: Path, generate_data: bool = True) -> None:
+    def __init__(self, study: Study, runs_dir: Path, generate_data: bool = True, with_cost: bool = True) -> None:
         from ablate import config
 
         self.study = study
         # False for `plan`: data still to be generated is described, and ids hashing it are unknown
         self.generate_data = generate_data
+        self.with_cost = with_cost  # False: cost 0.0, no model built (`plan --no-cost`)
         self.runs_root = runs_dir.resolve() / study.name
         self.config = config
         self._bases: dict[tuple[str, str, str], Any] = {}
@@ -222,7 +223,7 @@ class Planner:
             params={**model_params(cfg), "crop": budget.crop, "profile": self.study.profile,
                     **{f"trick.{t.name}": t.params.model_dump_json(by_alias=True) for t in design.tricks}},
             tags=tags, depends_on=depends, resolved_overrides=config_diff(base_cfg, cfg),
-            cost=estimate_cost(cfg, crop, budget.iters, budget.batch_size),
+            cost=estimate_cost(cfg, crop, budget.iters, budget.batch_size) if self.with_cost else 0.0,
         )
         if design.pretrain is not None:
             self.provided[design.pretrain.name] = (trial_id, trial.best_checkpoint)
@@ -277,23 +278,43 @@ def estimate_cost(cfg: Any, crop: tuple[int, int], iters: int, batch_size: int) 
     what a training step of the same model costs.
     """
     from ablate.analysis import cached_flops
+    from ablate.tricks.distill import split_distillation
 
-    flops = cached_flops(cfg, crop[0], crop[1])
-    teacher = cfg.model.get("teacher")
-    if isinstance(teacher, dict) and isinstance(teacher.get("model"), dict):
-        from mmengine.config import Config
-
-        flops += cached_flops(Config(dict(model=teacher["model"])), crop[0], crop[1]) / 3
+    student, teacher = split_distillation(cfg)
+    flops = cached_flops(_forward_only(student), crop[0], crop[1])
+    if teacher is not None:
+        flops += cached_flops(_forward_only(teacher), crop[0], crop[1]) / 3
     return round(flops * iters * batch_size, 1)
 
 
-def plan_trials(study: Study, runs_dir: Path | str = "runs", generate_data: bool = True) -> list[TrialSpec]:
+def _forward_only(cfg: Any) -> Any:
+    """The config as one inference forward sees it. Losses, samplers, an auxiliary head and
+    initial weights change no FLOP, so trials that differ only there (most rungs of a ladder)
+    share one FLOPs count and its cache entry instead of each building the model again."""
+    from ablate.tricks.base import decode_heads
+
+    slim = copy.deepcopy(cfg)
+    for key in ("auxiliary_head", "pretrained"):
+        slim.model.pop(key, None)
+    if isinstance(slim.model.get("backbone"), dict):
+        slim.model.backbone.pop("init_cfg", None)
+    for head in decode_heads(slim):
+        head.pop("sampler", None)
+        head["loss_decode"] = dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)
+    return slim
+
+
+def plan_trials(
+    study: Study, runs_dir: Path | str = "runs", generate_data: bool = True, with_cost: bool = True
+) -> list[TrialSpec]:
     """Every trial of the study: pretraining first, then in file order, seeds innermost.
 
     `generate_data=False` writes nothing: synthetic data not generated yet stays a `DataPlan`
     and the ids of trials that read it are `AFTER_DATA` (their costs are still computed).
+    `with_cost=False` skips the FLOPs estimate (the first count of a large model at its crop
+    takes seconds to minutes on a CPU); `cost` is then 0.0.
     """
-    planner = Planner(study, Path(runs_dir), generate_data)
+    planner = Planner(study, Path(runs_dir), generate_data, with_cost)
     trials: list[TrialSpec] = []
     for design in providers_first(study):
         seeds = [design.pretrain.seed] if design.shape == SHAPE_PRETRAIN else study.spec.seeds

@@ -26,7 +26,7 @@ from ablate.tracking.store import (
     prepare_store,
     store_exists,
 )
-from ablate.tracking.uri import check_tracking_uri, resolve_tracking_uri, sqlite_path
+from ablate.tracking.uri import check_tracking_uri, checked_tracking_uri, resolve_tracking_uri, sqlite_path
 
 __all__ = [
     "RetryingClient",
@@ -34,6 +34,7 @@ __all__ = [
     "TuneRun",
     "artifact_root",
     "check_tracking_uri",
+    "checked_tracking_uri",
     "client",
     "complete_run",
     "end_run",

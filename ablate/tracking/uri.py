@@ -16,8 +16,7 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 ACCEPTED_SCHEMES = (*DATABASE_SCHEMES, "file", "http", "https", "databricks")
 PROBE_TIMEOUT_S = 5.0
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_FORMS = ("sqlite:///path.db, postgresql://user@host/db, mysql://..., mssql://..., file:///folder, "
-          "http(s)://host:port, databricks")
+_FORMS = "sqlite:///path.db, postgresql://, mysql://, mssql://, file:///folder, http(s)://host:port or databricks"
 
 
 def scheme_of(uri: str) -> Optional[str]:
@@ -66,14 +65,22 @@ def resolve_tracking_uri(cli_value: Optional[str] = None, cwd: Optional[Path] = 
     return uri
 
 
+def checked_tracking_uri(cli_value: Optional[str] = None) -> str:
+    """`resolve_tracking_uri`, then `check_tracking_uri` naming where the URI came from: what
+    every command that takes `--tracking-uri` does before it reads or writes anything."""
+    uri = resolve_tracking_uri(cli_value)
+    from_env = cli_value is None and bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    check_tracking_uri(uri, "MLFLOW_TRACKING_URI" if from_env else "--tracking-uri")
+    return uri
+
+
 def check_tracking_uri(uri: str, option: str = "--tracking-uri", timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Refuse a URI MLflow cannot open, before anything is created: an unknown scheme, an
     unparsable database URL, a missing database driver, a file store MLflow 3 refuses, or an
     MLflow server that does not answer within `timeout_s`."""
     scheme = scheme_of(uri) or "file"
     if scheme not in ACCEPTED_SCHEMES:
-        raise AblateError(f"{option}: unknown scheme '{scheme}' in '{uri}'; use one of {', '.join(ACCEPTED_SCHEMES)} "
-                          f"({_FORMS})")
+        raise AblateError(f"{option}: unknown scheme '{scheme}' in '{uri}'; use {_FORMS}")
     if scheme in DATABASE_SCHEMES:
         check_database_url(uri, option, scheme)
     elif scheme == "file":
@@ -119,7 +126,9 @@ def _check_file_store(option: str) -> None:
 def _probe_server(uri: str, option: str, timeout_s: float) -> None:
     """GET <uri>/health: any HTTP answer means a server is there (MLflow says more if it is the
     wrong one); no answer within the timeout is the hang this check exists to prevent."""
+    import http.client
     import socket
+    import ssl
     import urllib.error
     import urllib.request
     from urllib.parse import urlsplit, urlunsplit
@@ -135,10 +144,14 @@ def _probe_server(uri: str, option: str, timeout_s: float) -> None:
     try:
         with urllib.request.urlopen(health, timeout=timeout_s):
             return
-    except urllib.error.HTTPError:
+    except (http.client.InvalidURL, ValueError) as exc:
+        raise AblateError(f"{option}: '{uri}' is not a valid URL ({exc})") from None
+    except (urllib.error.HTTPError, http.client.HTTPException):  # something answered, if not with 200
         return
     except (urllib.error.URLError, OSError, socket.timeout) as exc:
         reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, ssl.SSLError):  # it answered; MLflow's own TLS settings decide the rest
+            return
         where = f"{parts.hostname}:{port}" if port else parts.hostname
         raise AblateError(
             f"{option}: no MLflow server answers at {uri} ({reason}; waited up to {timeout_s:g} s); start it "

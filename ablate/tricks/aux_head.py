@@ -6,15 +6,18 @@ alike; an auxiliary head the base config already has is replaced.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import Field
 
+from ablate.errors import ConfigError
 from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, register_trick
 
 
 class AuxHeadParams(TrickParams):
-    in_index: int = Field(1, ge=0)
+    in_index: int = Field(1, ge=0, description="encoder stage the head reads (0 = the first)")
+    in_channels: Optional[int] = Field(None, ge=1, description="that stage's channels; read from the backbone when omitted")
     loss_weight: float = Field(0.4, gt=0)
     main_loss_weight: float = Field(1.0, gt=0)
     channels: Optional[int] = Field(None, ge=1, description="hidden channels; default half the input's")
@@ -24,13 +27,12 @@ class AuxHeadParams(TrickParams):
 _RESNET_EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
 
 
-def stage_channels(cfg: Any) -> list[int]:
-    """Output channels of each backbone stage, from the config alone."""
+def _known_stage_channels(cfg: Any) -> Optional[list[int]]:
     backbone = cfg.model.backbone
     kind = backbone.get("type", "")
     if kind == "MixVisionTransformer":
         return [backbone["embed_dims"] * h for h in backbone["num_heads"]]
-    if kind.startswith("ResNet"):
+    if kind.startswith("ResNet") and backbone.get("depth", 50) in _RESNET_EXPANSION:
         expansion = _RESNET_EXPANSION[backbone.get("depth", 50)]
         base = backbone.get("base_channels", 64)
         return [base * expansion * 2**i for i in range(backbone.get("num_stages", 4))]
@@ -39,10 +41,23 @@ def stage_channels(cfg: Any) -> list[int]:
     stages = backbone.get("stage_channels") or backbone.get("out_channels")
     if isinstance(stages, (list, tuple)):
         return list(stages)
-    head = decode_heads(cfg)[0]
-    if isinstance(head.get("in_channels"), (list, tuple)):
-        return list(head["in_channels"])
-    raise ValueError(f"cannot tell the stage channels of backbone '{kind}': set aux_head.channels and in_channels")
+    heads = decode_heads(cfg)
+    if heads and isinstance(heads[0].get("in_channels"), (list, tuple)):
+        return list(heads[0]["in_channels"])
+    return None
+
+
+def _backbone(cfg: Any) -> str:
+    name = Path(cfg.filename).name if getattr(cfg, "filename", None) else "the base config"
+    return f"backbone '{cfg.model.backbone.get('type', '?')}' in {name}"
+
+
+def stage_channels(cfg: Any) -> list[int]:
+    """Output channels of each backbone stage, from the config alone."""
+    stages = _known_stage_channels(cfg)
+    if stages is None:
+        raise ConfigError(f"aux_head.in_channels: cannot tell the stage channels of {_backbone(cfg)}; set it")
+    return stages
 
 
 @register_trick
@@ -51,14 +66,27 @@ class AuxHead(Trick):
     Params = AuxHeadParams
     summary = "FCN auxiliary head on encoder stage 2, loss weight 0.4"
 
+    def problems(self, cfg: Any, params: AuxHeadParams) -> list[tuple[str, str]]:
+        stages = _known_stage_channels(cfg)
+        if stages is None:
+            if params.in_channels is None:
+                return [("in_channels", f"cannot tell the stage channels of {_backbone(cfg)}; set it")]
+            return []
+        if params.in_index >= len(stages):
+            return [("in_index", f"{params.in_index} is beyond the {len(stages)} stages of {_backbone(cfg)}; "
+                                 f"use 0..{len(stages) - 1}")]
+        return []
+
     def apply(self, cfg: Any, params: AuxHeadParams, ctx: TrickContext) -> None:
-        in_channels = stage_channels(cfg)[params.in_index]
+        self.check(cfg, params)
+        in_channels = params.in_channels or stage_channels(cfg)[params.in_index]
         main = decode_heads(cfg)[0]
         main_loss = main.get("loss_decode", {})
         if isinstance(main_loss, dict):
             main_loss["loss_weight"] = params.main_loss_weight
         aux_loss = dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=params.loss_weight)
-        if isinstance(main_loss, dict) and main_loss.get("class_weight") is not None:
+        balanced = main_loss.get("type") == "BalancedCrossEntropyLoss" if isinstance(main_loss, dict) else False
+        if isinstance(main_loss, dict) and (balanced or main_loss.get("class_weight") is not None):
             aux_loss.update(type=main_loss["type"], class_weight=main_loss["class_weight"])
         cfg.model.auxiliary_head = dict(
             type="FCNHead",

@@ -24,6 +24,13 @@ class TrickContext:
     crop: Optional[tuple[int, int]] = None
     # resolves `transfer: {from: NAME}` to the checkpoint that trial will write
     checkpoint_of: Callable[[str], Path] = field(default=lambda name: Path(name))
+    # the resolved model config of a trained study entry (`distill: {teacher: NAME}`); None if unknown
+    model_of: Callable[[str], Optional[Any]] = field(default=lambda name: None)
+    # a path the study names, resolved as the study resolves its own (cwd first, then its folder)
+    path_of: Callable[[str], Path] = field(default=Path)
+    # False while `plan` describes a dataset it has not generated: tricks that read the data
+    # (class pixel counts) leave those values out instead of failing.
+    data_ready: bool = True
 
 
 class Trick:
@@ -35,6 +42,20 @@ class Trick:
 
     def apply(self, cfg: Any, params: TrickParams, ctx: TrickContext) -> None:
         raise NotImplementedError
+
+    def problems(self, cfg: Any, params: TrickParams) -> list[tuple[str, str]]:
+        """(parameter, message) for parameters that do not fit this config, e.g. a stage index
+        beyond the backbone's; the study loader reports them under the trick's field path
+        before anything runs."""
+        return []
+
+    def check(self, cfg: Any, params: TrickParams) -> None:
+        """`problems` as a ConfigError, for callers that apply a trick without the loader."""
+        found = self.problems(cfg, params)
+        if found:
+            from ablate.errors import ConfigError
+
+            raise ConfigError("; ".join(f"{self.name}{'.' + key if key else ''}: {msg}" for key, msg in found))
 
 
 TRICKS: dict[str, Trick] = {}

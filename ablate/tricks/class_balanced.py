@@ -11,18 +11,31 @@ from the normalisation.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
+from ablate.errors import DataError
 from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, head_losses, register_trick
 
 
 class ClassBalancedParams(TrickParams):
     beta: Union[Literal["auto"], float] = "auto"
-    split: str = "train"
+    split: Literal["train", "val"] = "train"
     heads: Literal["decode", "all"] = Field("all", description="also weight auxiliary heads' losses")
+
+    @field_validator("beta", mode="before")
+    @classmethod
+    def _beta_in_range(cls, value: Any) -> Any:
+        # One message for both wrong kinds: a union would report each member's complaint.
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise PydanticCustomError("beta_range", "Input should be 'auto' or a number strictly between 0 and 1, "
+                                      "got {value}", {"value": repr(value)})
+        return float(value)
 
 
 def effective_number_weights(counts: Sequence[int], beta: Union[str, float] = "auto") -> list[float]:
@@ -53,7 +66,13 @@ class ClassBalancedLoss(Trick):
     def apply(self, cfg: Any, params: ClassBalancedParams, ctx: TrickContext) -> None:
         from ablate.data import class_stats
 
-        weights = effective_number_weights(class_stats(ctx.data_root, params.split).pixel_counts, params.beta)
+        weights: Optional[list[float]] = None  # before the data exists (`plan`): the weights are unknown
+        if ctx.data_ready:
+            counts = class_stats(ctx.data_root, params.split).pixel_counts
+            if not any(counts):
+                raise DataError(f"{ctx.data_root}: the {params.split} split has no labelled pixels; "
+                                "class_balanced_loss needs labels to weight the classes")
+            weights = effective_number_weights(counts, params.beta)
         heads = decode_heads(cfg)
         if params.heads == "all":
             aux = cfg.model.get("auxiliary_head")

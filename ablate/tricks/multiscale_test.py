@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PositiveFloat
 
+from ablate.errors import ConfigError
 from ablate.tricks.base import Trick, TrickContext, TrickParams, register_trick
 
 
 class MultiScaleParams(TrickParams):
-    scales: tuple[float, ...] = Field((0.5, 0.75, 1.0, 1.25, 1.5, 1.75), min_length=1)
+    scales: tuple[PositiveFloat, ...] = Field((0.5, 0.75, 1.0, 1.25, 1.5, 1.75), min_length=1)
     flip: bool = True
 
 
@@ -23,7 +24,7 @@ def test_scale(cfg: Any) -> tuple[int, int]:
     for step in cfg.test_dataloader.dataset.pipeline:
         if step.get("type") == "Resize" and step.get("scale"):
             return tuple(step["scale"])
-    raise ValueError("multiscale_test needs a Resize(scale=...) step in the test pipeline")
+    raise ConfigError("multiscale_test: the config's test pipeline has no Resize(scale=...) step to scale from")
 
 
 @register_trick

@@ -17,7 +17,7 @@ from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, r
 
 
 class OHEMParams(TrickParams):
-    thresh: float = Field(0.5, gt=0, lt=1)
+    thresh: float = Field(0.5, gt=0, le=1, description="keep pixels whose true-class probability is below it")
     min_kept: int = Field(10000, ge=1)
     scale_min_kept: bool = True
     reference_crop: tuple[int, int] = (375, 750)
