@@ -124,7 +124,7 @@ def test_dumped_config_trains_with_a_plain_runner(finished, tmp_path: Path) -> N
     from mmengine.runner import Runner
 
     _, uri, outcome, tmp = finished
-    result = outcome.results[0]
+    result = next(r for r in outcome.results if r.name == "high-lr")  # other tests resume "base"
     cfg = Config.fromfile(str(tmp / "runs" / "tiny" / result.trial_id / "config.py"))
     assert "ablate.registry" in cfg.custom_imports["imports"]
     cfg.work_dir = str(tmp_path / "plain")
