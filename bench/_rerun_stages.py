@@ -74,8 +74,8 @@ def main(argv: list[str]) -> int:
     clock.lap("import ablate.cli (torch via the mmcv bridge, typer, rich)")
     from ablate import study as studies
     from ablate import tracking
-    from ablate.dispatch import RayDispatcher
-    from ablate.study import execute
+    from ablate.dispatch import RayDispatcher, drive
+    from ablate.study import run as execute
 
     clock.lap("import ablate.study / tracking / dispatch")
     instrument()
@@ -102,8 +102,8 @@ def main(argv: list[str]) -> int:
     hits = [lookup(client, experiment_id, spec) for spec in trials]
     clock.lap("cache lookups (find_trial_runs per trial)")
     pending = [spec for spec, hit in zip(trials, hits) if hit is None]
-    dispatcher.run(pending, None)  # type: ignore[arg-type]  (empty: returns before touching Ray)
-    clock.lap("dispatcher.run (nothing pending)")
+    drive(pending, dispatcher, None)  # type: ignore[arg-type]  (empty: returns before touching Ray)
+    clock.lap("drive (nothing pending)")
     client.log_param(parent.info.run_id, "n_trials", len(trials))
     client.set_terminated(parent.info.run_id, status="FINISHED")
     clock.lap("end parent run")

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     notable = pick(rows, {
         "import ablate.cli": ("ablate/cli.py", "<module>"),
         "load_study": ("ablate/study/loader.py", "load_study"),
-        "run_study": ("ablate/study/execute.py", "run_study"),
+        "run_study": ("ablate/study/run.py", "run_study"),
         "plan_trials": ("ablate/study/plan.py", "plan_trials"),
         "Config.fromfile": ("mmengine/config/config.py", "fromfile"),
         "Config.pretty_text (yapf)": ("mmengine/config/config.py", "pretty_text"),
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "config_diff": ("ablate/study/plan.py", "config_diff"),
         "prepare_store": ("ablate/tracking/store.py", "prepare_store"),
         "MlflowClient.search_runs": ("mlflow/tracking/client.py", "search_runs"),
-        "cache lookups (cached_result)": ("ablate/study/execute.py", "cached_result"),
+        "cache lookups (cached_result)": ("ablate/study/run.py", "cached_result"),
         "import mlflow": ("mlflow/__init__.py", "<module>"),
         "import ray": ("ray/__init__.py", "<module>"),
         "import torch": ("torch/__init__.py", "<module>"),

@@ -58,7 +58,7 @@ def variant(tmp: Path, data_root: Path, label: str, pruner: dict[str, Any], n_tr
     study = load_study(write_study(root / "study.yaml", study_doc(data_root, pruner, n_trials)))
     uri = sqlite_uri(root / "mlruns.db")
     # One trial at a time on the machine's 2 cores: the pruner sees every earlier trial finished.
-    dispatcher = RayDispatcher(num_cpus=2, cpus_per_trial=2, retries=0)
+    dispatcher = RayDispatcher(num_cpus=2, cpus_per_trial=2)
     start = time.perf_counter()
     outcome = tune_study(study, uri, dispatcher, runs_dir=root / "runs")
     wall = time.perf_counter() - start

@@ -1,18 +1,20 @@
-"""How well RayDispatcher packs trials of known, unequal length onto 4 GPUs.
+"""How well the scheduler packs trials of known, unequal length onto 4 GPUs.
 
 16 trials with durations drawn from a fixed seed (1-6 s; two of them are "pretraining" trials
-with three dependents each) run through `RayDispatcher` on a local Ray with 4 logical GPUs and a
-sleep-only trainable (placement and ordering are under test, not training). The makespan is
-compared with the lower bound max(total / 4, longest dependency chain), for three inputs to the
-dispatcher's own ordering rule (whatever `RayDispatcher.run` does with `cost` and `depends_on`):
+with three dependents each) run through `drive` (the loop `ablate run` uses) and `RayDispatcher`
+on a local Ray with 4 logical GPUs and a sleep-only trainable (placement and ordering are under
+test, not training). The makespan is compared with the lower bound max(total / 4, longest
+dependency chain), for three inputs to the scheduler's own ordering rule (whatever
+`ablate.dispatch.Scheduler` does with `cost` and `depends_on`):
 
 * true costs: `cost` = the duration (what FLOPs x iterations estimate for real trials);
 * noisy costs: `cost` = duration x lognormal(0, 0.3) noise;
 * no costs: every `cost` 0, so trials start in file order.
 
-Each is also list-scheduled in a pure simulation (no Ray), which separates the ordering from
-Ray's own latencies; the simulation also compares the dispatcher's rule with plain
-longest-first (own cost only) on 500 other seeded instances.
+Each is also run through the same `drive` and `Scheduler` against a simulated clock (a dispatcher
+whose trials end at start + duration, no Ray), which separates the ordering from Ray's own
+latencies; the simulation also compares the scheduler's rule with plain longest-first (own cost
+only) on 500 other seeded instances.
 
     .venv/bin/python bench/packing.py [--repeats 2]
 """
@@ -21,22 +23,25 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import os
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load, ratio, write_result  # noqa: E402
 
-from ablate.dispatch import RayDispatcher, RunContext  # noqa: E402
+from ablate.dispatch import Completion, RayDispatcher, RunContext, critical_path_costs, drive  # noqa: E402
 from ablate.trial import TrialResult, TrialSpec, TrialState  # noqa: E402
 
 GPUS = 4
 N_TRIALS = 16
 SEED = 7
 TARGET = 1.10
+CONTEXT = RunContext("sqlite:///unused", "0")
+Rule = Callable[[Sequence[TrialSpec]], Mapping[str, float]]
 
 
 def durations(seed: int = SEED) -> list[float]:
@@ -80,51 +85,60 @@ def lower_bound(durs: Sequence[float]) -> dict[str, float]:
             "longest_chain_s": round(chain, 2), "bound_s": round(max(sum(durs) / GPUS, chain), 3)}
 
 
-def simulate(durs: Sequence[float], priority: Sequence[float]) -> float:
-    """The dispatcher's rule without Ray: whenever a slot frees, start the ready trial with the
-    highest priority (ties: file order). Returns the makespan."""
-    deps = dependencies()
-    done: set[int] = set()
-    pending = list(range(len(durs)))
-    running: list[tuple[float, int]] = []
-    now = 0.0
-    while pending or running:
-        ready = [i for i in pending if i not in deps or deps[i] in done]
-        ready.sort(key=lambda i: priority[i], reverse=True)
-        while ready and len(running) < GPUS:
-            i = ready.pop(0)
-            pending.remove(i)
-            heapq.heappush(running, (now + durs[i], i))
-        now, finished = heapq.heappop(running)
-        done.add(finished)
-    return round(now, 3)
+class SimulatedDispatcher:
+    """GPUS slots on a virtual clock: a trial ends `sleep_s` after it was submitted; each poll
+    advances the clock to the next end (ties: lower trial id first)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._ends: list[tuple[float, str, TrialSpec, int]] = []
+
+    def open(self) -> int:
+        return GPUS
+
+    def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
+        heapq.heappush(self._ends, (self.now + float(spec.params["sleep_s"]), spec.trial_id, spec, attempt))
+
+    def poll(self, timeout: Optional[float] = None) -> list[Completion]:
+        if not self._ends:
+            return []
+        self.now, _, spec, attempt = heapq.heappop(self._ends)
+        return [Completion(spec, TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FINISHED), attempt)]
+
+    def cancel(self, trial_id: str) -> None:
+        self._ends = [e for e in self._ends if e[1] != trial_id]
+        heapq.heapify(self._ends)
+
+    def close(self) -> None:
+        self._ends = []
 
 
-def dispatcher_priority(costs: Sequence[float]) -> tuple[list[float], str]:
-    """The priorities RayDispatcher sorts ready trials by, from the package itself: cost plus the
-    costliest dependent chain where it has `critical_path_costs`, else the plain cost."""
-    from ablate.dispatch import ray_dispatcher
+def own_cost(specs: Sequence[TrialSpec]) -> dict[str, float]:
+    """Plain longest first: a trial's own cost, blind to who waits for it."""
+    return {s.trial_id: s.cost for s in specs}
 
-    rule = getattr(ray_dispatcher, "critical_path_costs", None)
-    if rule is None:
-        return list(costs), "longest first (own cost)"
-    by_id = rule(make_specs(costs, costs))
-    return [by_id[f"t{i:02d}"] for i in range(len(costs))], "critical path first (cost + costliest dependent chain)"
+
+def simulate(durs: Sequence[float], costs: Sequence[float], rule: Rule = critical_path_costs) -> float:
+    """The scheduler and `drive` without Ray: the makespan on the simulated clock."""
+    clock = SimulatedDispatcher()
+    results = drive(make_specs(durs, costs), clock, CONTEXT, priority=rule)
+    assert all(r.state is TrialState.FINISHED for r in results)
+    return round(clock.now, 3)
 
 
 def simulate_many(count: int) -> dict[str, dict[str, float]]:
     """Makespan / lower bound of each ordering rule over `count` other seeded instances."""
-    rules: dict[str, Callable[[list[float]], list[float]]] = {
-        "dispatcher": lambda d: dispatcher_priority(d)[0],
-        "longest_first_own_cost": lambda d: d,
-        "file_order": lambda d: [0.0] * len(d),
+    rules: dict[str, Callable[[list[float]], float]] = {
+        "dispatcher": lambda d: simulate(d, d),
+        "longest_first_own_cost": lambda d: simulate(d, d, own_cost),
+        "file_order": lambda d: simulate(d, [0.0] * len(d)),
     }
     ratios: dict[str, list[float]] = {name: [] for name in rules}
     for seed in range(1000, 1000 + count):
         durs = durations(seed)
         bound = lower_bound(durs)["bound_s"]
-        for name, rule in rules.items():
-            ratios[name].append(simulate(durs, rule(durs)) / bound)
+        for name, run in rules.items():
+            ratios[name].append(run(durs) / bound)
     out = {}
     for name, values in ratios.items():
         values.sort()
@@ -135,10 +149,10 @@ def simulate_many(count: int) -> dict[str, dict[str, float]]:
 
 def measure(durs: Sequence[float], costs: Sequence[float], order_log: Optional[list[str]] = None) -> dict[str, Any]:
     started: list[str] = []
-    dispatcher = RayDispatcher(gpus_per_trial=1.0, trainable=sleeper, poll_s=0.05,
-                               on_start=lambda spec, attempt: started.append(spec.name))
+    dispatcher = RayDispatcher(gpus_per_trial=1.0, trainable=sleeper)
     t = time.time()
-    results = dispatcher.run(make_specs(durs, costs), RunContext("sqlite:///unused", "0"))
+    results = drive(make_specs(durs, costs), dispatcher, CONTEXT,
+                    on_start=lambda spec, attempt: started.append(spec.name))
     wall = time.time() - t
     if any(r.state is not TrialState.FINISHED for r in results):
         raise RuntimeError([r.error for r in results if r.state is not TrialState.FINISHED])
@@ -162,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
 
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported: loopback only
     import ray
 
     durs = durations()
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         # Start one worker per GPU first: worker start-up is a one-off cost, not packing.
         t = time.time()
         warm = [s for s in make_specs([0.5] * N_TRIALS, [0.0] * N_TRIALS) if not s.depends_on][:GPUS]
-        RayDispatcher(gpus_per_trial=1.0, trainable=sleeper, poll_s=0.05).run(warm, RunContext("sqlite:///unused", "0"))
+        drive(warm, RayDispatcher(gpus_per_trial=1.0, trainable=sleeper), CONTEXT)
         warmup_s = time.time() - t
         true_costs = best_of(args.repeats, lambda: measure(durs, durs))
         estimated = best_of(args.repeats, lambda: measure(durs, noisy))
@@ -183,12 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ray.shutdown()
 
-    rule_priority, rule = dispatcher_priority(durs)
     sim = {
-        "dispatcher_true_costs_s": simulate(durs, rule_priority),
-        "dispatcher_noisy_costs_s": simulate(durs, dispatcher_priority(noisy)[0]),
+        "dispatcher_true_costs_s": simulate(durs, durs),
+        "dispatcher_noisy_costs_s": simulate(durs, noisy),
         "file_order_s": simulate(durs, [0.0] * N_TRIALS),
-        "longest_first_own_cost_s": simulate(durs, durs),
+        "longest_first_own_cost_s": simulate(durs, durs, own_cost),
     }
     lb = bound["bound_s"]
     many = simulate_many(500)
@@ -199,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                   "ray": "local, num_cpus=4, num_gpus=4 (logical), workers warmed first",
                   "warmup_s": round(warmup_s, 2), "repeats": args.repeats},
         "lower_bound": bound,
-        "dispatcher_rule": rule,
+        "dispatcher_rule": "critical path first (cost + costliest dependent chain)",
         "true_costs": {**true_costs, "ratio": ratio(true_costs["makespan_s"], lb)},
         "noisy_costs": {**estimated, "ratio": ratio(estimated["makespan_s"], lb)},
         "file_order": {**file_order, "ratio": ratio(file_order["makespan_s"], lb)},
@@ -215,3 +229,89 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# -- RESULTS.md section (reads only the keys it knows; others are listed, not dropped) -------------
+import re  # noqa: E402
+
+from _common import Figure, fmt, load_note, met  # noqa: E402
+
+_RENDERED = {"benchmark", "date", "command", "load_after", "setup", "lower_bound", "dispatcher_rule", "true_costs",
+             "noisy_costs", "file_order", "ordering_gain", "simulated", "ratio", "target_ratio", "target_met"}
+
+
+def _pct(share: Optional[float]) -> str:
+    return "-" if share is None else f"{share * 100:.1f}%"
+
+
+def _instances(d: dict[str, Any]) -> tuple[Optional[str], dict[str, Any]]:
+    """The `simulated_<N>_instances` block, whatever N: (N, block)."""
+    for key, value in d.items():
+        found = re.fullmatch(r"simulated_(\d+)_instances", key)
+        if found and isinstance(value, dict):
+            return found.group(1), value
+    return None, {}
+
+
+def summary(d: dict[str, Any]) -> list[Figure]:
+    setup = d["setup"]
+    rows = [Figure(f"packing: makespan / max(sum/{setup['gpus']}, longest chain), {setup['trials']} trials on "
+                   f"{setup['gpus']} GPUs (dispatcher: {d['dispatcher_rule']})", fmt(d["ratio"], 3),
+                   f"<= {d['target_ratio']:.2f}", met(d["target_met"]))]
+    if "file_order" in d:
+        rows.append(Figure("packing: the same trials in file order (the ordering makes the study "
+                           f"{fmt(d.get('ordering_gain'), 3)}x shorter)", fmt(d["file_order"].get("ratio"), 3)))
+    count, many = _instances(d)
+    if many.get("dispatcher") and many.get("longest_first_own_cost"):
+        rows.append(Figure(f"packing, simulated on {count} other instances: share within 1.10, dispatcher's rule "
+                           "(plain longest first)", f"{_pct(many['dispatcher'].get('share_within_1.10'))} "
+                           f"({_pct(many['longest_first_own_cost'].get('share_within_1.10'))})"))
+    return rows
+
+
+def render(d: dict[str, Any]) -> str:
+    setup, lb, sim = d["setup"], d["lower_bound"], d.get("simulated", {})
+    gpus, durs = setup["gpus"], setup["durations_s"]
+    dependents: dict[str, int] = {}
+    for parent in setup.get("dependencies", {}).values():
+        dependents[parent] = dependents.get(parent, 0) + 1
+    roots = "; ".join(f"{p} has {n} dependent{'s' if n != 1 else ''}" for p, n in sorted(dependents.items()))
+    out = [
+        f"## Packing trials onto {gpus} GPUs (`bench/packing.py`)",
+        "",
+        f"{setup['trials']} sleep-only trials (durations {min(durs)}-{max(durs)} s from seed {setup['seed']}, total "
+        f"{lb['total_s']} s{'; ' + roots if roots else ''}) through `RayDispatcher` on a local Ray with {gpus} logical "
+        f"GPUs (workers started beforehand), best of {setup.get('repeats', '-')}. Lower bound: max(total/{gpus} = "
+        f"{lb['total_over_gpus_s']} s, longest chain = {lb['longest_chain_s']} s) = {lb['bound_s']} s. "
+        f"The dispatcher's ordering rule: {d['dispatcher_rule']}.",
+        "",
+        "| costs given to the dispatcher | makespan (s) | / bound | GPU busy | simulated (no Ray) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, label, simulated in (("true_costs", "true durations", "dispatcher_true_costs_s"),
+                                  ("noisy_costs", "durations x lognormal(0, 0.3)", "dispatcher_noisy_costs_s"),
+                                  ("file_order", "none (all 0: file order)", "file_order_s")):
+        r = d.get(key)
+        if r:
+            out.append(f"| {label} | {fmt(r.get('makespan_s'))} | {fmt(r.get('ratio'), 3)} | "
+                       f"{_pct(r.get('gpu_busy_share'))} | {fmt(sim.get(simulated))} |")
+    if "longest_first_own_cost_s" in sim:
+        out.append(f"| (plain longest first by own cost; simulated only) | - | "
+                   f"{fmt(sim.get('longest_first_own_cost_ratio'), 3)} | - | {fmt(sim['longest_first_own_cost_s'])} |")
+    if "true_costs" in d and "dispatcher_true_costs_s" in sim:
+        out += ["", f"Measured - simulated is the latency of Ray and of the dispatcher's polling "
+                f"({fmt(d['true_costs']['makespan_s'] - sim['dispatcher_true_costs_s'], 2)} s over the true-cost run)."]
+    count, many = _instances(d)
+    if many:
+        out += ["", f"The same rules simulated on {count} other seeded instances (same shape as above, other "
+                "durations):", "", "| rule | mean ratio | p95 | max | instances within 1.10 |", "|---|---:|---:|---:|---:|"]
+        labels = {"dispatcher": f"the dispatcher's ({d['dispatcher_rule']})",
+                  "longest_first_own_cost": "longest first by own cost", "file_order": "file order"}
+        for rule, m in many.items():
+            out.append(f"| {labels.get(rule, rule)} | {fmt(m.get('mean'), 3)} | {fmt(m.get('p95'), 3)} | "
+                       f"{fmt(m.get('max'), 3)} | {_pct(m.get('share_within_1.10'))} |")
+    extra = sorted(k for k in d if k not in _RENDERED and not re.fullmatch(r"simulated_\d+_instances", k))
+    if extra:
+        out += ["", "Also in `bench/results/packing.json`, not shown here: " + ", ".join(f"`{k}`" for k in extra) + "."]
+    out += ["", load_note(d)]
+    return "\n".join(out)

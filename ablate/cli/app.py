@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate.tracking import tags as T
+from ablate.cli.diff import diff_command
 from ablate.cli.report import report_command
 from ablate.errors import AblateError
 
@@ -39,12 +40,9 @@ def _flop(gflop: float) -> str:
 
 def _tracking_uri(value: Optional[str]) -> str:
     """The resolved MLflow URI, refused here (exit 2, in seconds) when MLflow could not open it."""
-    from ablate.tracking.uri import check_tracking_uri, resolve_tracking_uri
+    from ablate.tracking.uri import checked_tracking_uri
 
-    uri = resolve_tracking_uri(value)
-    from_env = value is None and bool(os.environ.get("MLFLOW_TRACKING_URI"))
-    check_tracking_uri(uri, "MLFLOW_TRACKING_URI" if from_env else "--tracking-uri")
-    return uri
+    return checked_tracking_uri(value)
 
 
 def _check_ray_address(value: Optional[str]) -> None:
@@ -255,6 +253,8 @@ def plan(
     tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable, with each trial's resolved overrides."),
+    cost: bool = typer.Option(True, "--cost/--no-cost", help="Estimate each trial's cost (FLOPs x iters x batch); "
+                              "the first estimate of a large model builds it, seconds to minutes on a CPU."),
 ) -> None:
     """Print every trial (id, rung/model, seed, dependencies, cost, cached/pending); run and write nothing."""
     from ablate import study as studies
@@ -263,7 +263,7 @@ def plan(
     loaded = studies.load_study(study_file, profile)
     uri = _tracking_uri(tracking_uri)
     datasets = studies.data_plans(loaded)
-    trials = studies.plan_trials(loaded, runs_dir, generate_data=False)
+    trials = studies.plan_trials(loaded, runs_dir, generate_data=False, with_cost=cost)
     known = [t for t in trials if studies.id_known(t.trial_id)]
     cached = studies.cached_results(loaded.name, known, uri) if tracking.store_exists(uri) else {}
     names = {t.trial_id: t.name for t in trials}
@@ -274,7 +274,7 @@ def plan(
             "trial_id": t.trial_id if has_id else None, "name": t.name, "seed": t.seed,
             "shape": t.tags.get(T.SHAPE), "rung": t.tags.get(T.RUNG), "model": t.tags.get(T.MODEL),
             "tricks": [x for x in t.tags.get(T.TRICKS, "").split(",") if x],
-            "depends_on": [names.get(d, d) for d in t.depends_on], "cost_gflop": t.cost,
+            "depends_on": [names.get(d, d) for d in t.depends_on], "cost_gflop": t.cost if cost else None,
             "status": "cached" if t.trial_id in cached else "pending", "work_dir": str(t.work_dir) if has_id else None,
             "resolved_overrides": t.resolved_overrides,
         })
@@ -293,11 +293,12 @@ def plan(
     for r in rows:
         where = f"rung {r['rung']}" if r["rung"] is not None else (r["model"] or "")
         table.add_row(r["trial_id"] or studies.AFTER_DATA, r["name"], str(r["seed"]), where,
-                      ", ".join(r["depends_on"]) or "-", _flop(r["cost_gflop"]), r["status"])
+                      ", ".join(r["depends_on"]) or "-", _flop(r["cost_gflop"]) if cost else "-", r["status"])
     out.print(table)
 
 
 app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report_command)
+app.command("diff", help="What differs between two trial runs: config, dataset, environment, metrics.")(diff_command)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,7 +1,9 @@
-"""`ablate tune`: an Optuna ask/tell loop over the same dispatcher `ablate run` uses.
+"""`ablate tune`: an Optuna ask/tell loop over the same scheduler and dispatchers `ablate run` uses.
 
-Trials really run side by side (one per free slot), report their validation mIoU after every
-evaluation through `OptunaPruningHook`, and are told back to Optuna as COMPLETE, PRUNED or FAIL.
+Trials really run side by side (one per free slot of any dispatcher: Ray, or in-process), report
+their validation mIoU after every evaluation through `OptunaPruningHook`, and are told back to
+Optuna as COMPLETE, PRUNED or FAIL; two asks with the same parameters train once and are both told.
+An interrupt cancels the trials in flight and tells Optuna they failed.
 The Optuna study lives in an RDB storage, so running the command again continues it; trials
 left RUNNING by a crashed driver stop sending heartbeats, are failed after a grace period and
 re-enqueued with the same parameters (they then resume from their checkpoints).
@@ -9,6 +11,7 @@ re-enqueued with the same parameters (they then resume from their checkpoints).
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,9 +20,11 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from ablate.dispatch.protocol import Dispatcher, EventSink, StartSink
 from ablate.errors import AblateError
-from ablate.search.pruning import build_pruner
+from ablate.search.pruners import build_pruner
 from ablate.search.space import search_space, split_params
+from ablate.search.storage import default_storage
 from ablate.study.designs import SHAPE_TRIALS, TrialDesign, parse_tricks
 from ablate.study.loader import Study
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
@@ -41,13 +46,6 @@ class TuneOutcome:
     snippet: Optional[Path] = None
 
 
-def default_storage(tracking_uri: str) -> str:
-    """An Optuna sqlite file beside the MLflow sqlite store (or in the working directory)."""
-    if tracking_uri.startswith("sqlite:///"):
-        return f"sqlite:///{Path(tracking_uri[len('sqlite:///'):]).parent / 'optuna.db'}"
-    return f"sqlite:///{(Path.cwd() / 'optuna.db').resolve()}"
-
-
 def _sampler(spec: Any, space: dict[str, Any], offset: int = 0) -> Any:
     """Seeded, and re-seeded past the trials already in the storage: a rerun must not propose
     the points of the first run again."""
@@ -63,13 +61,34 @@ def _sampler(spec: Any, space: dict[str, Any], offset: int = 0) -> Any:
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=spec.n_startup_trials)
 
 
+def _tell(ostudy: Any, trial: Any, value: Optional[float] = None, state: Any = None) -> None:
+    """`Study.tell`, without the RuntimeError GridSampler raises after the last grid point: it
+    calls `Study.stop`, which only an optimize loop accepts (the trial is stored by then)."""
+    import optuna
+
+    try:
+        ostudy.tell(trial, value, state=state)
+    except RuntimeError:
+        if not isinstance(ostudy.sampler, optuna.samplers.GridSampler):
+            raise
+
+
+def _grid_exhausted(ostudy: Any) -> bool:
+    """Every grid point evaluated: asking again would only repeat one."""
+    import optuna
+
+    sampler = ostudy.sampler
+    return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(ostudy)
+
+
 def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
     overrides, trick_params = split_params(values)
     items: list[Any] = []
     for item in study.spec.search.recipe:
         name = item if isinstance(item, str) else next(iter(item))
         params = {} if isinstance(item, str) else dict(next(iter(item.values())) or {})
-        params.update(trick_params.get(name, {}))
+        params.update(study.spec.trick_params.get(name, {}))  # the study's trick_params, as everywhere,
+        params.update(trick_params.get(name, {}))  # but the values being searched win
         items.append({name: params})
     tricks, problems = parse_tricks(items, "search.recipe")
     if problems:
@@ -95,21 +114,24 @@ def write_snippet(path: Path, study: Study, best: Any, metric: str) -> Path:
 def tune_study(
     study: Study,
     tracking_uri: str,
-    dispatcher: Any,
+    dispatcher: Optional[Dispatcher] = None,
     *,
     storage: Optional[str] = None,
     n_trials: Optional[int] = None,
     runs_dir: Path | str = "runs",
-    on_result: Optional[Callable[[TrialSpec, TrialResult], None]] = None,
+    on_start: Optional[StartSink] = None,
+    on_result: Optional[EventSink] = None,
     on_planned: Optional[Callable[[list[TrialSpec]], None]] = None,
 ) -> TuneOutcome:
+    """Ask, train and tell until `n_trials` (default `search.n_trials`) were asked or
+    `search.timeout` seconds passed; `dispatcher` defaults to training in this process."""
     import optuna
     from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
 
     from ablate import tracking
-    from ablate.dispatch import RunContext
-    from ablate.study.execute import cached_result
+    from ablate.dispatch import InProcessDispatcher, RunContext, drive
     from ablate.study.plan import Planner
+    from ablate.study.run import cached_result
 
     search = study.spec.search
     if search is None:
@@ -129,7 +151,7 @@ def tune_study(
     client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, study.name, tracking_uri)
     parent = client.create_run(experiment_id, run_name=f"{study.name} tune {time.strftime('%Y-%m-%d %H:%M:%S')}", tags={
-        tracking.KIND_TAG: "tune", tracking.STUDY_TAG: study.name, "ablate.optuna_storage": storage_url,
+        tracking.tags.KIND: "tune", tracking.tags.STUDY: study.name, "ablate.optuna_storage": storage_url,
         "ablate.optuna_study": study.name, "ablate.profile": study.profile or ""})
     outcome = TuneOutcome(study.name, study.name, storage_url, parent.info.run_id)
     context = RunContext(tracking_uri, experiment_id, parent.info.run_id)
@@ -137,18 +159,19 @@ def tune_study(
     total = n_trials or search.n_trials
     deadline = time.time() + search.timeout if search.timeout else None
     asked = 0
-    running: dict[str, tuple[Any, TrialSpec]] = {}
+    untold: dict[str, tuple[Any, str]] = {}  # trial name -> (Optuna trial, trial id) until told
 
-    def tell(trial: Any, spec: TrialSpec, result: TrialResult) -> None:
+    def tell(spec: TrialSpec, result: TrialResult) -> None:
+        trial, _ = untold.pop(spec.name)
         value = result.metrics.get(search.metric)
         if result.state.is_done and value is not None:
-            ostudy.tell(trial, value)
+            _tell(ostudy, trial, value)
             state = "COMPLETE"
         elif result.state is TrialState.PRUNED:
-            ostudy.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            _tell(ostudy, trial, state=optuna.trial.TrialState.PRUNED)
             state = "PRUNED"
         else:
-            ostudy.tell(trial, state=optuna.trial.TrialState.FAIL)
+            _tell(ostudy, trial, state=optuna.trial.TrialState.FAIL)
             state = "FAIL"
         if result.run_id:
             client.set_tag(result.run_id, "ablate.optuna_state", state)
@@ -156,42 +179,59 @@ def tune_study(
         if on_result is not None:
             on_result(spec, result)
 
-    slots = dispatcher.open()
+    def feed(free: int) -> list[TrialSpec]:
+        """Up to `free` new trials to train; parameters MLflow already holds are told at once.
+        Nothing once `n_trials` were asked, the timeout passed or a grid is exhausted: the search
+        then ends."""
+        nonlocal asked
+        specs: list[TrialSpec] = []
+        while (len(specs) < free and asked < total and (deadline is None or time.time() < deadline)
+               and not _grid_exhausted(ostudy)):
+            trial = ostudy.ask(space)
+            asked += 1
+            rdb.record_heartbeat(trial._trial_id)  # from now on a dead driver's trial shows as stale
+            spec = planner.plan(_design(study, trial.params, trial.number), study.spec.seeds[0])
+            spec = spec.with_runtime(
+                tags={**spec.tags, "ablate.optuna_study": study.name, "ablate.optuna_trial": str(trial.number),
+                      "ablate.optuna_state": "RUNNING"},
+                hooks=(dict(type="OptunaPruningHook", storage=storage_url, study_name=study.name,
+                            trial_id=trial._trial_id, metric=search.metric,
+                            pruner=search.pruner.model_dump(), iters=study.spec.budget.iters),),
+            )
+            untold[spec.name] = (trial, spec.trial_id)
+            if on_planned is not None:
+                on_planned([spec])
+            hit = cached_result(client, experiment_id, spec)
+            if hit is not None:  # the same parameters already trained: tell Optuna at once
+                tell(spec, hit)
+                continue
+            specs.append(spec)
+        return specs
+
+    stop_beating = threading.Event()
+
+    def heartbeat() -> None:
+        """Trials being trained stay fresh in the storage, however long a poll blocks."""
+        while not stop_beating.wait(HEARTBEAT_S):
+            for trial, _ in list(untold.values()):
+                try:
+                    rdb.record_heartbeat(trial._trial_id)
+                except Exception:  # a busy storage: the next beat comes soon enough
+                    pass
+
+    beating = threading.Thread(target=heartbeat, name="optuna-heartbeat", daemon=True)
+    beating.start()
     try:
-        while True:
-            while asked < total and len(running) < slots and (deadline is None or time.time() < deadline):
-                trial = ostudy.ask(space)
-                asked += 1
-                spec = planner.plan(_design(study, trial.params, trial.number), study.spec.seeds[0])
-                spec = spec.with_runtime(
-                    tags={**spec.tags, "ablate.optuna_study": study.name, "ablate.optuna_trial": str(trial.number),
-                          "ablate.optuna_state": "RUNNING"},
-                    hooks=(dict(type="OptunaPruningHook", storage=storage_url, study_name=study.name,
-                                trial_id=trial._trial_id, metric=search.metric,
-                                pruner=search.pruner.model_dump(), iters=study.spec.budget.iters),),
-                )
-                if on_planned is not None:
-                    on_planned([spec])
-                hit = cached_result(client, experiment_id, spec)
-                if hit is not None:  # the same parameters already trained: tell Optuna at once
-                    tell(trial, spec, hit)
-                    continue
-                dispatcher.submit(spec, context)
-                running[spec.trial_id] = (trial, spec)
-            if not running:
-                break
-            for spec, result in dispatcher.poll():
-                trial, _ = running.pop(spec.trial_id)
-                tell(trial, spec, result)
-            for trial, _ in running.values():
-                rdb.record_heartbeat(trial._trial_id)
+        drive((), dispatcher or InProcessDispatcher(), context, retries=0, on_start=on_start, on_result=tell, feed=feed)
     except BaseException:
-        for trial, _ in running.values():
-            ostudy.tell(trial, state=optuna.trial.TrialState.FAIL)
+        for trial, _ in untold.values():
+            _tell(ostudy, trial, state=optuna.trial.TrialState.FAIL)
+        tracking.mark_interrupted(client, experiment_id, {tid for _, tid in untold.values()})
         client.set_terminated(parent.info.run_id, status="KILLED")
         raise
     finally:
-        dispatcher.close()
+        stop_beating.set()
+        beating.join()
     complete = [t for t in ostudy.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         best = ostudy.best_trial

@@ -1,4 +1,4 @@
-"""Run a study: plan, skip what MLflow already holds as finished, dispatch the rest."""
+"""Run a study: plan, skip what MLflow already holds as finished, schedule and dispatch the rest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ablate.dispatch import Dispatcher, RunContext, SequentialDispatcher
+from ablate.dispatch import Dispatcher, EventSink, InProcessDispatcher, RunContext, StartSink, drive
 from ablate.study.loader import Study
 from ablate.study.plan import plan_trials
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
@@ -63,10 +63,15 @@ def run_study(
     runs_dir: Path | str = "runs",
     rerun: bool = False,
     dispatcher: Optional[Dispatcher] = None,
-    on_result: Optional[Callable[[TrialSpec, TrialResult], None]] = None,
+    on_start: Optional[StartSink] = None,
+    on_result: Optional[EventSink] = None,
     on_planned: Optional[Callable[[list[TrialSpec]], None]] = None,
 ) -> StudyOutcome:
-    """Train every pending trial of `study`; finished ones (same trial id) are reported as cached."""
+    """Train every pending trial of `study`; finished ones (same trial id) are reported as cached.
+
+    `dispatcher` defaults to training in this process; failed trials are retried
+    `resources.retries` times, and names sharing a trial id train once.
+    """
     from ablate import tracking
 
     trials = plan_trials(study, runs_dir)
@@ -78,24 +83,38 @@ def run_study(
     parent_run_id = tracking.start_parent_run(mlflow_client, experiment_id, tracking.tags.Kind.STUDY, study.name, {
         tracking.tags.PROFILE: study.profile or "", tracking.tags.STUDY_FILE: str(study.source)})
     outcome = StudyOutcome(study.name, experiment_id, parent_run_id, tracking_uri)
-    pending: list[TrialSpec] = []
-    for spec in trials:
+    read = {d for spec in trials for d in spec.depends_on}  # trials whose checkpoints others load
+    hits: dict[int, TrialResult] = {}
+    for index, spec in enumerate(trials):
         hit = None if rerun else cached_result(mlflow_client, experiment_id, spec)
-        if hit is None:
-            pending.append(spec)
-        else:
-            outcome.results.append(hit)
+        if hit is not None and spec.trial_id in read and not spec.best_checkpoint.exists():
+            hit = None  # e.g. a zoo row teaching a student: its checkpoint file is gone, train it again
+        if hit is not None:
+            hits[index] = hit
+    must_train = {s.trial_id for i, s in enumerate(trials) if i not in hits}  # then under every name
+    pending = [s for s in trials if s.trial_id in must_train]
+    for index, spec in enumerate(trials):
+        if spec.trial_id not in must_train:
+            outcome.results.append(hits[index])
             if on_result is not None:
-                on_result(spec, hit)
+                on_result(spec, hits[index])
     context = RunContext(tracking_uri, experiment_id, parent_run_id)
+    ended: set[str] = set()
+
+    def report(spec: TrialSpec, result: TrialResult) -> None:
+        ended.add(result.trial_id)
+        if on_result is not None:
+            on_result(spec, result)
+
     status = "FAILED"
     try:
-        outcome.results.extend((dispatcher or SequentialDispatcher()).run(pending, context, on_result))
+        outcome.results.extend(drive(pending, dispatcher or InProcessDispatcher(), context,
+                                     retries=study.spec.resources.retries, on_start=on_start, on_result=report))
         status = "FAILED" if outcome.failed else "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
-        done = {r.trial_id for r in outcome.results}
-        tracking.mark_interrupted(mlflow_client, experiment_id, [s.trial_id for s in pending if s.trial_id not in done])
+        unfinished = [s.trial_id for s in pending if s.trial_id not in ended]
+        tracking.mark_interrupted(mlflow_client, experiment_id, unfinished)
         raise
     finally:
         tracking.log_params(mlflow_client, parent_run_id, {"n_trials": len(trials)})

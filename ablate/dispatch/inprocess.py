@@ -1,0 +1,56 @@
+"""Trials one at a time in this process: no Ray, nothing to start, tracebacks where you are.
+
+`--dispatcher local` and the library default. One slot; a submitted trial trains when the
+driver polls, so an interrupt lands in the training itself and the scheduler above decides
+everything else exactly as it does for Ray.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Optional
+
+from ablate.dispatch.protocol import Completion, RunContext, Trainable
+from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+
+
+def train_here(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
+    """Train on this process's device (the first GPU mmengine finds, else the CPU)."""
+    from ablate.tracking import tags
+    from ablate.trial.train import train_trial
+
+    return train_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
+                         extra_tags={tags.ATTEMPT: str(attempt)})
+
+
+class InProcessDispatcher:
+    """One slot, trained in the calling process on `poll`."""
+
+    def __init__(self, trainable: Optional[Trainable] = None) -> None:
+        self.trainable = trainable or train_here
+        self._queue: deque[tuple[TrialSpec, RunContext, int]] = deque()
+
+    def open(self) -> int:
+        self._queue.clear()
+        return 1
+
+    def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
+        self._queue.append((spec, context, attempt))
+
+    def poll(self, timeout: Optional[float] = None) -> list[Completion]:
+        """Train the next queued trial to its end (`timeout` cannot cut a trial short here)."""
+        if not self._queue:
+            return []
+        spec, context, attempt = self._queue.popleft()
+        try:
+            result = self.trainable(spec, context, attempt)
+        except Exception as exc:  # the trial's own failures are results; this is anything else
+            result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
+                                 error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        return [Completion(spec, result, attempt)]
+
+    def cancel(self, trial_id: str) -> None:
+        self._queue = deque(item for item in self._queue if item[0].trial_id != trial_id)
+
+    def close(self) -> None:
+        self._queue.clear()
