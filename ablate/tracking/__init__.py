@@ -1,6 +1,10 @@
 """All MLflow I/O: the store, tag names, typed run records, the writer and the training hooks."""
 
 from ablate.tracking import tags
+from ablate.tracking.diff import RunDiff, RunLookupError, compare, diff_runs
+from ablate.tracking.environment import GitState, git_state, version_tags
+from ablate.tracking.inputs import DatasetRecord, dataset_input, datasets_of, log_dataset
+from ablate.tracking.per_image import PER_IMAGE_FILE, ImageScore, PerImageTable, read_table, write_table
 from ablate.tracking.records import TrialRun, TuneRun
 from ablate.tracking.runs import (
     complete_run,
@@ -29,18 +33,31 @@ from ablate.tracking.store import (
 from ablate.tracking.uri import check_tracking_uri, checked_tracking_uri, resolve_tracking_uri, sqlite_path
 
 __all__ = [
+    "PER_IMAGE_FILE",
+    "DatasetRecord",
+    "GitState",
+    "ImageScore",
+    "PerImageTable",
     "RetryingClient",
+    "RunDiff",
+    "RunLookupError",
     "TrialRun",
     "TuneRun",
     "artifact_root",
     "check_tracking_uri",
     "checked_tracking_uri",
     "client",
+    "compare",
     "complete_run",
+    "dataset_input",
+    "datasets_of",
+    "diff_runs",
     "end_run",
     "ensure_experiment",
     "find_experiment",
     "find_trial_runs",
+    "git_state",
+    "log_dataset",
     "log_files",
     "log_metrics",
     "log_params",
@@ -50,10 +67,13 @@ __all__ = [
     "param_items",
     "prepare_store",
     "read_experiment",
+    "read_table",
     "resolve_tracking_uri",
     "search_all",
     "sqlite_path",
     "start_parent_run",
     "store_exists",
     "tags",
+    "version_tags",
+    "write_table",
 ]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from ablate.tracking import tags as T
+from ablate.tracking.environment import environment_keys
+from ablate.tracking.inputs import DatasetRecord, datasets_of
 
 FINISHED = "FINISHED"
 
@@ -55,9 +57,14 @@ class TrialRun:
     start_time: int
     teacher: str = ""
     devices: str = ""
+    precision: str = ""  # trained in: bf16 | fp16 | fp32 (empty for runs older than the tag)
+    amp: str = ""  # asked for by the study: bf16 | fp16 | off
+    amp_fallback: str = ""
+    latency_device: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict, repr=False)
     tags: Mapping[str, str] = field(default_factory=dict, repr=False)
+    datasets: tuple[DatasetRecord, ...] = ()  # the run's MLflow dataset inputs
 
     @classmethod
     def from_mlflow(cls, run: Any, experiment: str = "") -> "TrialRun":
@@ -86,9 +93,14 @@ class TrialRun:
             start_time=int(run.info.start_time or 0),
             teacher=tags.get(T.TEACHER, ""),
             devices=tags.get(T.DEVICES, ""),
+            precision=tags.get(T.PRECISION, ""),
+            amp=tags.get(T.AMP, ""),
+            amp_fallback=tags.get(T.AMP_FALLBACK, ""),
+            latency_device=tags.get(T.LATENCY_DEVICE, ""),
             metrics=dict(run.data.metrics),
             params=dict(params),
             tags=dict(tags),
+            datasets=tuple(datasets_of(run)),
         )
 
     def metric(self, key: str) -> float:
@@ -109,9 +121,45 @@ class TrialRun:
         return self.metric("params_m")
 
     @property
+    def latency_ms(self) -> float:
+        """Median batch-1 inference latency at the image size, on `latency_device`."""
+        return self.metric("latency_ms")
+
+    @property
+    def fps(self) -> float:
+        return self.metric("fps")
+
+    @property
     def per_class_iou(self) -> dict[str, float]:
         """Class name (underscores for spaces) -> IoU in percent."""
         return {k.split(".", 1)[1]: float(v) for k, v in self.metrics.items() if k.startswith("IoU.")}
+
+    @property
+    def worst10_miou(self) -> float:
+        """Mean per-image mIoU of the worst 10% of the final evaluation's images."""
+        return self.metric("worst10_mIoU")
+
+    @property
+    def min_class_iou(self) -> float:
+        """The weakest class's IoU; computed from the per-class metrics for runs that predate it."""
+        logged = self.metric("min_class_IoU")
+        finite = [v for v in self.per_class_iou.values() if not math.isnan(v)]
+        return logged if not math.isnan(logged) or not finite else min(finite)
+
+    @property
+    def peak_mem_gb(self) -> tuple[float, str]:
+        """(GiB, "GPU" | "RSS"): peak GPU memory when it trained on a GPU, else peak resident memory."""
+        gpu = self.metric("peak_gpu_mem_gb")
+        return (gpu, "GPU") if not math.isnan(gpu) else (self.metric("peak_rss_gb"), "RSS")
+
+    @property
+    def train_time_s(self) -> float:
+        """Training loop wall time without validation (not the whole trial: see `duration_s`)."""
+        return self.metric("train_time_s")
+
+    @property
+    def train_images_per_s(self) -> float:
+        return self.metric("train_images_per_s")
 
     @property
     def finished(self) -> bool:
@@ -130,6 +178,31 @@ class TrialRun:
     @property
     def dataset(self) -> str:
         return self.params.get("dataset", "").split("@", 1)[0]
+
+    @property
+    def data_fingerprint(self) -> str:
+        """The content digest of the dataset it trained on ("" for runs that logged none)."""
+        return self.datasets[0].digest if self.datasets else ""
+
+    @property
+    def git_commit(self) -> str:
+        return self.tags.get(T.GIT_COMMIT, "")
+
+    @property
+    def git_dirty(self) -> Optional[bool]:
+        """None when unknown (no repository, no git, or a run from before this was recorded)."""
+        value = self.tags.get(T.GIT_DIRTY)
+        return {"true": True, "false": False}.get(value or "")
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """Package -> version as the trial ran it: python, torch, cuda, cudnn, mmseg, mmengine, mmcv, ..."""
+        return {k[len(T.VERSION_PREFIX):]: v for k, v in self.tags.items() if k.startswith(T.VERSION_PREFIX)}
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The tags that describe where and with what it ran (versions, git, GPU, determinism)."""
+        return environment_keys(dict(self.tags))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from ablate.tracking import tags as T
+from ablate.tracking.environment import git_state
+from ablate.tracking.inputs import log_dataset
 from ablate.tracking.records import TrialRun, TuneRun
 from ablate.tracking.store import log_params, log_tags
 
@@ -76,11 +78,21 @@ def open_trial_run(
     for run in find_trial_runs(mlflow_client, experiment_id, spec.trial_id):
         if run.info.status in _REUSABLE:
             mlflow_client.update_run(run.info.run_id, status="RUNNING")
+            record_provenance(mlflow_client, run.info.run_id, spec)
             return run.info.run_id, True
     run = mlflow_client.create_run(experiment_id, run_name=f"{spec.name}-s{spec.seed}",
                                    tags=trial_tags(spec, parent_run_id))
     log_params(mlflow_client, run.info.run_id, trial_params(spec))
+    record_provenance(mlflow_client, run.info.run_id, spec)
     return run.info.run_id, False
+
+
+def record_provenance(mlflow_client: Any, run_id: str, spec: "TrialSpec") -> None:
+    """The dataset input and the study repository's git state, as of this attempt (a resumed run
+    gets the state it resumed with; the package versions follow when training starts)."""
+    study_dir = spec.study_file.parent if spec.study_file is not None else None
+    log_tags(mlflow_client, run_id, git_state(study_dir).tags())
+    log_dataset(mlflow_client, run_id, spec.data_root, spec.data_fingerprint)
 
 
 def start_parent_run(mlflow_client: Any, experiment_id: str, kind: T.Kind, study: str, extra: dict[str, str]) -> str:

@@ -39,6 +39,26 @@ DURATION_S = "ablate.duration_s"
 FINAL_EVAL = "ablate.final_eval"
 FAILURE = "ablate.failure"
 PRUNED = "ablate.pruned"
+# precision and speed (ablate.config.precision, ablate.hooks.latency)
+AMP = "ablate.amp"  # the precision the study asked for: bf16 | fp16 | off
+PRECISION = "ablate.precision"  # the one the trial trained (and was timed) in: bf16 | fp16 | fp32
+AMP_FALLBACK = "ablate.amp_fallback"  # why the request was not honoured, e.g. no accelerator
+LATENCY_DEVICE = "ablate.latency_device"  # what latency_ms was measured on, e.g. the GPU's name
+LATENCY_ERROR = "ablate.latency_error"  # why a trained trial has no latency
+
+# reproducibility: where the study came from and what it ran on (`ablate diff` compares these)
+GIT_COMMIT = "ablate.git_commit"
+GIT_DIRTY = "ablate.git_dirty"  # "true" when tracked files differ from the commit
+MLFLOW_GIT_COMMIT = "mlflow.source.git.commit"  # MLflow's own, shown in its UI
+DETERMINISTIC = "ablate.deterministic"  # the config's randomness.deterministic
+DETERMINISTIC_ALGORITHMS = "ablate.deterministic_algorithms"  # torch.are_deterministic_algorithms_enabled()
+CUDNN_BENCHMARK = "ablate.cudnn_benchmark"
+CUDNN_DETERMINISTIC = "ablate.cudnn_deterministic"
+GPU = "ablate.gpu"  # the model of the GPU the trial trained on, or "none"
+VERSION_PREFIX = "ablate.version."  # + python, torch, cuda, cudnn, mmseg, mmengine, mmcv, ablate, mlflow
+ENVIRONMENT = (GIT_COMMIT, GIT_DIRTY, DETERMINISTIC, DETERMINISTIC_ALGORITHMS, CUDNN_BENCHMARK,
+               CUDNN_DETERMINISTIC, GPU, DEVICES)
+DATASET_CONTEXT = "mlflow.data.context"  # MLflow's input tag: what a dataset input was used for
 
 # search
 OPTUNA_STUDY = "ablate.optuna_study"

@@ -45,6 +45,7 @@ class TrialSpec:
     resolved_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys vs the base config
     cost: float = 0.0  # GFLOPs x iters x batch at the training crop: for ordering and `plan`
     hooks: tuple[dict[str, Any], ...] = ()  # extra mmengine hooks at run time (not part of the id)
+    study_file: Optional[Path] = None  # whose repository's git state the run records (not part of the id)
 
     def with_runtime(self, *, tags: dict[str, str], hooks: tuple[dict[str, Any], ...] = ()) -> "TrialSpec":
         return replace(self, tags=tags, hooks=self.hooks + hooks)
