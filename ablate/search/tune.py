@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from ablate import tracking
 from ablate.dispatch.protocol import Dispatcher, EventSink, StartSink
 from ablate.errors import AblateError
 from ablate.search.pruners import build_pruner
@@ -94,7 +95,7 @@ def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
     if problems:
         raise AblateError("; ".join(f"{p}: {m}" for p, m in problems))
     return TrialDesign(f"optuna-{number}", SHAPE_TRIALS, overrides=overrides, tricks=tricks, encoder=study.spec.encoder,
-                       tags={"ablate.shape": "search"})
+                       tags={tracking.tags.SHAPE: tracking.tags.SHAPE_SEARCH})
 
 
 def write_snippet(path: Path, study: Study, best: Any, metric: str) -> Path:
@@ -128,7 +129,6 @@ def tune_study(
     import optuna
     from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
 
-    from ablate import tracking
     from ablate.dispatch import InProcessDispatcher, RunContext, drive
     from ablate.study.plan import Planner
     from ablate.study.run import cached_result
@@ -151,8 +151,8 @@ def tune_study(
     client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, study.name, tracking_uri)
     parent = client.create_run(experiment_id, run_name=f"{study.name} tune {time.strftime('%Y-%m-%d %H:%M:%S')}", tags={
-        tracking.tags.KIND: "tune", tracking.tags.STUDY: study.name, "ablate.optuna_storage": storage_url,
-        "ablate.optuna_study": study.name, "ablate.profile": study.profile or ""})
+        tracking.tags.KIND: tracking.tags.Kind.TUNE.value, tracking.tags.STUDY: study.name, tracking.tags.OPTUNA_STORAGE: storage_url,
+        tracking.tags.OPTUNA_STUDY: study.name, tracking.tags.PROFILE: study.profile or ""})
     outcome = TuneOutcome(study.name, study.name, storage_url, parent.info.run_id)
     context = RunContext(tracking_uri, experiment_id, parent.info.run_id)
     planner = Planner(study, Path(runs_dir))
@@ -174,7 +174,7 @@ def tune_study(
             _tell(ostudy, trial, state=optuna.trial.TrialState.FAIL)
             state = "FAIL"
         if result.run_id:
-            client.set_tag(result.run_id, "ablate.optuna_state", state)
+            client.set_tag(result.run_id, tracking.tags.OPTUNA_STATE, state)
         outcome.results.append(result)
         if on_result is not None:
             on_result(spec, result)
@@ -192,8 +192,8 @@ def tune_study(
             rdb.record_heartbeat(trial._trial_id)  # from now on a dead driver's trial shows as stale
             spec = planner.plan(_design(study, trial.params, trial.number), study.spec.seeds[0])
             spec = spec.with_runtime(
-                tags={**spec.tags, "ablate.optuna_study": study.name, "ablate.optuna_trial": str(trial.number),
-                      "ablate.optuna_state": "RUNNING"},
+                tags={**spec.tags, tracking.tags.OPTUNA_STUDY: study.name, tracking.tags.OPTUNA_TRIAL: str(trial.number),
+                      tracking.tags.OPTUNA_STATE: "RUNNING"},
                 hooks=(dict(type="OptunaPruningHook", storage=storage_url, study_name=study.name,
                             trial_id=trial._trial_id, metric=search.metric,
                             pruner=search.pruner.model_dump(), iters=study.spec.budget.iters),),

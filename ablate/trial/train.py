@@ -35,10 +35,15 @@ def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional
         dict(type="NonFiniteLossHook"),
         dict(type="ComplexityHook", image_size=list(spec.image_size), **run),
         dict(type="MLflowTrialHook", interval=spec.log_interval, **run),
+        dict(type="EnvironmentHook", **run),
+        dict(type="SystemMetricsHook", interval=spec.log_interval, **run),
         dict(type="ProgressFileHook", interval=max(1, spec.log_interval // 5)),
         dict(type="PredictionHook", **run),
+        dict(type="TrainingPressureHook", **run),
         dict(type="BestCheckpointHook"),
         dict(type="FinalEvalHook", **run),
+        dict(type="PrecisionHook", **run),
+        dict(type="LatencyHook", image_size=list(spec.image_size), **run),
         *(dict(h) for h in spec.hooks),
     ]
 
@@ -46,6 +51,8 @@ def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional
 def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str], resume: bool) -> Any:
     """The trial's complete runtime config, dumped as `config.py` and returned loaded."""
     from mmengine.config import Config
+
+    from ablate.config.precision import fit_to_device
 
     path = spec.work_dir / CONFIG_FILE
     path.write_text(spec.config_text)
@@ -55,6 +62,7 @@ def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[
     cfg.custom_imports = dict(imports=imports + CUSTOM_IMPORTS, allow_failed_imports=False)
     cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + runtime_hooks(spec, tracking_uri, run_id)
     cfg.resume = resume
+    fit_to_device(cfg)  # AMP where the device runs it (`budget.amp`), pinned memory on CUDA
     cfg.dump(str(path))
     return cfg
 
@@ -133,6 +141,10 @@ def train_trial(
 
 def _close_run(client: Any, result: TrialResult, spec: TrialSpec, runner: Any) -> None:
     try:
+        if runner is not None:
+            from ablate.tracking.system import stop_monitors
+
+            stop_monitors(runner)
         files = [spec.work_dir / CONFIG_FILE]
         tracking.log_files(client, str(result.run_id), files)
         if runner is not None:
