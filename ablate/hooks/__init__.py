@@ -1,20 +1,30 @@
 """mmengine hooks for what a trial does around training: complexity, final evaluation,
-predictions, `best.pth` and the non-finite-loss guard. Importing registers them in `HOOKS`."""
+predictions and the per-image table, training pressure, `best.pth`, the non-finite-loss
+guard, the precision trained in, the measured latency and the training speed. Importing registers them in `HOOKS`."""
 
 from ablate.hooks.checkpoint import BEST_CHECKPOINT, BestCheckpointHook, link_or_copy
 from ablate.hooks.complexity import ComplexityHook
-from ablate.hooks.evaluation import PREDICTIONS_DIR, FinalEvalHook, PredictionHook, colorize
+from ablate.hooks.evaluation import PREDICTIONS_DIR, WORST_DIR, FinalEvalHook, PredictionHook, colorize
 from ablate.hooks.guard import NonFiniteLossError, NonFiniteLossHook
+from ablate.hooks.latency import LatencyHook
+from ablate.hooks.precision import PrecisionHook
+from ablate.hooks.pressure import TrainingPressureHook
+from ablate.hooks.speed import SpeedHook
 
 __all__ = [
     "BEST_CHECKPOINT",
     "PREDICTIONS_DIR",
+    "WORST_DIR",
     "BestCheckpointHook",
     "ComplexityHook",
     "FinalEvalHook",
+    "LatencyHook",
     "NonFiniteLossError",
     "NonFiniteLossHook",
     "PredictionHook",
+    "PrecisionHook",
+    "SpeedHook",
+    "TrainingPressureHook",
     "colorize",
     "link_or_copy",
 ]

@@ -14,18 +14,23 @@ of a trial's dumped config behaves the same:
 from __future__ import annotations
 
 import copy
+import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 from mmengine.registry import HOOKS
 
-from ablate.data import PALETTE
+from ablate.data import IGNORE_INDEX, PALETTE
+from ablate.metrics.iou import PER_IMAGE_INFO, image_scores
 from ablate.tracking.hook import TrackedHook, numbers
+from ablate.tracking.per_image import PER_IMAGE_FILE, WORST_DIR, PerImageTable, write_table
 from ablate.trial.progress_file import PHASE_INFO
 
 PREDICTIONS_DIR = "predictions"
+WORST_IMAGES = 4
 
 
 def colorize(label: np.ndarray) -> Any:
@@ -41,56 +46,135 @@ def final(runner: Any) -> bool:
     return runner.iter >= runner.max_iters
 
 
+def tta_follows(runner: Any) -> bool:
+    """The test-time-augmented test after training will be the final evaluation."""
+    return runner.cfg.get("ablate_final_eval") == "tta"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """One of the worst images seen so far, with what its three PNGs need."""
+
+    key: tuple[float, str]
+    img_path: str
+    truth: np.ndarray
+    pred: np.ndarray
+
+
+def _same_size(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The prediction at the ground truth's size, so the three images of a row line up."""
+    if pred.shape == truth.shape:
+        return pred
+    from PIL import Image
+
+    return np.array(Image.fromarray(pred.astype(np.uint8)).resize(truth.shape[::-1], Image.NEAREST))
+
+
+def _write(out_dir: Path, stem: str, img_path: str, truth: np.ndarray, pred: np.ndarray) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(img_path, out_dir / f"{stem}_img.png")
+    colorize(truth).save(out_dir / f"{stem}_gt.png")
+    colorize(_same_size(pred, truth)).save(out_dir / f"{stem}_pred.png")
+
+
+def image_miou(sample: Any, ignore_index: int) -> float:
+    """The sample's per-image mIoU, from the tensors the metric scores and with its function."""
+    from mmseg.evaluation.metrics import IoUMetric
+
+    pred = sample.pred_sem_seg.data.squeeze()
+    label = sample.gt_sem_seg.data.squeeze().to(pred)
+    valid = label[label != ignore_index]
+    top = max(int(pred.max()), int(valid.max()) if valid.numel() else 0)
+    # Classes above `top` are in neither map: their areas are zero and they leave the mean alone.
+    areas = IoUMetric.intersect_and_union(pred, label, top + 1, ignore_index)
+    return float(image_scores(*(part.unsqueeze(0) for part in areas)).miou[0])
+
+
 @HOOKS.register_module()
 class PredictionHook(TrackedHook):
-    """Writes image / ground truth / prediction PNGs of the first `count` images of the final
-    evaluation (validation at `max_iters`, or the test-time-augmented test) and logs them."""
+    """The final evaluation's artifacts (validation at `max_iters`, or the test-time-augmented
+    test): image / ground truth / prediction PNGs of its first `count` images and of its `worst`
+    images by per-image mIoU (`worst_predictions/`), and the metric's per-image table
+    (`per_image.csv`).
+
+    The worst images are picked while the evaluation runs, holding at most `worst` predictions, so
+    the failure gallery costs no second pass over the data."""
 
     priority = "LOW"
 
-    def __init__(self, count: int = 3, tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+    def __init__(
+        self, count: int = 3, worst: int = WORST_IMAGES, tracking_uri: Optional[str] = None, run_id: Optional[str] = None,
+    ) -> None:
         super().__init__(tracking_uri, run_id)
         self.count = count
+        self.worst = worst
         self._saved = 0
+        self._worst: list[_Candidate] = []
+        self._ignore_index = IGNORE_INDEX
 
     def _start(self, runner: Any) -> None:
         self._saved = 0
+        self._worst = []
+        evaluator = runner.cfg.get("val_evaluator") or {}
+        self._ignore_index = int(evaluator.get("ignore_index", IGNORE_INDEX)) if isinstance(evaluator, dict) else IGNORE_INDEX
+        shutil.rmtree(Path(runner.work_dir) / WORST_DIR, ignore_errors=True)
+        runner.message_hub.update_info(PER_IMAGE_INFO, None, resumed=False)
 
     def _save(self, runner: Any, outputs: Any) -> None:
         from PIL import Image
 
         out_dir = Path(runner.work_dir) / PREDICTIONS_DIR
         for sample in outputs or []:
-            if self._saved >= self.count:
-                return
-            img_path, gt_path = sample.metainfo.get("img_path"), sample.metainfo.get("seg_map_path")
-            if not img_path or not gt_path:
+            img_path = sample.metainfo.get("img_path")
+            if not img_path:
                 continue
-            out_dir.mkdir(parents=True, exist_ok=True)
-            pred = sample.pred_sem_seg.data[0].cpu().numpy()
-            gt = np.array(Image.open(gt_path))
-            if pred.shape != gt.shape:  # keep all three the size of the image
-                pred = np.array(Image.fromarray(pred.astype(np.uint8)).resize(gt.shape[::-1], Image.NEAREST))
             stem = Path(img_path).stem
-            shutil.copyfile(img_path, out_dir / f"{stem}_img.png")
-            colorize(gt).save(out_dir / f"{stem}_gt.png")
-            colorize(pred).save(out_dir / f"{stem}_pred.png")
-            self._saved += 1
+            gt_path = sample.metainfo.get("seg_map_path")
+            if self._saved < self.count and gt_path:
+                _write(out_dir, stem, img_path, np.array(Image.open(gt_path)), sample.pred_sem_seg.data[0].cpu().numpy())
+                self._saved += 1
+            if self.worst > 0 and "gt_sem_seg" in sample:
+                self._consider(stem, img_path, sample)
+
+    def _consider(self, stem: str, img_path: str, sample: Any) -> None:
+        score = image_miou(sample, self._ignore_index)
+        if math.isnan(score):
+            return
+        key = (score, stem)
+        if len(self._worst) >= self.worst and key >= self._worst[-1].key:
+            return
+        truth = sample.gt_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+        pred = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+        self._worst.append(_Candidate(key, img_path, truth, pred))
+        self._worst = sorted(self._worst, key=lambda c: c.key)[: self.worst]
 
     def _finish(self, runner: Any) -> None:
-        folder = Path(runner.work_dir) / PREDICTIONS_DIR
-        if self._saved and folder.is_dir():
-            self.log_artifacts(str(folder), PREDICTIONS_DIR)
+        work_dir = Path(runner.work_dir)
+        for candidate in self._worst:
+            _write(work_dir / WORST_DIR, candidate.key[1], candidate.img_path, candidate.truth, candidate.pred)
+        self._worst = []
+        for name in (PREDICTIONS_DIR, WORST_DIR):
+            if (work_dir / name).is_dir() and any((work_dir / name).iterdir()):
+                self.log_artifacts(str(work_dir / name), name)
+        table = runner.message_hub.get_info(PER_IMAGE_INFO)
+        if isinstance(table, PerImageTable):
+            self.log_artifact(str(write_table(work_dir / PER_IMAGE_FILE, table)))
+        runner.message_hub.update_info(PER_IMAGE_INFO, None, resumed=False)
+
+    def _final_val(self, runner: Any) -> bool:
+        """Artifacts already logged cannot be taken back: with TTA to come, validation logs none."""
+        return final(runner) and not tta_follows(runner)
 
     def before_val_epoch(self, runner: Any) -> None:
-        self._start(runner)
+        if self._final_val(runner):
+            self._start(runner)
 
     def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if final(runner):
+        if self._final_val(runner):
             self._save(runner, outputs)
 
     def after_val_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
-        if final(runner):
+        if self._final_val(runner):
             self._finish(runner)
 
     def before_test_epoch(self, runner: Any) -> None:
@@ -121,7 +205,7 @@ class FinalEvalHook(TrackedHook):
     def after_train(self, runner: Any) -> None:
         if self._final_metrics is None and runner.val_loop is not None:
             runner.val_loop.run()  # the other hooks log it as the final evaluation
-        if runner.cfg.get("ablate_final_eval") == "tta":
+        if tta_follows(runner):
             self._tta(runner)
 
     def _tta(self, runner: Any) -> None:

@@ -1,5 +1,5 @@
-"""mmseg metrics extended so that every per-class number reaches the tracker."""
+"""mmseg metrics extended so that every per-class and per-image number reaches the tracker."""
 
-from ablate.metrics.iou import PerClassIoUMetric, metric_key
+from ablate.metrics.iou import PER_IMAGE_INFO, ImageAreas, PerClassIoUMetric, image_scores, metric_key
 
-__all__ = ["PerClassIoUMetric", "metric_key"]
+__all__ = ["PER_IMAGE_INFO", "ImageAreas", "PerClassIoUMetric", "image_scores", "metric_key"]

@@ -4,6 +4,7 @@ Every number is recomputed from the MLflow store on each run; nothing is typed i
 """
 
 from ablate.report.build import build_report
+from ablate.report.choice import Choice, choice_csv, choice_table, choices
 from ablate.report.collect import Collection, Excluded, TrialRun, TuneRun, collect, runs_frame
 from ablate.report.folder import FORMATS, parse_formats
 from ablate.report.groups import FAMILIES, ModelRow, model_rows
@@ -34,6 +35,7 @@ from ablate.report.tables import (
 )
 
 __all__ = [
+    "Choice",
     "FAMILIES",
     "FORMATS",
     "Collection",
@@ -48,6 +50,9 @@ __all__ = [
     "TuneRun",
     "adjust",
     "build_report",
+    "choice_csv",
+    "choice_table",
+    "choices",
     "class_delta_csv",
     "class_effects_table",
     "collect",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -47,9 +47,12 @@ def save(fig: Figure, stem: Path, formats: Sequence[str], tight: bool = False) -
     return written
 
 
-def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, formats: Sequence[str]) -> list[Path]:
-    """Figure 1: accuracy against cost, log FLOPs, seeds as error bars, the Pareto front drawn."""
-    points = [r for r in rows if not (math.isnan(r.flops_g) or math.isnan(r.miou.mean)) and r.flops_g > 0]
+def miou_vs_cost(
+    rows: Sequence[ModelRow], front: Sequence[str], stem: Path, formats: Sequence[str],
+    cost: Callable[[ModelRow], float], xlabel: str, title: str,
+) -> list[Path]:
+    """Accuracy against a cost (log scale), seeds as error bars, the Pareto front drawn."""
+    points = [r for r in rows if not (math.isnan(cost(r)) or math.isnan(r.miou.mean)) and cost(r) > 0]
     fig = new_figure(7.5, 5.0)
     ax = fig.add_subplot()
     for group, (marker, colour) in _PRETRAIN_STYLE.items():
@@ -57,7 +60,7 @@ def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, fo
         if not chosen:
             continue
         ax.errorbar(
-            [r.flops_g for r in chosen], [r.miou.mean for r in chosen],
+            [cost(r) for r in chosen], [r.miou.mean for r in chosen],
             yerr=[r.miou.std or 0.0 for r in chosen], fmt=marker, color=colour, ecolor=colour,
             elinewidth=1, capsize=3, markersize=11 if marker == "*" else 7, label=group, linestyle="none",
         )
@@ -65,10 +68,10 @@ def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, fo
     front_rows = [by_label[label] for label in front if label in by_label]
     if front_rows:
         ax.plot(
-            [r.flops_g for r in front_rows], [r.miou.mean for r in front_rows], drawstyle="steps-post",
+            [cost(r) for r in front_rows], [r.miou.mean for r in front_rows], drawstyle="steps-post",
             color="black", linestyle="--", linewidth=1, label="Pareto front", zorder=1,
         )
-        ax.scatter([r.flops_g for r in front_rows], [r.miou.mean for r in front_rows], s=160,
+        ax.scatter([cost(r) for r in front_rows], [r.miou.mean for r in front_rows], s=160,
                    facecolors="none", edgecolors="black", linewidths=1, zorder=3)
     if len(points) <= _LABEL_ALL_BELOW:
         labelled = points
@@ -76,14 +79,27 @@ def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, fo
         top = sorted(points, key=lambda r: -r.miou.mean)[:10]
         labelled = list({id(r): r for r in front_rows + top}.values())
     for r in labelled:
-        ax.annotate(r.label, (r.flops_g, r.miou.mean), textcoords="offset points", xytext=(5, 5), fontsize=7)
+        ax.annotate(r.label, (cost(r), r.miou.mean), textcoords="offset points", xytext=(5, 5), fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel("GFLOPs (log scale)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("mIoU (%)")
-    ax.set_title("mIoU vs FLOPs")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     return save(fig, stem, formats)
+
+
+def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Figure 1: accuracy against cost, log FLOPs, seeds as error bars, the Pareto front drawn."""
+    return miou_vs_cost(rows, front, stem, formats, lambda r: r.flops_g, "GFLOPs (log scale)", "mIoU vs FLOPs")
+
+
+def miou_vs_latency(
+    rows: Sequence[ModelRow], front: Sequence[str], stem: Path, formats: Sequence[str], device: str,
+) -> list[Path]:
+    """Figure 1's twin: accuracy against measured batch-1 latency on `device`."""
+    return miou_vs_cost(rows, front, stem, formats, lambda r: r.latency_ms, "latency, ms per image (log scale)",
+                        f"mIoU vs latency\n{device}")
 
 
 def _star(step: LadderStep) -> str:

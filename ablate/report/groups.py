@@ -88,6 +88,29 @@ class ModelRow:
             return "encoder pretrained"
         return "from scratch"
 
+    @property
+    def latency_ms(self) -> float:
+        """Mean over seeds of the measured median latency (NaN: none measured)."""
+        return mean_of([r.latency_ms for r in self.runs])
+
+    @property
+    def fps(self) -> float:
+        return mean_of([r.fps for r in self.runs])
+
+    @property
+    def precision(self) -> str:
+        """What the seeds trained in (`fp32`, `bf16`, `fp32/bf16` when they differ; blank if unrecorded)."""
+        return "/".join(dict.fromkeys(r.precision for r in self.runs if r.precision))
+
+    @property
+    def amp_fallback(self) -> bool:
+        """A seed asked for mixed precision and trained in fp32 instead."""
+        return any(r.amp_fallback for r in self.runs)
+
+    @property
+    def latency_devices(self) -> list[str]:
+        return list(dict.fromkeys(r.latency_device for r in self.runs if r.latency_device))
+
     def class_iou(self, classes: Sequence[str]) -> list[float]:
         """Mean IoU per class over seeds; NaN where no seed saw the class."""
         out = []

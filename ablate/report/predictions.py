@@ -33,11 +33,11 @@ class Grid:
     trials: list[str]
 
 
-def list_predictions(mlflow_client: Any, run_id: str) -> dict[str, dict[str, str]]:
-    """stem -> kind (img/gt/pred) -> artifact path, from `predictions/<stem>_<kind>.png`."""
+def list_predictions(mlflow_client: Any, run_id: str, folder: str = FOLDER) -> dict[str, dict[str, str]]:
+    """stem -> kind (img/gt/pred) -> artifact path, from `<folder>/<stem>_<kind>.png`."""
     found: dict[str, dict[str, str]] = {}
     try:
-        entries = mlflow_client.list_artifacts(run_id, FOLDER)
+        entries = mlflow_client.list_artifacts(run_id, folder)
     except Exception:  # no artifact store reachable for this run: treat as "no predictions"
         return found
     for entry in entries:
@@ -50,7 +50,7 @@ def list_predictions(mlflow_client: Any, run_id: str) -> dict[str, dict[str, str
     return found
 
 
-def _load(mlflow_client: Any, run_id: str, artifact: Optional[str], dest: Path) -> Optional[np.ndarray]:
+def load_image(mlflow_client: Any, run_id: str, artifact: Optional[str], dest: Path) -> Optional[np.ndarray]:
     if artifact is None:
         return None
     from PIL import Image
@@ -94,10 +94,10 @@ def grid(rows: Sequence[ModelRow], mlflow_client: Any, workdir: Path) -> Optiona
         for _, run, found in chosen:  # the input and ground truth from whichever run logged them
             kinds = found.get(stem, {})
             if image is None and "img" in kinds:
-                image = _load(mlflow_client, run.run_id, kinds["img"], row_dir)
+                image = load_image(mlflow_client, run.run_id, kinds["img"], row_dir)
             if truth is None and "gt" in kinds:
-                truth = _load(mlflow_client, run.run_id, kinds["gt"], row_dir)
-        preds = [_load(mlflow_client, run.run_id, found.get(stem, {}).get("pred"), row_dir / str(k)) for k, (_, run, found) in enumerate(chosen)]
+                truth = load_image(mlflow_client, run.run_id, kinds["gt"], row_dir)
+        preds = [load_image(mlflow_client, run.run_id, found.get(stem, {}).get("pred"), row_dir / str(k)) for k, (_, run, found) in enumerate(chosen)]
         cells.append([image, truth, *preds])
     labels = ["image", "ground truth"] + [f"{row.label} ({row_run.miou:.1f})" for row, row_run, _ in chosen]
     return Grid(cells, stems, labels, [row.label for row, _, _ in chosen])

@@ -1,4 +1,6 @@
-"""Search plots of `ablate tune` runs, from the Optuna study their parent run points at.
+"""Search plots of `ablate tune` runs, from the Optuna study their parent run points at: history,
+importance and slice plots, and for a multi-objective search its Pareto front (feasible trials
+under the search's constraints; infeasible ones drawn apart), axes named after the metrics.
 
 Optuna's matplotlib plots go through pyplot, so this is the one place that does; every figure is
 closed after saving. A plot that cannot be made (too few complete trials, a missing storage) is a
@@ -12,10 +14,11 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ablate.report.collect import TuneRun
 from ablate.report.figures import save
+from ablate.report.folder import slug
 
 
 @dataclass
@@ -29,6 +32,9 @@ class SearchResult:
     best_value: Optional[float] = None
     best_params: dict[str, Any] = field(default_factory=dict)
     directions: list[str] = field(default_factory=list)
+    metric_names: list[str] = field(default_factory=list)
+    pareto: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (trial, values by metric)
+    figures: list[tuple[str, list[Path]]] = field(default_factory=list)  # (caption, files)
 
     @property
     def label(self) -> str:
@@ -58,8 +64,34 @@ def load(tune: TuneRun) -> Any:
     return optuna.load_study(study_name=tune.study_name or None, storage=tune.storage)
 
 
+def _plots(study: Any, names: list[str]) -> list[tuple[str, str, Callable[[Any], Any], int]]:
+    """(file suffix, caption, draw, complete trials needed) for each plot of this study."""
+    from optuna.visualization import matplotlib as ovm
+
+    if len(names) == 1:
+        return [("history", "optimisation history", ovm.plot_optimization_history, 1),
+                ("importance", "parameter importance", ovm.plot_param_importances, 2),
+                ("slice", "slice plot", ovm.plot_slice, 1)]
+    plots: list[tuple[str, str, Callable[[Any], Any], int]] = []
+    if len(names) in (2, 3):  # Optuna draws a front in two or three dimensions
+        plots.append(("pareto", f"Pareto front ({' vs '.join(names)})",
+                      lambda s: ovm.plot_pareto_front(s, target_names=names), 1))
+    plots.append(("importance", "parameter importance per objective", ovm.plot_param_importances, 2))
+    for index, name in enumerate(names):
+        def target(trial: Any, i: int = index) -> float:
+            return float(trial.values[i])
+
+        plots.append((f"history_{slug(name)}", f"optimisation history of {name}",
+                      lambda s, t=target, n=name: ovm.plot_optimization_history(s, target=t, target_name=n), 1))
+        plots.append((f"slice_{slug(name)}", f"slice plot of {name}",
+                      lambda s, t=target, n=name: ovm.plot_slice(s, target=t, target_name=n), 1))
+    return plots
+
+
 def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchResult:
-    """History, importance and slice plots (`<stem>_history`, `_importance`, `_slice`)."""
+    """History, importance and slice plots (`<stem>_history`, `_importance`, `_slice`); with
+    several objectives the Pareto front (`_pareto`), importances of every objective and a history
+    and slice plot per objective (`_history_<metric>`, `_slice_<metric>`)."""
     result = SearchResult(tune)
     if not tune.storage:
         result.notes.append(f"tune run {tune.run_id}: no ablate.optuna_storage tag; search plots skipped")
@@ -70,23 +102,29 @@ def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchR
         result.notes.append(f"Optuna study {tune.study_name!r} at {tune.storage}: cannot load ({type(exc).__name__}: {exc}); search plots skipped")
         return result
     import optuna
-    from optuna.visualization import matplotlib as ovm
 
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
         result.states[trial.state.name] = result.states.get(trial.state.name, 0) + 1
     result.directions = [d.name.lower() for d in study.directions]
+    result.metric_names = list(study.metric_names or [f"objective {i}" for i in range(len(study.directions))])
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(study.directions) == 1 and complete:
-        result.best_value = study.best_value
-        result.best_params = dict(study.best_params)
-    plots = [("history", ovm.plot_optimization_history, 1), ("importance", ovm.plot_param_importances, 2), ("slice", ovm.plot_slice, 1)]
+        try:
+            best = study.best_trial
+            result.best_value, result.best_params = best.value, dict(best.params)
+        except ValueError:  # complete trials, none within the constraints
+            result.notes.append(f"{result.label}: no complete trial satisfies the search's constraints")
+    elif complete:
+        result.pareto = [(t.number, dict(zip(result.metric_names, t.values))) for t in study.best_trials]
+        if not result.pareto:
+            result.notes.append(f"{result.label}: no complete trial satisfies the search's constraints; no Pareto front")
     plt = _pyplot()
     import matplotlib
 
-    for name, plot, needed in plots:
+    for suffix, caption, plot, needed in _plots(study, result.metric_names):
         if len(complete) < needed:
-            result.notes.append(f"{result.label}: {name} plot needs at least {needed} complete trial(s), found {len(complete)}")
+            result.notes.append(f"{result.label}: {caption} needs at least {needed} complete trial(s), found {len(complete)}")
             continue
         try:
             # Optuna switches pyplot's style globally; the context puts every rcParam back after.
@@ -96,15 +134,21 @@ def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchR
                 fig = _figure_of(axes)
                 fig.set_size_inches(max(6.0, fig.get_figwidth()), max(4.0, fig.get_figheight()))
                 try:
-                    result.files += save(fig, stem.with_name(f"{stem.name}_{name}"), formats, tight=True)
+                    files = save(fig, stem.with_name(f"{stem.name}_{suffix}"), formats, tight=True)
                 finally:
                     plt.close(fig)
+            result.files += files
+            result.figures.append((caption, files))
         except Exception as exc:  # e.g. importance on parameters that never varied
-            result.notes.append(f"{result.label}: {name} plot failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            result.notes.append(f"{result.label}: {caption} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     return result
 
 
 def best_text(result: SearchResult) -> str:
+    """The best trial of one objective, or the Pareto set of several (empty when none)."""
+    if result.pareto:
+        trials = "; ".join(f"trial {n} ({', '.join(f'{k} {v:.4g}' for k, v in values.items())})" for n, values in result.pareto)
+        return f"Pareto front of {len(result.pareto)} trial(s): {trials}"
     if result.best_value is None or (isinstance(result.best_value, float) and math.isnan(result.best_value)):
         return ""
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())

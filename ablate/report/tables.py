@@ -22,7 +22,7 @@ _LATEX_SPECIAL = {
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
 }
 _LATEX_SYMBOLS = {
-    "±": r"$\pm$", CHECK: r"\checkmark", CROSS: r"$\times$", "†": r"$^\dagger$", "Δ": r"$\Delta$",
+    "±": r"$\pm$", CHECK: r"\checkmark", CROSS: r"$\times$", "†": r"$^\dagger$", "‡": r"$^\ddagger$", "Δ": r"$\Delta$",
     "≥": r"$\geq$", "–": "--", "·": r"$\cdot$", "*": r"$^*$", "<": r"$<$", ">": r"$>$",
 }
 _MD_SPECIAL = "\\`*_|<>[]"
@@ -114,13 +114,41 @@ def _mark(flag: bool) -> str:
     return CHECK if flag else CROSS
 
 
+def _precision_cell(row: ModelRow) -> str:
+    return row.precision + ("‡" if row.amp_fallback else "")
+
+
+def _measured_on(rows: Sequence[ModelRow]) -> str:
+    """The device(s) latency was measured on, named for the caption."""
+    by_device: dict[str, list[str]] = {}
+    for row in rows:
+        for device in row.latency_devices:
+            by_device.setdefault(device, []).append(row.label)
+    if len(by_device) <= 1:
+        return next(iter(by_device), "an unrecorded device")
+    return "; ".join(f"{device} ({', '.join(labels)})" for device, labels in by_device.items())
+
+
+def _speed_caption(rows: Sequence[ModelRow]) -> str:
+    text = " Precision: what the runs trained in."
+    if any(not math.isnan(r.latency_ms) for r in rows):
+        text += (
+            " Latency: median of timed batch-1 inference passes at the image size (single scale, after warm-up) in "
+            f"the row's precision on {_measured_on(rows)}, mean over seeds; FPS: images/s at that median."
+        )
+    return text
+
+
 def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
-    """Paper-style Table 1; the reference and study columns appear only when they have content."""
+    """Paper-style Table 1; the reference, study and speed columns appear only when they have content."""
     with_ref = any(r.reference is not None for r in rows)
     multi = len({r.experiment for r in rows}) > 1
     any_tta = any(r.tta for r in rows)
-    header = (["Study"] if multi else []) + ["Model", "Enc.", "Dec.", "mIoU (%)", "n", "FLOPs (G)", "Params (M)", "Train time"]
-    align = ("l" if multi else "") + "lccrrrrr"
+    with_speed = any(r.precision or not math.isnan(r.latency_ms) for r in rows)
+    speed = ["Precision", "Latency (ms)", "FPS"] if with_speed else []
+    header = (["Study"] if multi else []) + ["Model", "Enc.", "Dec.", "mIoU (%)", "n", "FLOPs (G)", "Params (M)",
+                                              *speed, "Train time"]
+    align = ("l" if multi else "") + "lccrrrr" + ("crr" if with_speed else "") + "r"
     if with_ref:
         header.append("Paper mIoU (%)")
         align += "r"
@@ -134,6 +162,7 @@ def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
             str(row.miou.n),
             fmt(row.flops_g, 1),
             fmt(row.params_m, 2),
+            *([_precision_cell(row), fmt(row.latency_ms, 1), fmt(row.fps, 1)] if with_speed else []),
             fmt_duration(row.duration_s),
         ]
         if with_ref:
@@ -143,11 +172,15 @@ def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
     caption = (
         f"mIoU (%){on} (validation split), mean ± std over n seeds (std with ddof=1, blank for n=1); "
         "FLOPs and parameters of one inference pass at the dataset's image size; mean training time per run. "
-        "Enc./Dec.: encoder/decoder pretrained."
+        "Enc./Dec.: encoder/decoder pretrained." + (_speed_caption(rows) if with_speed else "")
     )
     notes = []
     if any_tta:
         notes.append("† multi-scale (+flip) test-time augmentation.")
+    fallbacks = sorted({r.amp_fallback for row in rows for r in row.runs if r.amp_fallback})
+    if fallbacks:
+        asked = "/".join(sorted({r.amp for row in rows for r in row.runs if r.amp_fallback}))
+        notes.append(f"‡ {asked} mixed precision requested, not available ({'; '.join(fallbacks)}).")
     notes.append(
         "Order: zoo families (baseline, UNet, DeepLabV3+, Swin, SegFormer, PSPNet) by FLOPs, then ladder rungs, "
         "leave-one-out rows, other trials by FLOPs."
@@ -155,20 +188,24 @@ def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
     return Table("Table 1", caption, header, body, align, "table1", notes)
 
 
-def table1_csv(rows: Sequence[ModelRow], front: Sequence[str] = ()) -> str:
-    """`pareto` marks the rows on Figure 1's front, so the set can be checked without the figure."""
-    on_front = set(front)
+def table1_csv(rows: Sequence[ModelRow], front: Sequence[str] = (), latency_front: Sequence[str] = ()) -> str:
+    """`pareto` marks the rows on Figure 1's front (mIoU vs FLOPs), `pareto_latency` those on the
+    mIoU vs latency front, so both sets can be checked without the figures."""
+    on_front, on_latency_front = set(front), set(latency_front)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([
         "experiment", "model", "trial", "shape", "family", "enc_pretrained", "dec_pretrained", "miou_mean",
         "miou_std", "n", "seeds", "flops_g", "params_m", "train_time_s", "tta", "reference_miou", "pareto",
+        "precision", "amp_fallback", "latency_ms", "fps", "latency_device", "pareto_latency",
     ])
     for r in rows:
         writer.writerow([
             r.experiment, r.label, r.trial_name, r.shape, r.family, r.enc_pretrained, r.dec_pretrained,
             raw_number(r.miou.mean), raw_number(r.miou.std), r.miou.n, " ".join(str(s) for s in r.seeds),
             raw_number(r.flops_g), raw_number(r.params_m), raw_number(r.duration_s), r.tta, raw_number(r.reference), r.label in on_front,
+            r.precision, r.amp_fallback, raw_number(r.latency_ms), raw_number(r.fps), " / ".join(r.latency_devices),
+            r.label in on_latency_front,
         ])
     return buf.getvalue()
 

@@ -30,6 +30,7 @@ from ablate.tracking.store import (
     prepare_store,
     store_exists,
 )
+from ablate.tracking.timing import speed_runs
 from ablate.tracking.uri import check_tracking_uri, checked_tracking_uri, resolve_tracking_uri, sqlite_path
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "read_table",
     "resolve_tracking_uri",
     "search_all",
+    "speed_runs",
     "sqlite_path",
     "start_parent_run",
     "store_exists",

@@ -61,6 +61,10 @@ class TrackedHook(Hook):
         if self.tracked:
             self.client.log_artifacts(str(self.run_id), folder, artifact_path=artifact_path)
 
+    def log_artifact(self, path: str, artifact_path: Optional[str] = None) -> None:
+        if self.tracked:
+            self.client.log_artifact(str(self.run_id), path, artifact_path=artifact_path)
+
     def log_final_evaluation(self, metrics: dict[str, float], step: int, how: str) -> None:
         """The final evaluation: its numbers as the run's last values and the per-class table."""
         self.log_metrics(metrics, step)

@@ -61,6 +61,10 @@ class TrialRun:
     amp: str = ""  # asked for by the study: bf16 | fp16 | off
     amp_fallback: str = ""
     latency_device: str = ""
+    device_kind: str = ""  # what it trained on (ablate.hooks.speed); empty for older runs
+    speed_key: str = ""  # model, crop, batch and precision request (ablate.study.estimate.speed_key)
+    est_time_s: Optional[float] = None  # its estimated wall time when it was launched
+    est_source: str = ""  # store | calibrated | rough
     metrics: Mapping[str, float] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict, repr=False)
     tags: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -97,6 +101,10 @@ class TrialRun:
             amp=tags.get(T.AMP, ""),
             amp_fallback=tags.get(T.AMP_FALLBACK, ""),
             latency_device=tags.get(T.LATENCY_DEVICE, ""),
+            device_kind=tags.get(T.DEVICE_KIND, ""),
+            speed_key=tags.get(T.SPEED_KEY, ""),
+            est_time_s=_float(tags.get(T.EST_TIME_S)),
+            est_source=tags.get(T.EST_SOURCE, ""),
             metrics=dict(run.data.metrics),
             params=dict(params),
             tags=dict(tags),
@@ -160,6 +168,25 @@ class TrialRun:
     @property
     def train_images_per_s(self) -> float:
         return self.metric("train_images_per_s")
+
+    @property
+    def s_per_iter(self) -> float:
+        """Wall seconds of one training iteration after the first, validations left out."""
+        return self.metric("s_per_iter")
+
+    @property
+    def val_s(self) -> float:
+        """Mean wall seconds of one validation run during training."""
+        return self.metric("val_s")
+
+    @property
+    def val_runs(self) -> float:
+        return self.metric("val_runs")
+
+    @property
+    def timed_iters(self) -> float:
+        """Iterations the last attempt trained (fewer than `iters` after a resume)."""
+        return self.metric("timed_iters")
 
     @property
     def finished(self) -> bool:

@@ -45,6 +45,15 @@ PRECISION = "ablate.precision"  # the one the trial trained (and was timed) in: 
 AMP_FALLBACK = "ablate.amp_fallback"  # why the request was not honoured, e.g. no accelerator
 LATENCY_DEVICE = "ablate.latency_device"  # what latency_ms was measured on, e.g. the GPU's name
 LATENCY_ERROR = "ablate.latency_error"  # why a trained trial has no latency
+# time: what a trial was expected to take (written when its run is opened) and what it ran on
+SPEED_KEY = "ablate.speed_key"  # model config, crop, batch and precision request: trials that train alike
+DEVICE_KIND = "ablate.device_kind"  # the training device: the GPU's name, or cpu:<model> (<n> threads)
+EST_TIME_S = "ablate.est_time_s"  # the estimated wall time of the trial, seconds
+EST_SOURCE = "ablate.est_source"  # where that estimate came from: store | calibrated | rough
+# `seeds: auto` (on the study's parent run)
+SEED_ROUNDS = "ablate.seed_rounds"  # how many rounds ran
+SEEDS_RUN = "ablate.seeds"  # the seeds the study ended with, e.g. "0,1,2"
+SEED_STOP = "ablate.seed_stop"  # why no further round: narrow | max | failed
 
 # reproducibility: where the study came from and what it ran on (`ablate diff` compares these)
 GIT_COMMIT = "ablate.git_commit"
@@ -65,6 +74,7 @@ OPTUNA_STUDY = "ablate.optuna_study"
 OPTUNA_TRIAL = "ablate.optuna_trial"
 OPTUNA_STATE = "ablate.optuna_state"
 OPTUNA_STORAGE = "ablate.optuna_storage"
+OPTUNA_NOTE = "ablate.optuna_note"  # why a trained trial was told FAIL, e.g. an objective it did not log
 
 
 class Kind(str, enum.Enum):

@@ -46,6 +46,12 @@ class TrialSpec:
     cost: float = 0.0  # GFLOPs x iters x batch at the training crop: for ordering and `plan`
     hooks: tuple[dict[str, Any], ...] = ()  # extra mmengine hooks at run time (not part of the id)
     study_file: Optional[Path] = None  # whose repository's git state the run records (not part of the id)
+    # Placement (`resources` of the study): processes training it together as one DDP job (world
+    # size), and what each holds; None takes the dispatcher's default (1 GPU; 1 CPU with GPUs, all
+    # CPUs without). `batch_size` is per worker: `total_batch` images make one step.
+    workers: int = 1
+    gpus_per_worker: Optional[float] = None
+    cpus_per_worker: Optional[float] = None
 
     def with_runtime(self, *, tags: dict[str, str], hooks: tuple[dict[str, Any], ...] = ()) -> "TrialSpec":
         return replace(self, tags=tags, hooks=self.hooks + hooks)
@@ -54,6 +60,11 @@ class TrialSpec:
     def best_checkpoint(self) -> Path:
         """Where the trial leaves its best checkpoint for trials that transfer from it."""
         return self.work_dir / "best.pth"
+
+    @property
+    def total_batch(self) -> int:
+        """Images per optimizer step over all workers."""
+        return self.batch_size * self.workers
 
     @property
     def label(self) -> str:

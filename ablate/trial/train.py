@@ -25,7 +25,8 @@ from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 CONFIG_FILE = "config.py"
 # Imported by a dumped config.py (`custom_imports`), so mmseg's own tools can train it too.
 CUSTOM_IMPORTS = ["ablate.registry"]
-_STATUS = {TrialState.FINISHED: "FINISHED", TrialState.PRUNED: "KILLED"}
+# Still RUNNING when the run is closed: an interrupt (Ctrl-C) went through; KILLED runs resume.
+_STATUS = {TrialState.FINISHED: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.RUNNING: "KILLED"}
 
 
 def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str]) -> list[dict[str, Any]]:
@@ -40,6 +41,7 @@ def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional
         dict(type="ProgressFileHook", interval=max(1, spec.log_interval // 5)),
         dict(type="PredictionHook", **run),
         dict(type="TrainingPressureHook", **run),
+        dict(type="SpeedHook", **run),
         dict(type="BestCheckpointHook"),
         dict(type="FinalEvalHook", **run),
         dict(type="PrecisionHook", **run),

@@ -1,0 +1,277 @@
+"""`ablate server`: one MLflow tracking server that every machine of a cluster writes to.
+
+Machines cannot share a sqlite file, and a trial on one machine cannot read another's disk, so
+a study that spans machines needs a server: it owns the store (sqlite by default, or any
+SQLAlchemy URL such as PostgreSQL) and serves the artifacts, checkpoints included, over HTTP.
+This module builds the real `mlflow server` command, starts it in a process group of its own,
+waits for `/health`, and stops the whole group when asked (Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Optional
+
+from ablate.errors import AblateError
+from ablate.tracking.uri import DATABASE_SCHEMES, DEFAULT_DB, check_database_url, resolve_tracking_uri, scheme_of, sqlite_path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 20.0
+ARTIFACTS_DIR = "mlartifacts"  # beside a sqlite store, as `ablate.tracking.store.artifact_root` puts them
+# GenAI job execution starts a second process tree (a job queue and its runner) ablate never uses.
+_QUIET_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+_SERVER_OPTION = "--backend-store-uri"
+_ANY_INTERFACE = ("0.0.0.0", "::", "")
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What `mlflow server` is started with, and the URI trials pass as `--tracking-uri`."""
+
+    backend_store_uri: str
+    artifacts_destination: str
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    workers: Optional[int] = None
+    allowed_hosts: Optional[str] = None
+    access_log: bool = False
+    advertised: str = field(default="", compare=False)  # the host other machines use (0.0.0.0 -> an address)
+
+    @property
+    def uri(self) -> str:
+        """`http://host:port`: what to pass to `ablate run --tracking-uri` on any machine."""
+        return f"http://{_bracketed(self.advertised or self.host)}:{self.port}"
+
+    @property
+    def local_uri(self) -> str:
+        """Where this machine reaches it: the loopback address when it listens on every interface."""
+        host = ("::1" if ":" in self.host else "127.0.0.1") if self.host in _ANY_INTERFACE else self.host
+        return f"http://{_bracketed(host)}:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "mlflow", "server",
+               "--backend-store-uri", self.backend_store_uri,
+               "--serve-artifacts", "--artifacts-destination", self.artifacts_destination,
+               "--host", self.host, "--port", str(self.port)]
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
+        if self.allowed_hosts:
+            cmd += ["--allowed-hosts", self.allowed_hosts]
+        if not self.access_log:  # one line per logged metric batch would bury everything else
+            cmd += ["--uvicorn-opts", "--no-access-log"]
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for key, value in _QUIET_ENV.items():
+            env.setdefault(key, value)
+        env.pop("MLFLOW_TRACKING_URI", None)  # the server's store is --backend-store-uri alone
+        return env
+
+
+def _backend(uri: Optional[str]) -> str:
+    """A database URL MLflow's server can own; a relative sqlite file is made absolute."""
+    value = uri or f"sqlite:///{DEFAULT_DB}"
+    scheme = scheme_of(value)
+    if scheme not in DATABASE_SCHEMES:
+        raise AblateError(f"{_SERVER_OPTION}: '{value}' is not a database URL; use sqlite:///mlruns.db or a "
+                          "SQLAlchemy URL such as postgresql://user@host/db")
+    check_database_url(value, _SERVER_OPTION, scheme)
+    return resolve_tracking_uri(value)
+
+
+def _artifacts(destination: Optional[str], backend: str) -> str:
+    """Beside the sqlite file by default (so runs logged straight to that file and through the
+    server keep their artifacts in one folder), else in the working directory."""
+    if destination and scheme_of(destination) not in (None, "file"):
+        return destination  # s3://, gs://, ...: MLflow's artifact repositories take it as it is
+    if destination:
+        path = Path(destination.removeprefix("file://")).expanduser()
+    else:
+        db = sqlite_path(backend)
+        path = (db.parent if db is not None else Path.cwd()) / ARTIFACTS_DIR
+    return str(path.resolve())
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a host this machine has no interface for, or a port something already listens on,
+    in a second instead of after the server's own start-up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except socket.gaierror:
+            raise AblateError(f"--host: cannot resolve '{host}'; give an address of this machine "
+                              "(127.0.0.1 for this machine only, 0.0.0.0 for every interface)") from None
+        except OSError as exc:
+            if exc.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
+                raise AblateError(f"--port: {port} is already in use on {host}; choose another --port") from None
+            raise AblateError(f"--host: cannot listen on {host}:{port} ({exc.strerror or exc}); give an address "
+                              "of this machine (127.0.0.1, 0.0.0.0 or one of its interfaces)") from None
+
+
+def server_spec(
+    backend_store_uri: Optional[str] = None,
+    artifacts_destination: Optional[str] = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: Optional[int] = None,
+    allowed_hosts: Optional[str] = None,
+    access_log: bool = False,
+) -> ServerSpec:
+    """The checked server settings; raises AblateError naming the option that is wrong."""
+    from ablate.tracking.node import host_address
+
+    backend = _backend(backend_store_uri)
+    _check_port(host, port)
+    advertised = host_address() if host in _ANY_INTERFACE else host
+    return ServerSpec(backend, _artifacts(artifacts_destination, backend), host, port, workers, allowed_hosts,
+                      access_log, advertised)
+
+
+def prepare_backend(uri: str) -> None:
+    """Create the store (and switch sqlite to WAL) before the server's workers open it."""
+    from ablate.tracking.store import prepare_store
+
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    prepare_store(uri)
+
+
+def healthy(uri: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=timeout_s) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class TrackingServer:
+    """A running `mlflow server`; `stop` ends its whole process group, whatever it spawned."""
+
+    def __init__(self, spec: ServerSpec, output: Optional[IO[bytes]] = None) -> None:
+        self.spec = spec
+        self.output = output  # None: the server writes to this process's stdout/stderr
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self, timeout_s: float = READY_TIMEOUT_S) -> "TrackingServer":
+        prepare_backend(self.spec.backend_store_uri)
+        if scheme_of(self.spec.artifacts_destination) is None:
+            Path(self.spec.artifacts_destination).mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(self.spec.command(), env=self.spec.environment(), stdin=subprocess.DEVNULL,
+                                        stdout=self.output, stderr=subprocess.STDOUT if self.output else None,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while not healthy(self.spec.local_uri):
+            code = self.process.poll()
+            if code is not None:
+                raise AblateError(f"mlflow server exited with code {code} before answering at {self.spec.local_uri} "
+                                  "(its output says why)")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AblateError(f"mlflow server did not answer at {self.spec.local_uri}/health within "
+                                  f"{timeout_s:g} s; it was stopped")
+            time.sleep(0.25)
+        return self
+
+    def wait(self) -> int:
+        assert self.process is not None
+        return self.process.wait()
+
+    def _signal_group(self, sig: int) -> bool:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """SIGINT to `mlflow server` (it forwards it to its web server, which shuts down
+        gracefully), SIGTERM then SIGKILL to whatever of its group is still there."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
+        while self._signal_group(0) and time.monotonic() < deadline:  # children may still be draining
+            time.sleep(0.1)
+        self._signal_group(signal.SIGKILL)
+        try:
+            return self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not refused
+            return -9
+
+    def __enter__(self) -> "TrackingServer":
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(spec: ServerSpec, announce: Callable[[ServerSpec], None]) -> int:
+    """Run the server until Ctrl-C or SIGTERM (exit code 0 once it has stopped) or until it exits
+    by itself (its exit code, at least 1)."""
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    server = TrackingServer(spec)
+    try:
+        server.start()
+        announce(spec)
+        code = server.wait()
+        server.stop()
+        return code or 1
+    except KeyboardInterrupt:
+        server.stop()
+        return 0
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def is_shared_store(uri: str) -> bool:
+    """Whether every machine of a cluster can write to this store: a server or a database server,
+    not a sqlite file or a folder on one machine's disk."""
+    return scheme_of(uri) not in (None, "file", "sqlite")
+
+
+def check_shared_store(uri: str, nodes: int, option: str = "--tracking-uri") -> None:
+    """Refuse a store on one machine's disk when trials run on several machines."""
+    if nodes > 1 and not is_shared_store(uri):
+        raise AblateError(
+            f"{option}: the Ray cluster has {nodes} nodes, and '{uri}' is a store on this machine's disk that "
+            "trials on the other nodes cannot write to; start `ablate server --host <this machine's address>` "
+            "and pass the http:// URI it prints as --tracking-uri")
+
+
+def loopback_only(host: str) -> bool:
+    """Whether only this machine can reach a server listening on `host`."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
