@@ -40,7 +40,7 @@ def probe_import() -> dict[str, Any]:
 def _worker_imports() -> float:
     """What a trial's Ray worker imports before it can train."""
     t = time.perf_counter()
-    import ablate.trial.execute  # noqa: F401
+    import ablate.trial.train  # noqa: F401
     from ablate.registry import register_all
 
     register_all()
@@ -68,7 +68,7 @@ def probe_ray() -> dict[str, Any]:
 def probe_mlflow(db: str) -> dict[str, Any]:
     marks: dict[str, float] = {}
     t = time.perf_counter()
-    from ablate import tracking  # `import ablate` loads torch (the mmcv bridge)
+    from ablate import tracking
 
     t = _lap(marks, "import_ablate_s", t)
     import mlflow  # noqa: F401
@@ -116,13 +116,15 @@ def probe_flops(config: str, height: int, width: int) -> dict[str, Any]:
 
 
 def probe_trial_parts(config: str, work_dir: str, height: int, width: int) -> dict[str, Any]:
-    """The per-trial steps `execute_trial` adds around `runner.train()`, on a built (untrained)
-    Runner: MLflow run creation with params, FLOPs count, the 3 saved predictions, artifact logging."""
+    """The per-trial steps `train_trial` adds around `runner.train()`, on a built (untrained)
+    Runner: MLflow run creation with params, the complexity count (first, then from the cache),
+    artifact logging and the metric writes of a 400-iteration trial. Predictions are taken inside
+    the final evaluation (no separate pass), so they have no step of their own here."""
+    import os
     from pathlib import Path
 
     from ablate import analysis, tracking
     from ablate.registry import register_all
-    from ablate.trial.predictions import save_predictions
 
     register_all()
     from mlflow.entities import Param
@@ -132,6 +134,7 @@ def probe_trial_parts(config: str, work_dir: str, height: int, width: int) -> di
     marks: dict[str, float] = {}
     root = Path(work_dir)
     root.mkdir(parents=True, exist_ok=True)
+    os.environ["ABLATE_CACHE_DIR"] = str(root / "cache")
     uri = f"sqlite:///{root / 'probe.db'}"
     tracking.prepare_store(uri)
     client = tracking.client(uri)
@@ -144,17 +147,15 @@ def probe_trial_parts(config: str, work_dir: str, height: int, width: int) -> di
     t = _lap(marks, "mlflow_create_run_and_params_s", t)
     runner = Runner.from_cfg(cfg)
     t = _lap(marks, "runner_build_s", t)
-    analysis.count_model(runner.model, height, width)
-    t = _lap(marks, "flops_count_s", t)
-    written = save_predictions(runner, root / "predictions")
-    t = _lap(marks, "save_predictions_s", t)
-    client.log_artifacts(run.info.run_id, str(root / "predictions"), artifact_path="predictions")
+    analysis.cached_complexity(cfg, height, width, model=runner.model)
+    t = _lap(marks, "complexity_first_count_s", t)
+    analysis.cached_complexity(cfg, height, width, model=runner.model)
+    t = _lap(marks, "complexity_cached_s", t)
     client.log_artifact(run.info.run_id, config)
     t = _lap(marks, "log_artifacts_s", t)
     for step in range(20):  # what MLflowTrialHook writes for 400 iterations logged every 20
         tracking.log_metrics(client, run.info.run_id, {"loss": 1.0, "lr": 0.01, "decode.loss_ce": 1.0}, step=step)
     _lap(marks, "mlflow_20_metric_batches_s", t)
-    marks["predictions_written"] = len(written)
     return marks
 
 

@@ -18,9 +18,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ablate.tracking import tags as T
 from ablate.cli.diff import diff_command
+from ablate.cli.plan import plan_command
 from ablate.cli.report import report_command
+from ablate.cli.server import server_command
 from ablate.errors import AblateError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative ablation studies for MMSegmentation.")
@@ -29,13 +30,6 @@ app.add_typer(data_app, name="data")
 _WIDTH = None if sys.stdout.isatty() else 200  # pipes and logs get whole ids and names
 out = Console(soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
-
-
-def _flop(gflop: float) -> str:
-    for unit, scale in (("PFLOP", 1e6), ("TFLOP", 1e3)):
-        if gflop >= scale:
-            return f"{gflop / scale:,.1f} {unit}"
-    return f"{gflop:,.1f} GFLOP"
 
 
 def _tracking_uri(value: Optional[str]) -> str:
@@ -58,27 +52,64 @@ def _check_ray_address(value: Optional[str]) -> None:
 class DispatcherKind(str, enum.Enum):
     """`--dispatcher`: who places and trains the trials (the order is the same for both)."""
 
+    AUTO = "auto"
     RAY = "ray"
     LOCAL = "local"
 
 
 _DISPATCHER_HELP = ("ray: Ray tasks, one GPU (resources.gpus_per_trial) per trial, on an embedded local Ray or "
-                    "--address; local: one trial at a time in this process, no Ray.")
+                    "--address; local: one trial at a time in this process, no Ray; auto (default): local where "
+                    "only one trial could run at a time anyway (no GPU, one CPU slot, no --address), else ray.")
+
+
+def _visible_gpus() -> int:
+    """NVIDIA GPUs this process may use, without importing torch (CUDA_VISIBLE_DEVICES wins)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
+
+
+def _one_slot_here(resources: Any, max_concurrent: Optional[int]) -> bool:
+    """True when an embedded Ray would run one trial at a time: it would only add its start-up."""
+    if _visible_gpus() > 0 or resources.placement()[0] > 1:  # DDP trials (several workers) need Ray
+        return False
+    cpus = os.cpu_count() or 1
+    slots = 1 if resources.cpus_per_trial is None else int(cpus // resources.cpus_per_trial)
+    return min(slots, max_concurrent or resources.max_concurrent or slots) <= 1
 
 
 def _dispatcher(kind: DispatcherKind, address: Optional[str], resources: Any, max_concurrent: Optional[int]) -> Any:
     """The Dispatcher `--dispatcher` names, built without starting anything."""
-    from ablate.dispatch import InProcessDispatcher, RayDispatcher
+    from ablate.dispatch import InProcessDispatcher, RayDispatcher, refuse_workers
 
+    if kind is DispatcherKind.AUTO:
+        remote = address or os.environ.get("RAY_ADDRESS")
+        local = not remote and _one_slot_here(resources, max_concurrent)
+        kind = DispatcherKind.LOCAL if local else DispatcherKind.RAY
     if kind is DispatcherKind.LOCAL:
         if address:
             raise AblateError("--address joins a Ray cluster and needs --dispatcher ray; drop --address to train "
                               "in this process")
+        refuse_workers("each trial (resources)", resources.placement()[0])
         return InProcessDispatcher()
     _check_ray_address(address)
     return RayDispatcher(address=address, gpus_per_trial=resources.gpus_per_trial,
                          cpus_per_trial=resources.cpus_per_trial,
                          max_concurrent=max_concurrent or resources.max_concurrent)
+
+
+def _check_before_training(loaded: Any, uri: str, dispatcher: Any) -> None:
+    """What would otherwise fail only once trials run, refused now (exit 2): a store on this
+    machine's disk for a cluster of several machines, and checkpoints the study names by URL or
+    runs:/ URI that cannot be fetched (URLs are downloaded here, their checksum verified)."""
+    from ablate.study.checkpoints import fetch_sources
+    from ablate.tracking.server import check_shared_store, is_shared_store
+
+    if getattr(dispatcher, "address", None) and not is_shared_store(uri):
+        check_shared_store(uri, dispatcher.nodes())
+    fetch_sources(loaded, uri)
 
 
 @app.callback()
@@ -118,6 +149,21 @@ def data_kitti(
 
     root = data.convert_kitti(raw_dir, out_dir, train=train, test=test, seed=seed, overwrite=overwrite)
     out.print(f"KITTI dataset: {root} ({train} train / {test} val, split seed {seed})")
+
+
+@data_app.command("cityscapes")
+def data_cityscapes(
+    raw_dir: Path = typer.Argument(..., help="Cityscapes download (holds leftImg8bit/ and gtFine/)."),
+    out_dir: Path = typer.Option(..., "--out"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads converting labels (default: CPUs + 4)."),
+    overwrite: bool = typer.Option(False),
+) -> None:
+    """Convert the official Cityscapes train/val download to the mmseg layout (label ids -> train ids)."""
+    from ablate import data
+
+    root = data.convert_cityscapes(raw_dir, out_dir, overwrite=overwrite, workers=workers)
+    counts = json.loads((root / "dataset.json").read_text())["counts"]
+    out.print(f"Cityscapes dataset: {root} ({counts['train']} train / {counts['val']} val)")
 
 
 @data_app.command("stats")
@@ -179,7 +225,7 @@ def run(
     address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray on 127.0.0.1)."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Cap on trials running at once."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON (no live table)."),
-    dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.RAY, "--dispatcher", help=_DISPATCHER_HELP),
+    dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.AUTO, "--dispatcher", help=_DISPATCHER_HELP),
 ) -> None:
     """Run every trial of a study (on Ray, one GPU per trial, by default), logging to MLflow."""
     from ablate import study as studies
@@ -188,11 +234,13 @@ def run(
     loaded = studies.load_study(study_file, profile)
     uri = _tracking_uri(tracking_uri)
     dispatcher = _dispatcher(dispatcher_kind, address, loaded.spec.resources, max_concurrent)
+    _check_before_training(loaded, uri, dispatcher)
     err.print(f"study {loaded.name}: tracking to {uri}", markup=False, highlight=False)
     board = ProgressBoard(err, f"{loaded.name}" + (f" ({profile})" if profile else ""), live=False if as_json else None)
     with board:
         outcome = studies.run_study(loaded, uri, runs_dir=runs_dir, rerun=rerun, dispatcher=dispatcher,
-                                    on_start=board.on_start, on_result=board.on_result, on_planned=board.add)
+                                    on_start=board.on_start, on_result=board.on_result, on_planned=board.add,
+                                    on_round=board.on_round)
     if as_json:
         out.print_json(json.dumps({
             "study": loaded.name, "experiment_id": outcome.experiment_id, "parent_run_id": outcome.parent_run_id,
@@ -200,6 +248,7 @@ def run(
             "trials": [{"trial_id": r.trial_id, "name": r.name, "seed": r.seed, "state": r.state.value,
                         "mIoU": r.miou, "run_id": r.run_id, "error": r.error, "duration_s": round(r.duration_s, 1)}
                        for r in outcome.results],
+            "seed_rounds": [r.to_dict() for r in outcome.rounds],
         }))
     else:
         out.print(_result_table(f"{loaded.name}: {len(outcome.results)} trials", outcome.results))
@@ -218,7 +267,7 @@ def tune(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1),
-    dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.RAY, "--dispatcher", help=_DISPATCHER_HELP),
+    dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.AUTO, "--dispatcher", help=_DISPATCHER_HELP),
 ) -> None:
     """Optuna search over the study's `search:` parameters, pruned, parallel, resumable."""
     from ablate import study as studies
@@ -232,73 +281,44 @@ def tune(
     if storage is not None:
         check_storage_url(storage)
     dispatcher = _dispatcher(dispatcher_kind, address, loaded.spec.resources, max_concurrent)
+    _check_before_training(loaded, uri, dispatcher)
     board = ProgressBoard(err, f"{loaded.name} search")
     with board:
         outcome = tune_study(loaded, uri, dispatcher, storage=storage, n_trials=n_trials, runs_dir=runs_dir,
                              on_start=board.on_start, on_result=board.on_result, on_planned=board.add)
     out.print(_result_table(f"{loaded.name}: {len(outcome.results)} search trials", outcome.results))
     err.print(f"optuna study '{outcome.optuna_study}' in {outcome.storage}", markup=False, highlight=False)
+    for note in outcome.notes:
+        err.print(f"told FAIL: {note}", markup=False, highlight=False)
+    if loaded.spec.search.multi_objective:
+        if not outcome.pareto:
+            err.print("no trial completed yet" + (" within the constraints" if loaded.spec.search.constraints else ""))
+            raise typer.Exit(1)
+        out.print(_pareto_table(outcome), markup=False)
+        out.print(f"Pareto set, one snippet per trial to `include:`: {outcome.snippet}", markup=False, highlight=False)
+        return
     if outcome.best_trial is None:
-        err.print("no trial completed yet")
+        err.print("no trial completed yet" + (" within the constraints" if loaded.spec.search.constraints else ""))
         raise typer.Exit(1)
-    out.print(f"best: trial {outcome.best_trial}, {loaded.spec.search.metric} {outcome.best_value:.4f}, "
+    out.print(f"best: trial {outcome.best_trial}, {outcome.objectives[0]} {outcome.best_value:.4f}, "
               f"params {outcome.best_params}", markup=False, highlight=False)
     out.print(f"snippet for a study's `include:`: {outcome.snippet}", markup=False, highlight=False)
 
 
-@app.command("plan")
-def plan(
-    study_file: Path = typer.Argument(..., help="Study YAML."),
-    profile: Optional[str] = typer.Option(None, "--profile"),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri"),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable, with each trial's resolved overrides."),
-    cost: bool = typer.Option(True, "--cost/--no-cost", help="Estimate each trial's cost (FLOPs x iters x batch); "
-                              "the first estimate of a large model builds it, seconds to minutes on a CPU."),
-) -> None:
-    """Print every trial (id, rung/model, seed, dependencies, cost, cached/pending); run and write nothing."""
-    from ablate import study as studies
-    from ablate import tracking
-
-    loaded = studies.load_study(study_file, profile)
-    uri = _tracking_uri(tracking_uri)
-    datasets = studies.data_plans(loaded)
-    trials = studies.plan_trials(loaded, runs_dir, generate_data=False, with_cost=cost)
-    known = [t for t in trials if studies.id_known(t.trial_id)]
-    cached = studies.cached_results(loaded.name, known, uri) if tracking.store_exists(uri) else {}
-    names = {t.trial_id: t.name for t in trials}
-    rows = []
-    for t in trials:
-        has_id = studies.id_known(t.trial_id)
-        rows.append({
-            "trial_id": t.trial_id if has_id else None, "name": t.name, "seed": t.seed,
-            "shape": t.tags.get(T.SHAPE), "rung": t.tags.get(T.RUNG), "model": t.tags.get(T.MODEL),
-            "tricks": [x for x in t.tags.get(T.TRICKS, "").split(",") if x],
-            "depends_on": [names.get(d, d) for d in t.depends_on], "cost_gflop": t.cost if cost else None,
-            "status": "cached" if t.trial_id in cached else "pending", "work_dir": str(t.work_dir) if has_id else None,
-            "resolved_overrides": t.resolved_overrides,
-        })
-    if as_json:
-        data = [{"root": str(d.root), "ready": d.ready, "generate": d.generate.model_dump() if d.generate else None}
-                for d in datasets]
-        out.print_json(json.dumps({"study": loaded.name, "profile": profile, "data": data, "trials": rows}, default=str))
-        return
-    for dataset in datasets:
-        if not dataset.ready:
-            out.print(dataset.describe() + "; `ablate run` generates it first, and trial ids follow from its content",
-                      markup=False, highlight=False)
-    table = Table(title=f"{loaded.name}: {len(rows)} trials ({sum(r['status'] == 'pending' for r in rows)} pending)")
-    for col in ("id", "trial", "seed", "rung/model", "depends on", "est. cost", "status"):
+def _pareto_table(outcome: Any) -> Table:
+    table = Table(title=f"{outcome.study}: Pareto front ({len(outcome.pareto)} trials)")
+    for col in ("trial", *outcome.objectives, "params"):
         table.add_column(col)
-    for r in rows:
-        where = f"rung {r['rung']}" if r["rung"] is not None else (r["model"] or "")
-        table.add_row(r["trial_id"] or studies.AFTER_DATA, r["name"], str(r["seed"]), where,
-                      ", ".join(r["depends_on"]) or "-", _flop(r["cost_gflop"]) if cost else "-", r["status"])
-    out.print(table)
+    for entry in outcome.pareto:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.params.items())
+        table.add_row(str(entry.trial), *(f"{entry.values[n]:.4g}" for n in outcome.objectives), params)
+    return table
 
 
+app.command("plan", help="Every trial a run would train: id, rung/model, seed, dependencies, cost, estimated time and GPU-hours, cached/pending; runs and writes nothing.")(plan_command)
 app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report_command)
 app.command("diff", help="What differs between two trial runs: config, dataset, environment, metrics.")(diff_command)
+app.command("server", help="An MLflow tracking server every machine of a cluster reaches; prints its URI.")(server_command)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,17 +1,35 @@
 """Trials one at a time in this process: no Ray, nothing to start, tracebacks where you are.
 
-`--dispatcher local` and the library default. One slot; a submitted trial trains when the
-driver polls, so an interrupt lands in the training itself and the scheduler above decides
-everything else exactly as it does for Ray.
+`--dispatcher local` and the library default. One trial at a time; a submitted trial trains when
+the driver polls, so an interrupt lands in the training itself and the scheduler above decides
+everything else exactly as it does for Ray. A trial of several workers (DDP) needs the Ray
+dispatcher: it is refused here before anything runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections import deque
 from typing import Optional
 
-from ablate.dispatch.protocol import Completion, RunContext, Trainable
+from ablate.dispatch.protocol import Capacity, Completion, Resources, RunContext, Trainable
+from ablate.errors import AblateError
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+
+ONE_TRIAL = Resources(gpus=0.0, cpus=1.0)
+
+
+class NeedsWorkersError(AblateError):
+    """A multi-worker (DDP) trial was handed to the in-process dispatcher."""
+
+
+def refuse_workers(who: str, workers: int) -> None:
+    """The one line `--dispatcher local` answers a DDP trial with (exit 2); `who`: "trial x"."""
+    if workers > 1:
+        raise NeedsWorkersError(
+            f"{who} trains as {workers} DDP workers (resources.gpus_per_trial / workers_per_trial above 1), "
+            "which only the Ray dispatcher runs: use --dispatcher ray, or resources of 1 for --dispatcher local")
 
 
 def train_here(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
@@ -30,9 +48,13 @@ class InProcessDispatcher:
         self.trainable = trainable or train_here
         self._queue: deque[tuple[TrialSpec, RunContext, int]] = deque()
 
-    def open(self) -> int:
+    def open(self) -> Capacity:
         self._queue.clear()
-        return 1
+        return Capacity(ONE_TRIAL, trials=1)
+
+    def demand(self, spec: TrialSpec) -> Resources:
+        refuse_workers(f"trial {spec.name}", spec.workers)
+        return ONE_TRIAL
 
     def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
         self._queue.append((spec, context, attempt))
@@ -43,7 +65,10 @@ class InProcessDispatcher:
             return []
         spec, context, attempt = self._queue.popleft()
         try:
-            result = self.trainable(spec, context, attempt)
+            # mmengine logs every trial to stdout as well as to the trial's log file; stdout is the
+            # command's own (tables, --json), as it is when a Ray worker trains.
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                result = self.trainable(spec, context, attempt)
         except Exception as exc:  # the trial's own failures are results; this is anything else
             result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
                                  error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
