@@ -1,7 +1,9 @@
-"""A small on-disk cache of FLOPs/parameter counts, keyed by model config and input size.
+"""A small on-disk cache of FLOPs/parameter counts and measured latencies, keyed by model config
+and input size (latencies also by device and precision).
 
-`plan` estimates costs and every trial logs its complexity; building and tracing a model for that
-costs about a second, so each (model config, size) is counted once per machine.
+`plan` estimates costs and every trial logs its complexity and latency; building and tracing a
+model costs about a second and timing it a few, so each is done once per machine, not per seed.
+Each table is one JSON file under `cache_dir()`.
 """
 
 from __future__ import annotations
@@ -19,37 +21,46 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ABLATE_CACHE_DIR", Path.home() / ".cache" / "ablate"))
 
 
-def _key(cfg: Any, height: int, width: int) -> str:
-    model = json.dumps(cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model), sort_keys=True, default=str)
-    return hashlib.sha256(f"{model}|{height}x{width}".encode()).hexdigest()[:20]
+COMPLEXITY = "complexity"
 
 
-def _table_path() -> Path:
-    return cache_dir() / "complexity.json"
+def model_dict(cfg: Any) -> dict[str, Any]:
+    """The config's `model` as a plain dict."""
+    return cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
 
 
-def _read() -> dict[str, Any]:
+def model_key(model: dict[str, Any], height: int, width: int, *extra: str) -> str:
+    """Cache key of a model config at (height, width), plus anything else the value depends on."""
+    text = json.dumps(model, sort_keys=True, default=str)
+    return hashlib.sha256("|".join([text, f"{height}x{width}", *extra]).encode()).hexdigest()[:20]
+
+
+def table_path(table: str) -> Path:
+    return cache_dir() / f"{table}.json"
+
+
+def read_table(table: str) -> dict[str, Any]:
     try:
-        return json.loads(_table_path().read_text())
+        return json.loads(table_path(table).read_text())
     except (OSError, ValueError):
         return {}
 
 
-def _write(key: str, info: Complexity) -> None:
-    table = _read()  # re-read: another process may have added entries meanwhile
-    table[key] = {"flops_g": info.flops_g, "params_m": info.params_m}
-    path = _table_path()
+def write_entry(table: str, key: str, value: dict[str, Any]) -> None:
+    entries = read_table(table)  # re-read: another process may have added entries meanwhile
+    entries[key] = value
+    path = table_path(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(table, indent=0))
+    tmp.write_text(json.dumps(entries, indent=0))
     os.replace(tmp, path)
 
 
 def cached_complexity(cfg: Any, height: int, width: int, model: Optional[Any] = None) -> Complexity:
     """Complexity of the config's model at (height, width); counted on `model` when given
     (already built: no second build) and not yet cached."""
-    key = _key(cfg, height, width)
-    hit = _read().get(key)
+    key = model_key(model_dict(cfg), height, width)
+    hit = read_table(COMPLEXITY).get(key)
     if isinstance(hit, dict):
         return Complexity(float(hit["flops_g"]), float(hit["params_m"]), height, width)
     if model is not None:
@@ -58,7 +69,7 @@ def cached_complexity(cfg: Any, height: int, width: int, model: Optional[Any] = 
         import copy
 
         info = count_config(copy.deepcopy(cfg), height, width)
-    _write(key, info)
+    write_entry(COMPLEXITY, key, {"flops_g": info.flops_g, "params_m": info.params_m})
     return info
 
 

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ablate.config.overrides import apply_overrides
+from ablate.config.precision import request_amp
 from ablate.errors import ConfigError
 
-# Keys that change how a trial is watched, not what it learns: left out of the trial id.
+# Keys that change how a trial is watched (or how fast it runs), not what it learns: left out
+# of the trial id. The precision (`ablate_amp`) is not among them.
 _COSMETIC_TOP = {
     "work_dir", "log_level", "visualizer", "vis_backends", "log_processor", "env_cfg",
-    "launcher", "custom_imports", "resume",
+    "launcher", "custom_imports", "resume", "compile",
 }
 _COSMETIC_DATALOADER = {"num_workers", "persistent_workers", "pin_memory"}
 _COSMETIC_HOOKS = {"logger", "checkpoint", "timer", "visualization"}
@@ -81,8 +83,14 @@ def apply_budget(
     workers: int,
     crop: Optional[tuple[int, int]] = None,
     image_scale: Optional[tuple[int, int]] = None,
+    amp: str = "off",
+    compile: bool = False,
 ) -> None:
-    """Set the training budget and shapes a study controls, in place."""
+    """Set the training budget, shapes and speed settings a study controls, in place.
+
+    `amp` is only recorded here (the worker applies it: `ablate.config.precision`); `compile`
+    is mmengine's own switch. cuDNN picks its fastest kernels for the fixed training crop.
+    """
     old_max = int(cfg.get("train_cfg", {}).get("max_iters", iters))
     interval = val_interval or iters
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=interval)
@@ -108,6 +116,10 @@ def apply_budget(
     if image_scale is not None:
         for kind in ("RandomResize", "Resize"):
             _set_transforms(cfg, kind, "scale", tuple(image_scale))
+    request_amp(cfg, amp)
+    if compile:  # like `amp: off`, False adds nothing (a config's own setting stays)
+        cfg.compile = True
+    cfg.env_cfg = {**(cfg.get("env_cfg") or {}), "cudnn_benchmark": True}
 
 
 def set_data_root(cfg: Any, root: Path) -> None:
@@ -121,10 +133,23 @@ def set_data_root(cfg: Any, root: Path) -> None:
     cfg.data_root = str(root)
 
 
-def use_plain_bn(cfg: Any) -> None:
-    """SyncBN needs a process group; one process trains here, so BN it is (same maths)."""
+_SYNC_BN = ("SyncBN", "MMSyncBN")
+
+
+def has_sync_bn(cfg: Any) -> bool:
+    found: list[bool] = []
+    _walk(cfg._cfg_dict, lambda node: found.append(node.get("type") in _SYNC_BN))
+    return any(found)
+
+
+def use_plain_bn(cfg: Any, world_size: int = 1) -> None:
+    """SyncBN needs a process group: a trial of one process trains with BN (the same maths), one
+    of several workers (DDP) keeps SyncBN, whose statistics span the total batch."""
+    if world_size > 1:
+        return
+
     def visit(node: dict) -> None:
-        if node.get("type") in ("SyncBN", "MMSyncBN"):
+        if node.get("type") in _SYNC_BN:
             node["type"] = "BN"
 
     _walk(cfg._cfg_dict, visit)
@@ -144,8 +169,7 @@ def resolve(
     set_data_root(cfg, data_root)
     apply_budget(cfg, **budget)
     apply_overrides(cfg, overrides)
-    if not distributed:
-        use_plain_bn(cfg)
+    use_plain_bn(cfg, world_size=2 if distributed else 1)
     cfg.randomness = dict(seed=seed, deterministic=False)
     return cfg
 

@@ -4,6 +4,7 @@ guard, the precision trained in, the measured latency and the training speed. Im
 
 from ablate.hooks.checkpoint import BEST_CHECKPOINT, BestCheckpointHook, link_or_copy
 from ablate.hooks.complexity import ComplexityHook
+from ablate.hooks.distributed import SyncNormStatsHook
 from ablate.hooks.evaluation import PREDICTIONS_DIR, WORST_DIR, FinalEvalHook, PredictionHook, colorize
 from ablate.hooks.guard import NonFiniteLossError, NonFiniteLossHook
 from ablate.hooks.latency import LatencyHook
@@ -24,6 +25,7 @@ __all__ = [
     "PredictionHook",
     "PrecisionHook",
     "SpeedHook",
+    "SyncNormStatsHook",
     "TrainingPressureHook",
     "colorize",
     "link_or_copy",

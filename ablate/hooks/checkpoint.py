@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -31,6 +32,8 @@ class BestCheckpointHook(Hook):
     priority = "LOW"
 
     def after_train(self, runner: Any) -> None:
+        if not is_main_process():  # checkpoints are saved by rank 0 of a DDP trial only
+            return
         work_dir = Path(runner.work_dir)
         best = runner.message_hub.get_info("best_ckpt")
         source = Path(best) if best else work_dir / f"iter_{runner.max_iters}.pth"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from mmengine.dist import is_main_process
+from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ablate.analysis import cached_complexity
@@ -23,7 +25,8 @@ class ComplexityHook(TrackedHook):
         self.height, self.width = (int(v) for v in image_size)
 
     def before_train(self, runner: Any) -> None:
-        if runner.iter > 0:  # a resumed run logged it before its first iteration
+        if runner.iter > 0 or not is_main_process():  # logged before a resumed run's first iteration; by rank 0
             return
-        info = cached_complexity(runner.cfg, self.height, self.width, model=runner.model)
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model  # DDP wraps it
+        info = cached_complexity(runner.cfg, self.height, self.width, model=model)
         self.log_metrics({"flops_g": info.flops_g, "params_m": info.params_m}, step=0)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from mmengine.dist import is_main_process
 from mmengine.registry import HOOKS
 
 from ablate.data import IGNORE_INDEX, PALETTE
@@ -117,7 +118,8 @@ class PredictionHook(TrackedHook):
         self._worst = []
         evaluator = runner.cfg.get("val_evaluator") or {}
         self._ignore_index = int(evaluator.get("ignore_index", IGNORE_INDEX)) if isinstance(evaluator, dict) else IGNORE_INDEX
-        shutil.rmtree(Path(runner.work_dir) / WORST_DIR, ignore_errors=True)
+        if is_main_process():
+            shutil.rmtree(Path(runner.work_dir) / WORST_DIR, ignore_errors=True)
         runner.message_hub.update_info(PER_IMAGE_INFO, None, resumed=False)
 
     def _save(self, runner: Any, outputs: Any) -> None:
@@ -130,7 +132,7 @@ class PredictionHook(TrackedHook):
                 continue
             stem = Path(img_path).stem
             gt_path = sample.metainfo.get("seg_map_path")
-            if self._saved < self.count and gt_path:
+            if self._saved < self.count and gt_path and is_main_process():  # rank 0's share, in DDP
                 _write(out_dir, stem, img_path, np.array(Image.open(gt_path)), sample.pred_sem_seg.data[0].cpu().numpy())
                 self._saved += 1
             if self.worst > 0 and "gt_sem_seg" in sample:
@@ -149,7 +151,12 @@ class PredictionHook(TrackedHook):
         self._worst = sorted(self._worst, key=lambda c: c.key)[: self.worst]
 
     def _finish(self, runner: Any) -> None:
+        from mmengine.dist import all_gather_object
+
         work_dir = Path(runner.work_dir)
+        # DDP: each rank saw its share of the images; rank 0 keeps the worst over all of them
+        seen = {c.key: c for part in all_gather_object(self._worst) for c in part}  # padding repeats images
+        self._worst = sorted(seen.values(), key=lambda c: c.key)[: self.worst] if is_main_process() else []
         for candidate in self._worst:
             _write(work_dir / WORST_DIR, candidate.key[1], candidate.img_path, candidate.truth, candidate.pred)
         self._worst = []
@@ -157,7 +164,7 @@ class PredictionHook(TrackedHook):
             if (work_dir / name).is_dir() and any((work_dir / name).iterdir()):
                 self.log_artifacts(str(work_dir / name), name)
         table = runner.message_hub.get_info(PER_IMAGE_INFO)
-        if isinstance(table, PerImageTable):
+        if isinstance(table, PerImageTable) and is_main_process():
             self.log_artifact(str(write_table(work_dir / PER_IMAGE_FILE, table)))
         runner.message_hub.update_info(PER_IMAGE_INFO, None, resumed=False)
 

@@ -33,7 +33,11 @@ class LatencyHook(TrackedHook):
         self.budget = Budget(max_s=max_s)
 
     def after_train(self, runner: Any) -> None:
+        from mmengine.dist import is_main_process
         from mmengine.model import is_model_wrapper
+
+        if not is_main_process():  # timed once per trial, by rank 0 of a DDP trial
+            return
 
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         precision = trained_precision(runner.optim_wrapper)

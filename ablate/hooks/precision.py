@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from mmengine.dist import is_main_process
 from mmengine.registry import HOOKS
 
 from ablate.config.precision import FP32, runner_precision
@@ -31,7 +32,7 @@ class PrecisionHook(TrackedHook):
             values[T.AMP_FALLBACK] = precision.fallback
             runner.logger.warning(f"budget.amp is {precision.requested}, but {precision.fallback}")
         self.log_tags(values)
-        if precision.fallback or precision.effective != FP32:
+        if is_main_process() and (precision.fallback or precision.effective != FP32):
             work_dir = Path(runner.work_dir)
             progress = read_progress(work_dir)
             if progress.get("device"):

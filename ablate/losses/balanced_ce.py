@@ -4,6 +4,10 @@ mmseg 1.2.2's `CrossEntropyLoss` computes its weighted average by indexing `clas
 raw labels, so any ignore pixel (255) raises an IndexError. This subclass keeps mmseg's semantics
 (loss = sum of w_y * ce over pixels / sum of w_y over labelled pixels; OHEM pixel weights
 multiply the numerator) and simply leaves ignored pixels out of both sums.
+
+Under mixed precision the decode head hands over half-precision logits; both sums run over
+every labelled pixel of the batch (hundreds of thousands at full size), far past float16's
+65504 and bfloat16's 8-bit mantissa, so the loss is computed in float32 whatever comes in.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class BalancedCrossEntropyLoss(CrossEntropyLoss):
         ignore_index: int = 255,
         **kwargs: Any,
     ) -> torch.Tensor:
+        cls_score = cls_score.float()
         if self.class_weight is None:
             return super().forward(cls_score, label, weight, avg_factor, reduction_override, ignore_index, **kwargs)
         class_weight = cls_score.new_tensor(self.class_weight)

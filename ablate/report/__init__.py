@@ -1,4 +1,5 @@
-"""`ablate report`: Table 1, ladders with paired tests, mIoU-vs-FLOPs, per-class and search figures, index.html.
+"""`ablate report`: Table 1, ladders with paired tests, mIoU vs FLOPs and vs latency, per-class and search figures,
+index.html.
 
 Every number is recomputed from the MLflow store on each run; nothing is typed in.
 """
@@ -9,6 +10,7 @@ from ablate.report.collect import Collection, Excluded, TrialRun, TuneRun, colle
 from ablate.report.folder import FORMATS, parse_formats
 from ablate.report.groups import FAMILIES, ModelRow, model_rows
 from ablate.report.ladder import Ladder, LadderStep, ladders
+from ablate.report.speed import LatencyView, latency_view
 from ablate.report.stats import (
     Comparison,
     Summary,
@@ -43,6 +45,7 @@ __all__ = [
     "Excluded",
     "Ladder",
     "LadderStep",
+    "LatencyView",
     "ModelRow",
     "Summary",
     "Table",
@@ -61,6 +64,7 @@ __all__ = [
     "ladder_csv",
     "ladder_table",
     "ladders",
+    "latency_view",
     "latex_escape",
     "model_rows",
     "paired_t",

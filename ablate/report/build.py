@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import Counter
 import os
 import shutil
 import tempfile
@@ -20,7 +19,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ablate.errors import AblateError
-from ablate.report import choice, figures, gallery, predictions, search, tables
+from ablate.report import choice, figures, gallery, predictions, search, speed, tables, timing
 from ablate.report.collect import Collection, collect, runs_frame
 from ablate.report.folder import MARKER, Writer, check_out, move_into_place, parse_formats, slug
 from ablate.report.groups import ModelRow, model_rows
@@ -52,18 +51,6 @@ def _figure1_rows(rows: Sequence[ModelRow]) -> list[ModelRow]:
     return [r for r in chosen if not math.isnan(r.flops_g) and r.flops_g > 0]
 
 
-def _latency_rows(rows: Sequence[ModelRow]) -> tuple[list[ModelRow], str]:
-    """Figure 1's latency twin: the same models, timed on one device (latencies of different
-    devices do not compare): the device most of them were timed on."""
-    zoo = [r for r in rows if r.shape == "zoo"]
-    timed = [r for r in zoo or rows if r.latency_ms > 0 and len(r.latency_devices) == 1]
-    devices = Counter(r.latency_devices[0] for r in timed)
-    if not devices:
-        return [], ""
-    device = devices.most_common(1)[0][0]
-    return [r for r in timed if r.latency_devices[0] == device], device
-
-
 class _Report:
     """One report, computed once; each section skips itself with a note when its inputs are missing."""
 
@@ -84,8 +71,7 @@ class _Report:
         self.multi = len(collection.experiments) > 1
         self.figure1_rows = _figure1_rows(self.rows)
         self.front = pareto_front([(r.label, r.flops_g, r.miou.mean) for r in self.figure1_rows])
-        self.latency_rows, self.latency_device = _latency_rows(self.rows)
-        self.latency_front = pareto_front([(r.label, r.latency_ms, r.miou.mean) for r in self.latency_rows])
+        self.latency = speed.latency_view(self.rows)
 
     def _name(self, base: str, experiment: str) -> str:
         return f"{base}-{slug(experiment)}" if self.multi else base
@@ -126,16 +112,16 @@ class _Report:
         s.links += [
             ("Markdown", self.w.text("table1.md", table.markdown())),
             ("LaTeX", self.w.text("table1.tex", table.latex())),
-            ("CSV", self.w.text("table1.csv", tables.table1_csv(self.rows, self.front, self.latency_front))),
+            ("CSV", self.w.text("table1.csv", tables.table1_csv(self.rows, self.front, self.latency.front))),
         ]
         return s
 
     def flops(self) -> Section:
-        s = Section("Figure 1: mIoU vs FLOPs" + (" and latency" if self.latency_rows else ""), "flops")
+        s = Section("Figure 1: mIoU vs FLOPs" + (" and latency" if self.latency else ""), "flops")
         plotted = self.figure1_rows
         if not plotted:
             s.notes.append("no run logged flops_g: figure skipped")
-            self._latency_figure(s)
+            speed.add_figure(s, self.latency, self.w)
             return s
         shown = {id(r) for r in plotted}
         zoo = any(r.shape == "zoo" for r in self.rows)
@@ -152,30 +138,8 @@ class _Report:
         ))
         if missing:
             s.notes.append(f"without FLOPs, not plotted: {', '.join(missing)}")
-        self._latency_figure(s)
+        speed.add_figure(s, self.latency, self.w)
         return s
-
-    def _latency_figure(self, s: Section) -> None:
-        """mIoU against measured latency beside mIoU against FLOPs, with its own Pareto front."""
-        plotted = self.latency_rows
-        if not plotted:
-            return
-        zoo = any(r.shape == "zoo" for r in self.rows)
-        scope = "zoo models" if zoo else "table rows"
-        s.paragraphs.append(
-            f"Pareto front against latency on {self.latency_device} (highest mIoU for the latency, fastest first): "
-            + ", ".join(self.latency_front) + "."
-        )
-        s.figures.append(self._figure(
-            f"mIoU of the {scope} against measured latency (batch 1, image size, each row's precision; log scale) on "
-            f"{self.latency_device}; error bars: std over seeds; dashed: Pareto front",
-            figures.miou_vs_latency(plotted, self.latency_front, self.w.figure_stem("miou_vs_latency"), self.w.formats,
-                                    self.latency_device),
-        ))
-        shown = {id(r) for r in plotted}
-        other = [r.label for r in self.rows if id(r) not in shown and r.latency_ms > 0 and (r.shape == "zoo" or not zoo)]
-        if other:
-            s.notes.append(f"timed on another device than {self.latency_device}, not plotted against latency: {', '.join(other)}")
 
     def which_model(self) -> Section:
         return choice.section(self.rows, self.w, self.multi)
@@ -358,7 +322,8 @@ class _Report:
         found = self.search()
         if found is not None:
             sections.append(found)
-        sections += [self.qualitative(), self.failures(), self.excluded()]
+        sections += [self.qualitative(), self.failures(), timing.section(self.c, self.w, self.multi)]
+        sections.append(self.excluded())
         meta = [
             ("experiment" + ("s" if self.multi else ""), ", ".join(self.c.experiments)),
             ("tracking URI", self.c.uri),

@@ -65,6 +65,7 @@ class TrialRun:
     speed_key: str = ""  # model, crop, batch and precision request (ablate.study.estimate.speed_key)
     est_time_s: Optional[float] = None  # its estimated wall time when it was launched
     est_source: str = ""  # store | calibrated | rough
+    world_size: int = 1  # processes (DDP workers) it trained on; runs older than the tag: one
     metrics: Mapping[str, float] = field(default_factory=dict, repr=False)
     params: Mapping[str, str] = field(default_factory=dict, repr=False)
     tags: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -105,6 +106,7 @@ class TrialRun:
             speed_key=tags.get(T.SPEED_KEY, ""),
             est_time_s=_float(tags.get(T.EST_TIME_S)),
             est_source=tags.get(T.EST_SOURCE, ""),
+            world_size=_int(tags.get(T.WORLD_SIZE)) or 1,
             metrics=dict(run.data.metrics),
             params=dict(params),
             tags=dict(tags),
@@ -189,6 +191,14 @@ class TrialRun:
         return self.metric("timed_iters")
 
     @property
+    def total_batch(self) -> Optional[int]:
+        """Images per optimizer step over all its workers (the batch size for one process)."""
+        logged = _int(self.tags.get(T.TOTAL_BATCH)) or _int(self.params.get("total_batch_size"))
+        if logged is None and self.world_size == 1:
+            return _int(self.params.get("batch_size"))
+        return logged
+
+    @property
     def finished(self) -> bool:
         return self.status == FINISHED
 
@@ -220,6 +230,17 @@ class TrialRun:
         """None when unknown (no repository, no git, or a run from before this was recorded)."""
         value = self.tags.get(T.GIT_DIRTY)
         return {"true": True, "false": False}.get(value or "")
+
+    @property
+    def node(self) -> str:
+        """The IP address of the machine (Ray node) it trained on ("" for runs older than the tag)."""
+        return self.tags.get(T.NODE, "")
+
+    @property
+    def stored_checkpoint(self) -> Optional[tuple[str, str]]:
+        """(artifact path, SHA-256) of the checkpoint it stored for trials that load it, if any."""
+        path, digest = self.tags.get(T.CHECKPOINT), self.tags.get(T.CHECKPOINT_SHA256)
+        return (path, digest) if path and digest else None
 
     @property
     def versions(self) -> dict[str, str]:

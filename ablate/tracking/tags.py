@@ -30,10 +30,18 @@ ENC_PRETRAINED = "ablate.enc_pretrained"
 DEC_PRETRAINED = "ablate.dec_pretrained"
 PRETRAIN = "ablate.pretrain"
 TEACHER = "ablate.teacher"
+# checkpoints other trials load (ablate.tracking.checkpoints): they travel through the artifact store
+PROVIDES = "ablate.provides"  # "checkpoint": later trials of the study load this trial's best.pth
+CHECKPOINT = "ablate.checkpoint"  # the artifact path of the stored checkpoint, e.g. checkpoints/best.pth
+CHECKPOINT_SHA256 = "ablate.checkpoint_sha256"
 
 # how it ran
 DEVICES = "ablate.devices"
 GPU_IDS = "ablate.gpu_ids"
+NODE = "ablate.node"  # the IP address of the (Ray) node the trial trained on
+WORLD_SIZE = "ablate.world_size"  # processes that trained it together (DDP workers); 1 for one process
+TOTAL_BATCH = "ablate.total_batch"  # images per optimizer step over all of them (batch_size x world size)
+SYNC_BN_FALLBACK = "ablate.sync_bn_fallback"  # why SyncBN was replaced (CPU workers), if it was
 ATTEMPT = "ablate.attempt"
 DURATION_S = "ablate.duration_s"
 FINAL_EVAL = "ablate.final_eval"
