@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ablate.study.estimate import estimated_seconds
 from ablate.trial.progress_file import read_progress
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
@@ -33,6 +34,15 @@ def progress_text(progress: Mapping[str, Any], iters: int) -> str:
     if total:
         return f"{phase} {int(done or 0)}/{int(total)}"
     return f"{phase} {int(done)}" if done is not None else str(phase)
+
+
+def placement_text(spec: TrialSpec) -> str:
+    """What a trial holds: `1`, `0.5` GPU for one process; `4 DDP` for four GPU workers; `2 cpu
+    DDP` for two CPU workers (the `device` column says what each process trained on)."""
+    gpus = 1.0 if spec.gpus_per_worker is None else spec.gpus_per_worker
+    if spec.workers == 1:
+        return f"{gpus:g}"
+    return f"{gpus * spec.workers:g} DDP" if gpus > 0 else f"{spec.workers} cpu DDP"
 
 
 @dataclass
@@ -57,9 +67,17 @@ class _Row:
 
     @property
     def eta(self) -> str:
+        """The measured rate's time left once the trial reports one; before that the launch
+        estimate (`ablate.study.estimate`) less the time it has run, marked `~`; a pending
+        trial shows its whole estimate."""
+        estimate = estimated_seconds(self.spec)
+        if self.state == TrialState.PENDING.value:
+            return "-" if estimate is None else "~" + _eta(estimate)
         training = (self.progress.get("phase") or TRAIN) == TRAIN
         if self.state != TrialState.RUNNING.value or not training:
             return "-"
+        if self.progress.get("eta_s") is None and estimate is not None:
+            return "~" + _eta(max(0.0, estimate - (time.time() - self.started)))
         return _eta(self.progress.get("eta_s"))
 
 
@@ -131,7 +149,8 @@ class ProgressBoard:
                 row.spec = spec
             row.state, row.attempt, row.started = TrialState.RUNNING.value, attempt, time.time()
             row.progress = {}
-            self._say(f"start  {spec.label} [{spec.trial_id}]" + (f" (attempt {attempt})" if attempt > 1 else ""))
+            self._say(f"start  {spec.label} [{spec.trial_id}]" + (f" (attempt {attempt})" if attempt > 1 else "")
+                      + (f" on {placement_text(spec)}" if spec.workers > 1 else ""))
             self._redraw()
 
     def on_result(self, spec: TrialSpec, result: TrialResult) -> None:
@@ -145,6 +164,12 @@ class ProgressBoard:
             miou = f" mIoU {result.miou:.2f}" if result.miou is not None else ""
             self._say(f"{result.state.value.lower():8s} {spec.label} [{spec.trial_id}]{miou}"
                       + (f" - {result.error}" if result.error else ""))
+            self._redraw()
+
+    def on_round(self, found: Any) -> None:
+        """A round of `seeds: auto` ended (`SeedRound`): its line goes to the log and the terminal."""
+        with self._lock:
+            self.console.print(found.describe(), markup=False, highlight=False)
             self._redraw()
 
     def refresh(self) -> None:
@@ -174,16 +199,16 @@ class ProgressBoard:
     # -- drawing --------------------------------------------------------------------------------
     def render(self) -> Table:
         table = Table(title=self.title)
-        for col in ("trial", "seed", "id", "state", "device", "progress", "mIoU", "ETA"):
-            table.add_column(col, no_wrap=col in ("id", "trial"))
+        for col in ("trial", "seed", "id", "state", "GPUs", "device", "progress", "mIoU", "ETA"):
+            table.add_column(col, no_wrap=col in ("id", "trial", "GPUs"))
         with self._lock:
             for row in self.rows.values():
                 miou = f"{row.miou:.2f}" if row.miou is not None else "-"
                 state = row.state + (f" #{row.attempt}" if row.attempt > 1 else "")
                 if row.note:
                     state += f": {row.note[:60]}"
-                table.add_row(row.name, str(row.spec.seed), row.spec.trial_id, state, row.device,
-                              row.counter, miou, row.eta)
+                table.add_row(row.name, str(row.spec.seed), row.spec.trial_id, state, placement_text(row.spec),
+                              row.device, row.counter, miou, row.eta)
         return table
 
     def _redraw(self) -> None:

@@ -108,6 +108,16 @@ class ModelRow:
         return any(r.amp_fallback for r in self.runs)
 
     @property
+    def gpus(self) -> str:
+        """GPUs a run trained on (`CPU`, or `CPU (2)` for two CPU workers), `/`-joined when seeds differ."""
+        return "/".join(dict.fromkeys(_gpus(r) for r in self.runs if r.devices))
+
+    @property
+    def total_batch(self) -> str:
+        """Images per optimizer step over all of a run's GPUs (workers), `/`-joined when seeds differ."""
+        return "/".join(dict.fromkeys(str(r.total_batch) for r in self.runs if r.total_batch))
+
+    @property
     def latency_devices(self) -> list[str]:
         return list(dict.fromkeys(r.latency_device for r in self.runs if r.latency_device))
 
@@ -119,6 +129,13 @@ class ModelRow:
             finite = [v for v in values if not math.isnan(v)]
             out.append(float(np.mean(finite)) if finite else float("nan"))
         return out
+
+
+def _gpus(run: TrialRun) -> str:
+    cuda = sum(device.strip().startswith("cuda") for device in run.devices.split(","))
+    if cuda:
+        return str(cuda)
+    return "CPU" if run.world_size == 1 else f"CPU ({run.world_size})"
 
 
 def mean_of(values: Sequence[Optional[float]]) -> float:

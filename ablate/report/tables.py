@@ -147,8 +147,8 @@ def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
     with_speed = any(r.precision or not math.isnan(r.latency_ms) for r in rows)
     speed = ["Precision", "Latency (ms)", "FPS"] if with_speed else []
     header = (["Study"] if multi else []) + ["Model", "Enc.", "Dec.", "mIoU (%)", "n", "FLOPs (G)", "Params (M)",
-                                              *speed, "Train time"]
-    align = ("l" if multi else "") + "lccrrrr" + ("crr" if with_speed else "") + "r"
+                                              *speed, "Train time", "GPUs", "Batch"]
+    align = ("l" if multi else "") + "lccrrrr" + ("crr" if with_speed else "") + "rcr"
     if with_ref:
         header.append("Paper mIoU (%)")
         align += "r"
@@ -164,6 +164,8 @@ def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
             fmt(row.params_m, 2),
             *([_precision_cell(row), fmt(row.latency_ms, 1), fmt(row.fps, 1)] if with_speed else []),
             fmt_duration(row.duration_s),
+            row.gpus,
+            row.total_batch,
         ]
         if with_ref:
             cells.append(fmt(row.reference))
@@ -172,7 +174,8 @@ def table1(rows: Sequence[ModelRow], datasets: Sequence[str] = ()) -> Table:
     caption = (
         f"mIoU (%){on} (validation split), mean ± std over n seeds (std with ddof=1, blank for n=1); "
         "FLOPs and parameters of one inference pass at the dataset's image size; mean training time per run. "
-        "Enc./Dec.: encoder/decoder pretrained." + (_speed_caption(rows) if with_speed else "")
+        "Enc./Dec.: encoder/decoder pretrained. GPUs: what each run trained on (several: one DDP job; CPU (n): n CPU "
+        "workers); Batch: images per optimizer step over all of them." + (_speed_caption(rows) if with_speed else "")
     )
     notes = []
     if any_tta:
@@ -197,7 +200,7 @@ def table1_csv(rows: Sequence[ModelRow], front: Sequence[str] = (), latency_fron
     writer.writerow([
         "experiment", "model", "trial", "shape", "family", "enc_pretrained", "dec_pretrained", "miou_mean",
         "miou_std", "n", "seeds", "flops_g", "params_m", "train_time_s", "tta", "reference_miou", "pareto",
-        "precision", "amp_fallback", "latency_ms", "fps", "latency_device", "pareto_latency",
+        "precision", "amp_fallback", "latency_ms", "fps", "latency_device", "pareto_latency", "gpus", "total_batch",
     ])
     for r in rows:
         writer.writerow([
@@ -205,7 +208,7 @@ def table1_csv(rows: Sequence[ModelRow], front: Sequence[str] = (), latency_fron
             raw_number(r.miou.mean), raw_number(r.miou.std), r.miou.n, " ".join(str(s) for s in r.seeds),
             raw_number(r.flops_g), raw_number(r.params_m), raw_number(r.duration_s), r.tta, raw_number(r.reference), r.label in on_front,
             r.precision, r.amp_fallback, raw_number(r.latency_ms), raw_number(r.fps), " / ".join(r.latency_devices),
-            r.label in on_latency_front,
+            r.label in on_latency_front, r.gpus, r.total_batch,
         ])
     return buf.getvalue()
 

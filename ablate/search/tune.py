@@ -3,6 +3,8 @@
 Trials really run side by side (one per free slot of any dispatcher: Ray, or in-process), report
 their validation mIoU after every evaluation through `OptunaPruningHook`, and are told back to
 Optuna as COMPLETE, PRUNED or FAIL; two asks with the same parameters train once and are both told.
+Several `search.objectives` make a multi-objective study (no pruning: Optuna's pruners take one
+objective) whose Pareto set, feasible under `search.constraints`, is the search's result.
 An interrupt cancels the trials in flight and tells Optuna they failed.
 The Optuna study lives in an RDB storage, so running the command again continues it; trials
 left RUNNING by a crashed driver stop sending heartbeats, are failed after a grace period and
@@ -18,16 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import yaml
-
 from ablate import tracking
 from ablate.dispatch.protocol import Dispatcher, EventSink, StartSink
 from ablate.errors import AblateError
+from ablate.search.objectives import objectives_text, score
+from ablate.search.pareto import PARETO_FOLDER, ParetoEntry, pareto_entries, write_pareto, write_snippet
 from ablate.search.pruners import build_pruner
-from ablate.search.space import search_space, split_params
+from ablate.search.space import crop_overrides, search_space, searched_crop, split_params
 from ablate.search.storage import default_storage
 from ablate.study.designs import SHAPE_TRIALS, TrialDesign, parse_tricks
 from ablate.study.loader import Study
+from ablate.study.search_schema import CROP_PARAM
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 HEARTBEAT_S = 20
@@ -45,6 +48,9 @@ class TuneOutcome:
     best_value: Optional[float] = None
     best_trial: Optional[int] = None
     snippet: Optional[Path] = None
+    objectives: list[str] = field(default_factory=list)
+    pareto: list[ParetoEntry] = field(default_factory=list)  # multi-objective: the Pareto set
+    notes: list[str] = field(default_factory=list)  # trials told FAIL for a metric they did not log
 
 
 def _sampler(spec: Any, space: dict[str, Any], offset: int = 0) -> Any:
@@ -62,7 +68,7 @@ def _sampler(spec: Any, space: dict[str, Any], offset: int = 0) -> Any:
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=spec.n_startup_trials)
 
 
-def _tell(ostudy: Any, trial: Any, value: Optional[float] = None, state: Any = None) -> None:
+def _tell(ostudy: Any, trial: Any, value: Optional[float | list[float]] = None, state: Any = None) -> None:
     """`Study.tell`, without the RuntimeError GridSampler raises after the last grid point: it
     calls `Study.stop`, which only an optimize loop accepts (the trial is stored by then)."""
     import optuna
@@ -82,8 +88,13 @@ def _grid_exhausted(ostudy: Any) -> bool:
     return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(ostudy)
 
 
-def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
+def _design(study: Study, values: dict[str, Any], number: int, crop_config: Any = None) -> TrialDesign:
+    """The trial a sampled point describes; a searched crop becomes the overrides that set it
+    in `crop_config` (the study's base config)."""
     overrides, trick_params = split_params(values)
+    crop = searched_crop(values)
+    if crop is not None:
+        overrides = {**overrides, **crop_overrides(crop_config, crop)}
     items: list[Any] = []
     for item in study.spec.search.recipe:
         name = item if isinstance(item, str) else next(iter(item))
@@ -98,18 +109,29 @@ def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
                        tags={tracking.tags.SHAPE: tracking.tags.SHAPE_SEARCH})
 
 
-def write_snippet(path: Path, study: Study, best: Any, metric: str) -> Path:
-    """The best parameters as a YAML snippet a ladder or zoo study can `include:`."""
-    overrides, tricks = split_params(best.params)
-    doc: dict[str, Any] = {}
-    if overrides:
-        doc["overrides"] = overrides
-    if tricks:
-        doc["trick_params"] = tricks
-    header = f"# best of Optuna study '{study.name}': trial {best.number}, {metric} {best.value:.4f}\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump(doc, sort_keys=True))
-    return path
+def _open_study(study: Study, rdb: Any, space: dict[str, Any]) -> Any:
+    """Create the Optuna study, or continue the one in the storage when it optimises the same
+    objectives; its metric names label the dashboard's and the report's axes."""
+    import optuna
+
+    search = study.spec.search
+    assert search is not None
+    ostudy = optuna.create_study(study_name=study.name, storage=rdb, load_if_exists=True, directions=search.directions,
+                                 sampler=_sampler(search.sampler, space),
+                                 pruner=build_pruner(search.pruner.model_dump(), study.spec.budget.iters))
+    have = [d.name.lower() for d in ostudy.directions]
+    names = ostudy.metric_names
+    if have != search.directions or (names is not None and list(names) != search.objective_names):
+        shown = ", ".join(f"{n} ({d})" for n, d in zip(names or [f"objective {i}" for i in range(len(have))], have))
+        raise AblateError(
+            f"search.objectives: Optuna study '{study.name}' in {rdb.url} optimises {shown}, not "
+            f"{objectives_text(search)}; pass another --storage, or delete that study (optuna delete-study "
+            f"--study-name {study.name} --storage {rdb.url})")
+    if names is None:
+        with warnings.catch_warnings():  # optuna marks metric names experimental
+            warnings.simplefilter("ignore")
+            ostudy.set_metric_names(search.objective_names)
+    return ostudy
 
 
 def tune_study(
@@ -129,6 +151,7 @@ def tune_study(
     import optuna
     from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
 
+    from ablate.config import load_base
     from ablate.dispatch import InProcessDispatcher, RunContext, drive
     from ablate.study.plan import Planner
     from ablate.study.run import cached_result
@@ -140,8 +163,7 @@ def tune_study(
     rdb = RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                      failed_trial_callback=RetryFailedTrialCallback(max_retry=study.spec.resources.retries))
     space = search_space(search)
-    ostudy = optuna.create_study(study_name=study.name, storage=rdb, load_if_exists=True, direction=search.direction,
-                                 sampler=_sampler(search.sampler, space), pruner=build_pruner(search.pruner.model_dump(), study.spec.budget.iters))
+    ostudy = _open_study(study, rdb, space)
     ostudy.sampler = _sampler(search.sampler, space, offset=len(ostudy.trials))
     with warnings.catch_warnings():  # optuna marks the heartbeat API experimental
         warnings.simplefilter("ignore")
@@ -153,28 +175,39 @@ def tune_study(
     parent = client.create_run(experiment_id, run_name=f"{study.name} tune {time.strftime('%Y-%m-%d %H:%M:%S')}", tags={
         tracking.tags.KIND: tracking.tags.Kind.TUNE.value, tracking.tags.STUDY: study.name, tracking.tags.OPTUNA_STORAGE: storage_url,
         tracking.tags.OPTUNA_STUDY: study.name, tracking.tags.PROFILE: study.profile or ""})
-    outcome = TuneOutcome(study.name, study.name, storage_url, parent.info.run_id)
+    outcome = TuneOutcome(study.name, study.name, storage_url, parent.info.run_id, objectives=search.objective_names)
     context = RunContext(tracking_uri, experiment_id, parent.info.run_id)
     planner = Planner(study, Path(runs_dir))
     total = n_trials or search.n_trials
     deadline = time.time() + search.timeout if search.timeout else None
     asked = 0
     untold: dict[str, tuple[Any, str]] = {}  # trial name -> (Optuna trial, trial id) until told
+    crop_config = load_base(study.base) if CROP_PARAM in search.params else None
 
     def tell(spec: TrialSpec, result: TrialResult) -> None:
         trial, _ = untold.pop(spec.name)
-        value = result.metrics.get(search.metric)
-        if result.state.is_done and value is not None:
-            _tell(ostudy, trial, value)
+        scores = score(search, result.metrics)
+        note = ""
+        if result.state.is_done or result.state is TrialState.PRUNED:
+            for name, value in scores.violations.items():  # before tell: Optuna reads them when told
+                trial.set_constraint(name, value)
+        if result.state.is_done and not scores.missing:
+            assert scores.values is not None
+            _tell(ostudy, trial, scores.values if search.multi_objective else scores.values[0])
             state = "COMPLETE"
         elif result.state is TrialState.PRUNED:
             _tell(ostudy, trial, state=optuna.trial.TrialState.PRUNED)
             state = "PRUNED"
         else:
+            if result.state.is_done:  # trained, but without a metric Optuna needs
+                note = scores.note
+                trial.set_user_attr("note", note)
+                outcome.notes.append(f"trial {trial.number} ({spec.name}): {note}")
             _tell(ostudy, trial, state=optuna.trial.TrialState.FAIL)
             state = "FAIL"
         if result.run_id:
-            client.set_tag(result.run_id, tracking.tags.OPTUNA_STATE, state)
+            tracking.log_tags(client, result.run_id, {tracking.tags.OPTUNA_STATE: state,
+                                                      **({tracking.tags.OPTUNA_NOTE: note} if note else {})})
         outcome.results.append(result)
         if on_result is not None:
             on_result(spec, result)
@@ -190,13 +223,15 @@ def tune_study(
             trial = ostudy.ask(space)
             asked += 1
             rdb.record_heartbeat(trial._trial_id)  # from now on a dead driver's trial shows as stale
-            spec = planner.plan(_design(study, trial.params, trial.number), study.spec.seeds[0])
+            spec = planner.plan(_design(study, trial.params, trial.number, crop_config), study.spec.seed_list[0])
+            # Optuna cannot report intermediate values of a multi-objective trial: no pruning hook
+            pruning = () if search.multi_objective else (dict(
+                type="OptunaPruningHook", storage=storage_url, study_name=study.name, trial_id=trial._trial_id,
+                metric=search.objective_names[0], pruner=search.pruner.model_dump(), iters=study.spec.budget.iters),)
             spec = spec.with_runtime(
                 tags={**spec.tags, tracking.tags.OPTUNA_STUDY: study.name, tracking.tags.OPTUNA_TRIAL: str(trial.number),
                       tracking.tags.OPTUNA_STATE: "RUNNING"},
-                hooks=(dict(type="OptunaPruningHook", storage=storage_url, study_name=study.name,
-                            trial_id=trial._trial_id, metric=search.metric,
-                            pruner=search.pruner.model_dump(), iters=study.spec.budget.iters),),
+                hooks=pruning,
             )
             untold[spec.name] = (trial, spec.trial_id)
             if on_planned is not None:
@@ -232,12 +267,32 @@ def tune_study(
     finally:
         stop_beating.set()
         beating.join()
-    complete = [t for t in ostudy.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if complete:
-        best = ostudy.best_trial
-        outcome.best_params, outcome.best_value, outcome.best_trial = dict(best.params), best.value, best.number
-        outcome.snippet = write_snippet(Path(runs_dir).resolve() / study.name / "best_params.yaml", study, best, search.metric)
-        client.log_artifact(parent.info.run_id, str(outcome.snippet))
-        client.log_metric(parent.info.run_id, f"best_{search.metric}", best.value)
+    _conclude(outcome, ostudy, study, Path(runs_dir).resolve() / study.name / "best_params.yaml", client)
     client.set_terminated(parent.info.run_id, status="FINISHED")
     return outcome
+
+
+def _conclude(outcome: TuneOutcome, ostudy: Any, study: Study, path: Path, client: Any) -> None:
+    """The search's result into `outcome`, `best_params.yaml` and the tune parent run: the best
+    feasible trial of one objective, or the Pareto set of several."""
+    search = study.spec.search
+    assert search is not None
+    run_id = outcome.parent_run_id
+    if search.multi_objective:
+        entries = pareto_entries(ostudy, search)
+        if not entries:
+            return
+        outcome.snippet, outcome.pareto = write_pareto(path, study.name, search, entries)
+        client.log_artifact(run_id, str(outcome.snippet))
+        client.log_artifacts(run_id, str(outcome.snippet.parent / PARETO_FOLDER), PARETO_FOLDER)
+        client.log_metric(run_id, "pareto_trials", len(entries))
+        return
+    try:
+        best = ostudy.best_trial
+    except ValueError:  # nothing complete yet, or (with constraints) nothing feasible
+        return
+    metric = search.objective_names[0]
+    outcome.best_params, outcome.best_value, outcome.best_trial = dict(best.params), best.value, best.number
+    outcome.snippet = write_snippet(path, study.name, best, metric)
+    client.log_artifact(run_id, str(outcome.snippet))
+    client.log_metric(run_id, f"best_{metric}", best.value)

@@ -1,25 +1,36 @@
-"""Study files: schema, loading/validation and expansion into trials."""
+"""Study files: schema, loading/validation, expansion into trials, time estimates and running."""
 
+from ablate.study.estimate import Estimator, Speed, TrialEstimate, estimate_trials, makespan, speed_key
 from ablate.study.loader import Study, load_study
 from ablate.study.plan import AFTER_DATA, DataPlan, data_plans, ensure_data, id_known, plan_trials
 from ablate.study.run import StudyOutcome, cached_result, cached_results, run_study
-from ablate.study.schema import BudgetSpec, DataSpec, StudySpec, TrialEntry
+from ablate.study.schema import AutoSeeds, BudgetSpec, DataSpec, StudySpec, TrialEntry
+from ablate.study.seed_rounds import SeedRound, delta_widths
 
 __all__ = [
     "AFTER_DATA",
+    "AutoSeeds",
     "BudgetSpec",
     "DataPlan",
     "DataSpec",
+    "Estimator",
+    "SeedRound",
+    "Speed",
     "Study",
     "StudySpec",
     "TrialEntry",
+    "TrialEstimate",
     "StudyOutcome",
     "cached_result",
     "cached_results",
     "data_plans",
+    "delta_widths",
     "ensure_data",
+    "estimate_trials",
     "id_known",
     "load_study",
+    "makespan",
     "plan_trials",
     "run_study",
+    "speed_key",
 ]

@@ -6,11 +6,12 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ablate.tracking import tags as T
-from ablate.study.designs import SHAPE_PRETRAIN, SHAPE_ZOO, TrialDesign
+from ablate.study.designs import SHAPE_PRETRAIN, SHAPE_TRIALS, SHAPE_ZOO, TrialDesign
 from ablate.study.loader import Study
+from ablate.study.estimate import speed_key
 from ablate.study.schema import BudgetSpec, DataSpec, SynthSpec
 from ablate.trial.spec import TrialSpec
 
@@ -118,7 +119,7 @@ def config_diff(before: Any, after: Any) -> dict[str, Any]:
     return {k: v for k, v in b.items() if a.get(k, object()) != v and not k.startswith("randomness.")}
 
 
-def set_encoder(cfg: Any, checkpoint: Path) -> None:
+def set_encoder(cfg: Any, checkpoint: Path | str) -> None:
     """ImageNet weights for the backbone only, through mmengine's init_cfg seam."""
     cfg.model.pop("pretrained", None)
     cfg.model.backbone["init_cfg"] = dict(type="Pretrained", checkpoint=str(checkpoint))
@@ -137,12 +138,12 @@ class Planner:
         self.runs_root = runs_dir.resolve() / study.name
         self.config = config
         self._bases: dict[tuple[str, str, str], Any] = {}
-        self.provided: dict[str, tuple[str, Path]] = {}  # pretrain name -> (trial id, checkpoint)
+        self.provided: dict[str, tuple[str, Path | str]] = {}  # pretrain name -> (trial id, checkpoint)
         self.rows: dict[tuple[str, int], tuple[str, Path]] = {}  # zoo row, seed -> (trial id, checkpoint)
         self.models: dict[str, Any] = {}  # trained pretrain entry / zoo row -> its resolved model config
         for entry in study.spec.pretrain:
             if entry.checkpoint is not None:
-                self.provided[entry.name] = ("", study.path(entry.checkpoint))
+                self.provided[entry.name] = ("", study.checkpoint(entry.checkpoint))  # a path, URL or runs:/
 
     def _budget(self, design: TrialDesign) -> BudgetSpec:
         budget = self.study.spec.budget
@@ -155,27 +156,37 @@ class Planner:
             return design.pretrain.data
         return self.study.spec.data
 
-    def _base(self, path: Path, data: DataSpec, data_root: Path, budget: BudgetSpec) -> Any:
-        key = (str(path), str(data_root), budget.model_dump_json() + str(data.image_scale))
+    def _placement(self, design: TrialDesign) -> tuple[int, float, Optional[float]]:
+        """(workers, GPUs and CPUs per worker): the study's `resources`, or the entry's own."""
+        spec = self.study.spec
+        if design.pretrain is not None:
+            entry: Any = design.pretrain
+        else:
+            entries = spec.zoo if design.shape == SHAPE_ZOO else spec.trials if design.shape == SHAPE_TRIALS else []
+            entry = next((e for e in entries if e.name == design.name), None)
+        return spec.resources.placement(getattr(entry, "resources", None))
+
+    def _base(self, path: Path, data: DataSpec, data_root: Path, budget: BudgetSpec, workers: int = 1) -> Any:
+        key = (str(path), str(data_root), budget.model_dump_json() + str(data.image_scale) + f"/{min(workers, 2)}")
         if key not in self._bases:
             cfg = self.config.load_base(path)
             self.config.set_data_root(cfg, data_root)
             self.config.apply_budget(
                 cfg, iters=budget.iters, val_interval=budget.val_interval, batch_size=budget.batch_size,
                 log_interval=budget.log_interval, workers=budget.workers, crop=budget.crop,
-                image_scale=data.image_scale,
+                image_scale=data.image_scale, amp=budget.amp, compile=budget.compile,
             )
-            self.config.use_plain_bn(cfg)
+            self.config.use_plain_bn(cfg, world_size=workers)
             self._bases[key] = cfg
         return self._bases[key]
 
-    def source_of(self, name: str, seed: Optional[int] = None) -> tuple[str, Path]:
+    def source_of(self, name: str, seed: Optional[int] = None) -> tuple[str, Path | str]:
         """(trial id, checkpoint) of a pretrain entry, or of a zoo row's trial of the same seed."""
         if name in self.provided:
             return self.provided[name]
         return self.rows[(name, seed)]
 
-    def checkpoint_of(self, name: str, seed: Optional[int] = None) -> Path:
+    def checkpoint_of(self, name: str, seed: Optional[int] = None) -> Path | str:
         return self.source_of(name, seed)[1]
 
     def plan(self, design: TrialDesign, seed: int) -> TrialSpec:
@@ -189,17 +200,18 @@ class Planner:
         fingerprint = datasets.dataset_fingerprint(data_root) if ready else None
         budget = self._budget(design)
         base_path = self.study.path(design.base) if design.base else self.study.base
-        base_cfg = self._base(base_path, data, data_root, budget)
+        workers, gpus_per_worker, cpus_per_worker = self._placement(design)
+        base_cfg = self._base(base_path, data, data_root, budget, workers)
         cfg = copy.deepcopy(base_cfg)
         if design.encoder:
-            set_encoder(cfg, self.study.path(design.encoder))
+            set_encoder(cfg, self.study.checkpoint(design.encoder))
         self.config.apply_overrides(cfg, {**spec.overrides, **design.overrides})
         context = TrickContext(iters=budget.iters, data_root=data_root, crop=budget.crop,
                                checkpoint_of=lambda name: self.checkpoint_of(name, seed), data_ready=ready,
                                model_of=self.models.get, path_of=self.study.path)
         for trick in design.tricks:
             TRICKS[trick.name].apply(cfg, trick.params, context)
-        self.config.use_plain_bn(cfg)
+        self.config.use_plain_bn(cfg, world_size=workers)  # DDP keeps SyncBN
         cfg.randomness = dict(seed=seed, deterministic=False)
         sources = [self.source_of(t.source, seed) for t in design.tricks if t.source and self._provides(t.source, seed)]
         depends = tuple(dict.fromkeys(trial for trial, _ in sources if trial))
@@ -209,11 +221,14 @@ class Planner:
         if fingerprint is None or not all(id_known(d) for d in depends):
             trial_id = f"{AFTER_DATA} {design.name}/{seed}"
         else:
-            trial_id = self.config.config_digest(hashed, data_fingerprint=fingerprint)
+            # a DDP trial steps on workers x batch_size images: not the same trial as one process
+            extra = {"world_size": workers} if workers > 1 else None
+            trial_id = self.config.config_digest(hashed, data_fingerprint=fingerprint, extra=extra)
         image_size = _image_size(cfg, data.image_scale)
         crop = budget.crop or tuple(cfg.model.get("data_preprocessor", {}).get("size") or image_size)
         tags = {T.SHAPE: design.shape, T.MODEL: base_path.stem, **design.tags,
-                T.TRICKS: ",".join(t.name for t in design.tricks)}
+                T.TRICKS: ",".join(t.name for t in design.tricks),
+                T.SPEED_KEY: speed_key(cfg, crop, budget.batch_size)}
         trial = TrialSpec(
             study=spec.name, name=design.name, trial_id=trial_id, seed=seed, base=str(base_path),
             config_text=cfg.pretty_text, overrides={**spec.overrides, **design.overrides},
@@ -221,9 +236,13 @@ class Planner:
             iters=budget.iters, batch_size=budget.batch_size, image_size=image_size,
             log_interval=budget.log_interval,
             params={**model_params(cfg), "crop": budget.crop, "profile": self.study.profile,
+                    "val_interval": budget.val_interval or budget.iters,
+                    "total_batch_size": budget.batch_size * workers,
                     **{f"trick.{t.name}": t.params.model_dump_json(by_alias=True) for t in design.tricks}},
             tags=tags, depends_on=depends, resolved_overrides=config_diff(base_cfg, cfg),
             cost=estimate_cost(cfg, crop, budget.iters, budget.batch_size) if self.with_cost else 0.0,
+            study_file=self.study.source.resolve(),
+            workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
         )
         if design.pretrain is not None:
             self.provided[design.pretrain.name] = (trial_id, trial.best_checkpoint)
@@ -305,9 +324,13 @@ def _forward_only(cfg: Any) -> Any:
 
 
 def plan_trials(
-    study: Study, runs_dir: Path | str = "runs", generate_data: bool = True, with_cost: bool = True
+    study: Study, runs_dir: Path | str = "runs", generate_data: bool = True, with_cost: bool = True,
+    seeds: Optional[Sequence[int]] = None,
 ) -> list[TrialSpec]:
     """Every trial of the study: pretraining first, then in file order, seeds innermost.
+
+    `seeds` replaces the study's (a round of `seeds: auto`); by default its listed seeds, or the
+    first round of `seeds: auto`.
 
     `generate_data=False` writes nothing: synthetic data not generated yet stays a `DataPlan`
     and the ids of trials that read it are `AFTER_DATA` (their costs are still computed).
@@ -317,7 +340,7 @@ def plan_trials(
     planner = Planner(study, Path(runs_dir), generate_data, with_cost)
     trials: list[TrialSpec] = []
     for design in providers_first(study):
-        seeds = [design.pretrain.seed] if design.shape == SHAPE_PRETRAIN else study.spec.seeds
-        for seed in seeds:
+        chosen = study.spec.seed_list if seeds is None else list(seeds)
+        for seed in [design.pretrain.seed] if design.shape == SHAPE_PRETRAIN else chosen:
             trials.append(planner.plan(design, seed))
     return trials

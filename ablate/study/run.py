@@ -1,7 +1,13 @@
-"""Run a study: plan, skip what MLflow already holds as finished, schedule and dispatch the rest."""
+"""Run a study: plan, skip what MLflow already holds as finished, schedule and dispatch the rest.
+
+With `seeds: {auto: ...}` this repeats in rounds under one parent run: the first round plans the
+first `min` seeds, each later round one more seed (every trial of earlier rounds is reused by its
+trial id, so only the new seed trains) until the rule of `ablate.study.seed_rounds` stops it.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -9,7 +15,11 @@ from typing import Any, Callable, Optional
 from ablate.dispatch import Dispatcher, EventSink, InProcessDispatcher, RunContext, StartSink, drive
 from ablate.study.loader import Study
 from ablate.study.plan import plan_trials
+from ablate.tracking.checkpoints import provides_checkpoint
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+
+ROUNDS_FILE = "seed_rounds.json"
+RoundSink = Callable[[Any], None]  # receives each `ablate.study.seed_rounds.SeedRound`
 
 
 @dataclass
@@ -19,6 +29,7 @@ class StudyOutcome:
     parent_run_id: str
     tracking_uri: str
     results: list[TrialResult] = field(default_factory=list)
+    rounds: list[Any] = field(default_factory=list)  # SeedRound per round of `seeds: auto`
 
     @property
     def failed(self) -> list[TrialResult]:
@@ -29,11 +40,12 @@ def cached_result(mlflow_client: Any, experiment_id: str, spec: TrialSpec) -> Op
     """The complete run of this trial id, as a CACHED result (None: it must train)."""
     from ablate import tracking
 
-    if tracking.tags.PRETRAIN in spec.tags and not spec.best_checkpoint.exists():
-        return None  # later trials need its checkpoint file, which is gone: train it again
     record = tracking.complete_run(mlflow_client, experiment_id, spec.trial_id)
     if record is None:
         return None
+    read = tracking.tags.PRETRAIN in spec.tags or tracking.tags.PROVIDES in spec.tags
+    if read and not (spec.best_checkpoint.exists() or record.stored_checkpoint):
+        return None  # later trials need its checkpoint, neither here nor in the store: train it again
     return TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.CACHED, metrics=dict(record.metrics),
                        run_id=record.run_id, duration_s=record.duration_s or 0.0)
 
@@ -56,6 +68,120 @@ def cached_results(study_name: str, trials: list[TrialSpec], tracking_uri: str) 
     return hits
 
 
+def with_launch_estimates(trials: list[TrialSpec], train: set[str], tracking_uri: str,
+                          gpus_per_trial: float) -> list[TrialSpec]:
+    """`trials`, those about to train carrying their estimated wall time on this machine's kind
+    of device (`ablate.study.estimate`: the store, else a cached probe, else FLOPs), which their
+    runs record when opened. Nothing is estimated (nor torch loaded) when nothing trains."""
+    if not train:
+        return trials
+    from ablate.analysis.speed import this_device
+    from ablate.study.estimate import Estimator
+
+    estimator = Estimator(tracking_uri, this_device(), gpus_per_trial)
+    return [s.with_runtime(tags={**s.tags, **estimator.estimate(s).tags()}) if s.trial_id in train else s
+            for s in trials]
+
+
+class _Launch:
+    """One `ablate run`: its parent run, and every trial result reported so far (over rounds)."""
+
+    def __init__(self, study: Study, tracking_uri: str, outcome: StudyOutcome, mlflow_client: Any, rerun: bool,
+                 dispatcher: Dispatcher, on_start: Optional[StartSink], on_result: Optional[EventSink],
+                 on_planned: Optional[Callable[[list[TrialSpec]], None]]) -> None:
+        self.study = study
+        self.tracking_uri = tracking_uri
+        self.on_planned = on_planned
+        self.outcome = outcome
+        self.client = mlflow_client
+        self.rerun = rerun
+        self.dispatcher = dispatcher
+        self.on_start = on_start
+        self.on_result = on_result
+        self.context = RunContext(tracking_uri, outcome.experiment_id, outcome.parent_run_id)
+        self.reported: set[tuple[str, str]] = set()  # (trial id, name) already in the outcome
+        self.pending: list[TrialSpec] = []
+        self.ended: set[str] = set()
+        self.planned = 0  # trials (names) of the latest plan
+
+    def _report(self, spec: TrialSpec, result: TrialResult) -> None:
+        self.ended.add(result.trial_id)
+        self.reported.add((spec.trial_id, spec.name))
+        if self.on_result is not None:
+            self.on_result(spec, result)
+
+    def train(self, trials: list[TrialSpec]) -> tuple[int, int]:
+        """Train what `trials` holds that neither finished in the store nor ran in an earlier
+        round; (trial ids trained, trial ids cached)."""
+        self.planned = len(trials)
+        trials = [s for s in trials if (s.trial_id, s.name) not in self.reported]
+        experiment_id = self.outcome.experiment_id
+        read = {d for spec in trials for d in spec.depends_on}  # trials whose checkpoints others load
+        trials = [provides_checkpoint(s) if s.trial_id in read else s for s in trials]  # stored for other machines
+        hits: dict[int, TrialResult] = {}
+        for index, spec in enumerate(trials):
+            hit = None if self.rerun else cached_result(self.client, experiment_id, spec)
+            if hit is not None:
+                hits[index] = hit
+        must_train = {s.trial_id for i, s in enumerate(trials) if i not in hits}  # then under every name
+        gpus = self.study.spec.resources.gpus_per_trial
+        trials = with_launch_estimates(trials, must_train, self.tracking_uri, gpus)
+        if self.on_planned is not None:
+            self.on_planned(trials)
+        self.pending = [s for s in trials if s.trial_id in must_train]
+        cached = set()
+        for index, spec in enumerate(trials):
+            if spec.trial_id not in must_train:
+                cached.add(spec.trial_id)
+                self.outcome.results.append(hits[index])
+                self._report(spec, hits[index])
+        self.outcome.results.extend(drive(self.pending, self.dispatcher, self.context,
+                                          retries=self.study.spec.resources.retries, on_start=self.on_start,
+                                          on_result=self._report))
+        return len(must_train), len(cached)
+
+    def interrupted(self) -> None:
+        from ablate import tracking
+
+        unfinished = [s.trial_id for s in self.pending if s.trial_id not in self.ended]
+        tracking.mark_interrupted(self.client, self.outcome.experiment_id, unfinished)
+
+
+def _round(launch: _Launch, trials: list[TrialSpec], number: int, seeds: list[int], counts: tuple[int, int]) -> Any:
+    """Measure the intervals of the round's deltas from what the store holds for its trials."""
+    from ablate import tracking
+    from ablate.report.collect import deduplicate
+    from ablate.study.seed_rounds import SeedRound, decide, delta_widths
+
+    rule = launch.study.spec.auto_seeds
+    assert rule is not None
+    ids = {s.trial_id for s in trials}
+    runs, _ = tracking.read_experiment(launch.client, launch.outcome.experiment_id, launch.study.name)
+    records, _ = deduplicate(r for r in runs if r.trial_id in ids and r.finished)
+    widths = delta_widths(records, launch.study.name)
+    failed = any(r.state is TrialState.FAILED for r in launch.outcome.results)
+    stop = decide(widths, rule, len(seeds), failed)
+    return SeedRound(number, tuple(seeds), counts[0], counts[1], widths, rule.ci_width, stop)
+
+
+def _log_rounds(launch: _Launch, runs_dir: Path | str) -> None:
+    """The rounds on the parent run: tags for the count, the seeds and the reason to stop, and
+    every round's widths as `seed_rounds.json` (also kept in the study's runs folder)."""
+    from ablate import tracking
+
+    rounds = launch.outcome.rounds
+    if not rounds:
+        return
+    T = tracking.tags
+    last = rounds[-1]
+    path = Path(runs_dir).resolve() / launch.study.name / ROUNDS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([r.to_dict() for r in rounds], indent=1))
+    tracking.log_tags(launch.client, launch.outcome.parent_run_id, {
+        T.SEED_ROUNDS: str(len(rounds)), T.SEEDS_RUN: ",".join(str(s) for s in last.seeds), T.SEED_STOP: last.stop})
+    tracking.log_files(launch.client, launch.outcome.parent_run_id, [path])
+
+
 def run_study(
     study: Study,
     tracking_uri: str,
@@ -66,57 +192,49 @@ def run_study(
     on_start: Optional[StartSink] = None,
     on_result: Optional[EventSink] = None,
     on_planned: Optional[Callable[[list[TrialSpec]], None]] = None,
+    on_round: Optional[RoundSink] = None,
 ) -> StudyOutcome:
     """Train every pending trial of `study`; finished ones (same trial id) are reported as cached.
 
     `dispatcher` defaults to training in this process; failed trials are retried
-    `resources.retries` times, and names sharing a trial id train once.
+    `resources.retries` times, and names sharing a trial id train once. `on_planned` hears of the
+    trials (those to train carrying their launch estimate) once the store says which are cached;
+    with `seeds: auto`, of each round's trials, and `on_round` of every round (`SeedRound`).
     """
     from ablate import tracking
 
-    trials = plan_trials(study, runs_dir)
-    if on_planned is not None:
-        on_planned(trials)
+    rule = study.spec.auto_seeds
+    seeds = study.spec.seed_list
+    trials = plan_trials(study, runs_dir, seeds=seeds)
     tracking.prepare_store(tracking_uri)
     mlflow_client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(mlflow_client, study.name, tracking_uri)
     parent_run_id = tracking.start_parent_run(mlflow_client, experiment_id, tracking.tags.Kind.STUDY, study.name, {
         tracking.tags.PROFILE: study.profile or "", tracking.tags.STUDY_FILE: str(study.source)})
     outcome = StudyOutcome(study.name, experiment_id, parent_run_id, tracking_uri)
-    read = {d for spec in trials for d in spec.depends_on}  # trials whose checkpoints others load
-    hits: dict[int, TrialResult] = {}
-    for index, spec in enumerate(trials):
-        hit = None if rerun else cached_result(mlflow_client, experiment_id, spec)
-        if hit is not None and spec.trial_id in read and not spec.best_checkpoint.exists():
-            hit = None  # e.g. a zoo row teaching a student: its checkpoint file is gone, train it again
-        if hit is not None:
-            hits[index] = hit
-    must_train = {s.trial_id for i, s in enumerate(trials) if i not in hits}  # then under every name
-    pending = [s for s in trials if s.trial_id in must_train]
-    for index, spec in enumerate(trials):
-        if spec.trial_id not in must_train:
-            outcome.results.append(hits[index])
-            if on_result is not None:
-                on_result(spec, hits[index])
-    context = RunContext(tracking_uri, experiment_id, parent_run_id)
-    ended: set[str] = set()
-
-    def report(spec: TrialSpec, result: TrialResult) -> None:
-        ended.add(result.trial_id)
-        if on_result is not None:
-            on_result(spec, result)
-
+    launch = _Launch(study, tracking_uri, outcome, mlflow_client, rerun, dispatcher or InProcessDispatcher(),
+                     on_start, on_result, on_planned)
     status = "FAILED"
     try:
-        outcome.results.extend(drive(pending, dispatcher or InProcessDispatcher(), context,
-                                     retries=study.spec.resources.retries, on_start=on_start, on_result=report))
+        while True:
+            counts = launch.train(trials)
+            if rule is None:
+                break
+            found = _round(launch, trials, len(outcome.rounds) + 1, seeds, counts)
+            outcome.rounds.append(found)
+            if on_round is not None:
+                on_round(found)
+            if found.stop:
+                break
+            seeds = rule.first(len(seeds) + 1)
+            trials = plan_trials(study, runs_dir, seeds=seeds)
         status = "FAILED" if outcome.failed else "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
-        unfinished = [s.trial_id for s in pending if s.trial_id not in ended]
-        tracking.mark_interrupted(mlflow_client, experiment_id, unfinished)
+        launch.interrupted()
         raise
     finally:
-        tracking.log_params(mlflow_client, parent_run_id, {"n_trials": len(trials)})
+        _log_rounds(launch, runs_dir)
+        tracking.log_params(mlflow_client, parent_run_id, {"n_trials": launch.planned})
         tracking.end_run(mlflow_client, parent_run_id, status)
     return outcome

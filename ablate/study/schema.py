@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from ablate.study.search_schema import SearchSpec
 
@@ -31,6 +39,15 @@ class DataSpec(_Strict):
     image_scale: Optional[tuple[int, int]] = None
 
 
+# `budget.amp`: what a trial trains in on a GPU (see `ablate.config.precision`).
+Precision = Literal["bf16", "fp16", "off"]
+
+
+def _yaml_off(value: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as False: that is the user's "off"."""
+    return "off" if value is False else value
+
+
 class BudgetSpec(_Strict):
     iters: int = Field(20000, ge=1)
     val_interval: Optional[int] = Field(None, ge=1, description="defaults to iters")
@@ -38,6 +55,13 @@ class BudgetSpec(_Strict):
     crop: Optional[tuple[int, int]] = Field(None, description="(h, w); defaults to the config's")
     log_interval: int = Field(50, ge=1)
     workers: int = Field(2, ge=0)
+    amp: Precision = Field("off", description="mixed precision on an accelerator; fp32 (recorded) without one")
+    compile: bool = Field(False, description="torch.compile the training step (mmengine's `compile`)")
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
 
     @model_validator(mode="after")
     def _interval_fits(self) -> "BudgetSpec":
@@ -53,13 +77,110 @@ class BudgetSpec(_Strict):
         return v
 
 
-class ResourcesSpec(_Strict):
-    """How trials are placed: Ray resources per trial, parallelism cap, retries."""
+def _one_placement(gpus: Optional[float], workers: Optional[int]) -> None:
+    if gpus is not None and gpus > 1 and gpus != int(gpus):
+        raise ValueError(f"gpus_per_trial above 1 is a number of DDP workers, one GPU each: {gpus:g} is not "
+                         "whole (fractions below 1 share a GPU)")
+    if (gpus or 0) > 1 and (workers or 1) > 1:
+        raise ValueError("set gpus_per_trial (N GPUs: N DDP workers, one GPU each) or workers_per_trial "
+                         "(N CPU workers), not both above 1")
 
-    gpus_per_trial: float = Field(1.0, ge=0, description="fractions share a GPU")
-    cpus_per_trial: Optional[float] = Field(None, gt=0, description="default 1 with GPUs, all CPUs without")
+
+_PLACEMENT = {"gpus_per_trial", "workers_per_trial"}
+
+
+class TrialResources(_Strict):
+    """A trial entry's own placement (a zoo's 4-GPU B5 beside 1-GPU B0 rows); replaces the
+    study's gpus_per_trial / workers_per_trial when it sets either."""
+
+    gpus_per_trial: Optional[float] = Field(None, ge=0)
+    workers_per_trial: Optional[int] = Field(None, ge=1)
+    cpus_per_trial: Optional[float] = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> "TrialResources":
+        _one_placement(self.gpus_per_trial, self.workers_per_trial)
+        return self
+
+
+class ResourcesSpec(_Strict):
+    """How trials are placed: Ray resources per trial, parallelism cap, retries.
+
+    A trial with N > 1 workers trains as one DDP job (Ray Train, SyncBN kept); `budget.batch_size`
+    is per worker, so it trains with N x batch_size images per step."""
+
+    gpus_per_trial: float = Field(1.0, ge=0, description="fractions share a GPU; a whole N > 1 trains each trial as "
+                                                          "N DDP workers, one GPU each")
+    workers_per_trial: int = Field(1, ge=1, description="N > 1: each trial trains as N CPU workers (DDP on gloo), "
+                                                        "for machines without GPUs and CI")
+    cpus_per_trial: Optional[float] = Field(None, gt=0, description="per process (each worker): default 1 with GPUs "
+                                                                    "or CPU workers, all CPUs for one CPU process")
     max_concurrent: Optional[int] = Field(None, ge=1)
     retries: int = Field(1, ge=0, description="extra attempts for a failed trial")
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> "ResourcesSpec":
+        _one_placement(self.gpus_per_trial, self.workers_per_trial)
+        return self
+
+    def placement(self, entry: Optional[TrialResources] = None) -> tuple[int, float, Optional[float]]:
+        """(workers, GPUs per worker, CPUs per worker or None for the dispatcher's default) of a
+        trial, with its entry's own `resources` if it has any."""
+        gpus, workers, cpus = self.gpus_per_trial, self.workers_per_trial, self.cpus_per_trial
+        if entry is not None:
+            if entry.gpus_per_trial is not None or entry.workers_per_trial is not None:
+                gpus = 1.0 if entry.gpus_per_trial is None else entry.gpus_per_trial
+                workers = entry.workers_per_trial or 1
+            cpus = cpus if entry.cpus_per_trial is None else entry.cpus_per_trial
+        if workers > 1:
+            return workers, 0.0, cpus
+        if gpus > 1:
+            return int(gpus), 1.0, cpus
+        return 1, gpus, cpus
+
+
+class AutoSeeds(_Strict):
+    """`seeds: {auto: {...}}`: seeds are added one round at a time until every ladder (or
+    leave-one-out) delta's 95% interval is narrower than `ci_width` mIoU points, or `max` seeds ran.
+
+    The seeds are `start`, `start + 1`, ...: the first round trains `min` of them, each later
+    round one more (trials of earlier rounds are reused by their trial ids)."""
+
+    min: int = Field(2, ge=2, description="seeds of the first round (an interval needs two)")
+    max: int = Field(8, ge=2, description="seeds at most")
+    ci_width: float = Field(0.5, gt=0, description="stop once every delta's 95% interval is narrower (mIoU points)")
+    start: int = Field(0, ge=0, description="the first seed value")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> "AutoSeeds":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) exceeds max ({self.max})")
+        return self
+
+    def first(self, count: int) -> list[int]:
+        """The first `count` seed values."""
+        return list(range(self.start, self.start + count))
+
+
+class SeedsAuto(_Strict):
+    auto: AutoSeeds
+
+
+_SEED_LIST: TypeAdapter[list[int]] = TypeAdapter(list[int])
+SeedsField = Union[list[int], SeedsAuto]
+
+
+def _seeds(value: Any) -> Any:
+    """A list of seeds or `{auto: {...}}`, with problems named by their own path (`seeds.auto.min`),
+    not by pydantic's names for the two shapes."""
+    if isinstance(value, (dict, SeedsAuto)):
+        return SeedsAuto.model_validate(value)
+    seeds = _SEED_LIST.validate_python(value)
+    if not seeds:
+        raise ValueError("give at least one seed, or {auto: {min, max, ci_width}}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct")
+    return seeds
 
 
 class TrialEntry(_Strict):
@@ -67,6 +188,7 @@ class TrialEntry(_Strict):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
     overrides: dict[str, Any] = Field(default_factory=dict)
+    resources: Optional[TrialResources] = None  # its own GPUs / workers (else the study's)
 
 
 # A trick in a list: `poly_lr`, or `{ohem: {thresh: 0.6}}` (parameters checked by the trick).
@@ -82,6 +204,7 @@ class PretrainEntry(_Strict):
     data: Optional[DataSpec] = None
     budget: Optional["PartialBudgetSpec"] = None
     overrides: dict[str, Any] = Field(default_factory=dict)
+    resources: Optional[TrialResources] = None  # its own GPUs / workers (else the study's)
     tricks: list[TrickItem] = Field(default_factory=list)
     seed: int = 0
 
@@ -101,6 +224,7 @@ class ZooEntry(_Strict):
     encoder: Optional[str] = Field(None, description="ImageNet encoder checkpoint (backbone init_cfg)")
     decoder: Optional[str] = Field(None, description="pretrain entry or checkpoint for the whole model")
     overrides: dict[str, Any] = Field(default_factory=dict)
+    resources: Optional[TrialResources] = None  # its own GPUs / workers (else the study's)
 
 
 class PartialDataSpec(_Strict):
@@ -116,6 +240,13 @@ class PartialBudgetSpec(_Strict):
     crop: Optional[tuple[int, int]] = None
     log_interval: Optional[int] = Field(None, ge=1)
     workers: Optional[int] = Field(None, ge=0)
+    amp: Optional[Precision] = None
+    compile: Optional[bool] = None
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
 
 
 class ProfileSpec(_Strict):
@@ -124,13 +255,18 @@ class ProfileSpec(_Strict):
     base: Optional[str] = None
     data: Optional[PartialDataSpec] = None
     budget: Optional[PartialBudgetSpec] = None
-    seeds: Optional[list[int]] = None
+    seeds: Optional[SeedsField] = None
     resources: Optional[ResourcesSpec] = None
     search: Optional[SearchSpec] = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     zoo: Optional[list[ZooEntry]] = None  # e.g. a few small models for a CPU demo
     pretrain: Optional[list[PretrainEntry]] = None
     encoder: Optional[str] = None
+
+    @field_validator("seeds", mode="wrap")
+    @classmethod
+    def _seeds_shape(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return None if v is None else _seeds(v)
 
 
 class StudySpec(_Strict):
@@ -140,7 +276,7 @@ class StudySpec(_Strict):
     data: DataSpec
     budget: BudgetSpec = BudgetSpec()
     resources: ResourcesSpec = ResourcesSpec()
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: SeedsField = Field(default_factory=lambda: [0], description="a list, or {auto: {min, max, ci_width}}")
     overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every trial")
     encoder: Optional[str] = Field(None, description="ImageNet encoder checkpoint for the base model")
     trials: list[TrialEntry] = Field(default_factory=list)
@@ -162,6 +298,9 @@ class StudySpec(_Strict):
             raise ValueError("mode: leave_one_out needs a non-empty 'recipe'")
         if not (self.trials or self.ladder or self.zoo or self.mode or self.search):
             raise ValueError("a study needs at least one of: trials, ladder, zoo, recipe with mode, or search")
+        if self.auto_seeds is not None and not (self.ladder or self.mode == "leave_one_out"):
+            raise ValueError("seeds.auto needs a `ladder:` or a `recipe:` with `mode: leave_one_out` (the intervals "
+                             "of their deltas decide when to stop); list the seeds instead")
         names = [e.name for e in self.zoo] + [e.name for e in self.pretrain]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -178,17 +317,27 @@ class StudySpec(_Strict):
             seen.add(entry.name)
         return v
 
-    @field_validator("seeds")
+    @field_validator("seeds", mode="wrap")
     @classmethod
-    def _unique_seeds(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v):
-            raise ValueError("seeds must be distinct")
-        return v
+    def _seeds_shape(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        return _seeds(v)
+
+    @property
+    def auto_seeds(self) -> Optional[AutoSeeds]:
+        """The rule of `seeds: {auto: ...}`; None for a list of seeds."""
+        return self.seeds.auto if isinstance(self.seeds, SeedsAuto) else None
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds a run starts with: the listed ones, or the first round of `seeds: auto`."""
+        auto = self.auto_seeds
+        return auto.first(auto.min) if auto is not None else list(self.seeds)  # type: ignore[arg-type]
 
     def with_profile(self, name: str) -> "StudySpec":
         """The study as the named profile sees it, validated again as a whole.
 
-        `data`, `budget`, `resources` and `overrides` merge key by key (the profile's keys win);
+        `data`, `budget`, `resources` and `overrides` merge key by key (the profile's keys win; a
+        profile's gpus_per_trial or workers_per_trial replaces the study's placement as a whole);
         `base`, `seeds`, `search`, `zoo` and `pretrain` replace the study's; `encoder: null`
         removes the encoder. Raises pydantic's ValidationError when the merged study is invalid
         (e.g. a profile's `iters` below the study's `val_interval`).
@@ -199,12 +348,15 @@ class StudySpec(_Strict):
         for key in ("data", "budget", "resources"):
             part = getattr(profile, key)
             if part is not None:
-                doc[key] = {**doc.get(key, {}), **part.model_dump(exclude_unset=True)}
+                theirs, mine = doc.get(key, {}), part.model_dump(exclude_unset=True)
+                if key == "resources" and _PLACEMENT & mine.keys():  # a placement replaces the study's whole
+                    theirs = {k: v for k, v in theirs.items() if k not in _PLACEMENT}
+                doc[key] = {**theirs, **mine}
         doc["overrides"] = {**self.overrides, **profile.overrides}
         for key in ("base", "seeds", "search"):
             if getattr(profile, key) is not None:
                 value = getattr(profile, key)
-                doc[key] = value.model_dump(exclude_unset=True) if key == "search" else value
+                doc[key] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
         for key in ("zoo", "pretrain", "encoder"):
             if key in profile.model_fields_set:  # `encoder: null` in a profile removes it
                 value = getattr(profile, key)

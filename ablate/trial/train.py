@@ -6,6 +6,10 @@ pruning) is an mmengine hook written into the trial's `config.py`; this module o
 run, writes that config, builds the Runner, and records how the trial ended. A failure is a
 result (FAILED, traceback attached), never an exception: a crash of one trial never hides what
 the others or this one already produced.
+
+A trial of several workers (DDP) opens and closes its run here, once; its launcher
+(`ablate.dispatch.workers`) runs `train_rank` in every worker, each the same Runner on the process
+group the launcher set up, rank 0 writing what belongs to the trial.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ablate import tracking
 from ablate.errors import TrialPruned
 from ablate.tracking import tags as T
+from ablate.tracking.checkpoints import localize_checkpoints, log_checkpoint
+from ablate.tracking.node import node_address
 from ablate.trial.progress_file import write_progress
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
@@ -50,13 +56,16 @@ def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional
     ]
 
 
-def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str], resume: bool) -> Any:
-    """The trial's complete runtime config, dumped as `config.py` and returned loaded."""
+def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str], resume: bool,
+                 experiment_id: Optional[str] = None, path: Optional[Path] = None) -> Any:
+    """The trial's complete runtime config, dumped as `config.py` (or at `path`) and returned loaded."""
     from mmengine.config import Config
+    from mmengine.device import get_device
 
+    from ablate.config.distributed import fit_to_world
     from ablate.config.precision import fit_to_device
 
-    path = spec.work_dir / CONFIG_FILE
+    path = path or spec.work_dir / CONFIG_FILE
     path.write_text(spec.config_text)
     cfg = Config.fromfile(str(path))
     cfg.work_dir = str(spec.work_dir)
@@ -64,7 +73,12 @@ def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[
     cfg.custom_imports = dict(imports=imports + CUSTOM_IMPORTS, allow_failed_imports=False)
     cfg.custom_hooks = list(cfg.get("custom_hooks") or []) + runtime_hooks(spec, tracking_uri, run_id)
     cfg.resume = resume
+    if resume:  # continue from this trial's own last checkpoint, not from the one a transfer starts with
+        cfg.load_from = None
+    if tracking_uri and experiment_id:  # weights named by URL or runs:/ URI, or left on another machine
+        localize_checkpoints(cfg, spec.depends_on, tracking_uri, experiment_id)
     fit_to_device(cfg)  # AMP where the device runs it (`budget.amp`), pinned memory on CUDA
+    fit_to_world(cfg, spec.workers, cuda=get_device() == "cuda")  # DDP: launcher, and what CPU workers lack
     cfg.dump(str(path))
     return cfg
 
@@ -86,14 +100,28 @@ def device_name(model: Any) -> str:
     return f"cuda:{visible[index] if index < len(visible) else index}"
 
 
+# Trains a trial of several workers whose run is open: (spec, tracking uri, experiment id, run id,
+# resume); raises what a failed worker raised (`ablate.dispatch.workers.launch_on_workers`).
+Launch = Callable[[TrialSpec, str, str, str, bool], None]
+
+
+def world_tags(spec: TrialSpec) -> dict[str, str]:
+    """How many processes trained it together, and the images per optimizer step over them."""
+    return {T.WORLD_SIZE: str(spec.workers), T.TOTAL_BATCH: str(spec.total_batch)}
+
+
 def train_trial(
     spec: TrialSpec,
     tracking_uri: str,
     experiment_id: str,
     parent_run_id: Optional[str] = None,
     extra_tags: Optional[dict[str, str]] = None,
+    launch: Optional[Launch] = None,
 ) -> TrialResult:
-    """Run one trial to completion; never raises for a failure of the trial (it is recorded)."""
+    """Run one trial to completion; never raises for a failure of the trial (it is recorded).
+
+    A trial of several workers (`spec.workers > 1`) is trained by `launch`, every worker running
+    `train_rank`; the run is opened and closed here, once."""
     started = time.time()
     result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.RUNNING)
     client: Any = None
@@ -106,19 +134,28 @@ def train_trial(
         register_all()
         client = tracking.client(tracking_uri)
         result.run_id, resumed = tracking.open_trial_run(client, experiment_id, spec, parent_run_id)
+        tracking.log_tags(client, result.run_id, {T.NODE: node_address()})
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         if not resumed:
             _forget_unrecorded_training(spec)
         has_checkpoint = (spec.work_dir / "last_checkpoint").exists()
-        cfg = write_config(spec, tracking_uri, result.run_id, resume=has_checkpoint)
-        runner = Runner.from_cfg(cfg)
-        device = device_name(runner.model)
-        tracking.log_tags(client, result.run_id, {T.DEVICES: device, **(extra_tags or {})})
-        write_progress(spec.work_dir, {"device": device, "iter": 0, "max_iters": spec.iters, "phase": "start"})
-        runner.train()
+        if spec.workers > 1:
+            if launch is None:
+                raise RuntimeError(f"a trial of {spec.workers} workers needs a launcher (the Ray dispatcher)")
+            tracking.log_tags(client, result.run_id, {**world_tags(spec), **(extra_tags or {})})
+            launch(spec, tracking_uri, experiment_id, result.run_id, has_checkpoint)
+        else:
+            cfg = write_config(spec, tracking_uri, result.run_id, resume=has_checkpoint, experiment_id=experiment_id)
+            runner = Runner.from_cfg(cfg)
+            device = device_name(runner.model)
+            tracking.log_tags(client, result.run_id, {T.DEVICES: device, **world_tags(spec), **(extra_tags or {})})
+            write_progress(spec.work_dir, {"device": device, "iter": 0, "max_iters": spec.iters, "phase": "start"})
+            runner.train()
         result.metrics = dict(client.get_run(result.run_id).data.metrics)
         if "mIoU" not in result.metrics:
             raise RuntimeError("training ended without a final mIoU (no evaluation ran)")
+        if spec.tags.get(T.PROVIDES):  # later trials load it, possibly on another machine
+            log_checkpoint(client, result.run_id, spec.best_checkpoint)
         result.state = TrialState.FINISHED
     except TrialPruned as exc:
         result.state, result.error = TrialState.PRUNED, str(exc)
@@ -130,7 +167,7 @@ def train_trial(
         result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         trace = spec.work_dir / "traceback.txt"
-        trace.write_text(traceback.format_exc())
+        trace.write_text(getattr(exc, "trace", "") or traceback.format_exc())  # a worker's own, for DDP
         if client is not None and result.run_id:
             tracking.log_tags(client, result.run_id, {T.FAILURE: result.error})
             client.log_artifact(result.run_id, str(trace))
@@ -139,6 +176,54 @@ def train_trial(
         if client is not None and result.run_id:
             _close_run(client, result, spec, runner)
     return result
+
+
+def train_rank(spec: TrialSpec, tracking_uri: str, experiment_id: str, run_id: str, resume: bool,
+               placement: Optional[dict[str, str]] = None) -> None:
+    """One worker of a trial of several, inside the process group its launcher set up: the same
+    config and Runner as every other worker (mmengine shards the data by rank). Rank 0 writes
+    `config.py`, the run's device tags (each worker's, comma-joined, with `placement`'s) and the
+    training log; the hooks keep everything else the trial writes on rank 0. A failure leaves
+    this worker's traceback for the trial's result (`ablate.trial.ranks`)."""
+    import tempfile
+
+    from mmengine.dist import all_gather_object
+    from mmengine.runner import Runner
+
+    from ablate.config.distributed import FALLBACK_KEY
+    from ablate.registry import register_all
+    from ablate.trial.ranks import record_failure, world_rank
+
+    rank = world_rank()
+    runner: Any = None
+    try:
+        register_all()
+        with tempfile.TemporaryDirectory() as scratch:  # the other ranks' copy of the same config
+            path = spec.work_dir / CONFIG_FILE if rank == 0 else Path(scratch) / CONFIG_FILE
+            cfg = write_config(spec, tracking_uri, run_id, resume, experiment_id=experiment_id, path=path)
+            runner = Runner.from_cfg(cfg)
+        seen = all_gather_object({T.DEVICES: device_name(runner.model), **(placement or {})})
+        if rank == 0:
+            placed = {key: ",".join(part[key] for part in seen) for key in seen[0]}
+            if cfg.get(FALLBACK_KEY):
+                placed[T.SYNC_BN_FALLBACK] = cfg[FALLBACK_KEY]
+                runner.logger.warning(cfg[FALLBACK_KEY])
+            tracking.log_tags(tracking.client(tracking_uri), run_id, placed)
+            runner.logger.info(f"{spec.workers} workers, batch {spec.batch_size} per worker: {spec.total_batch} "
+                               f"images per step, on {placed[T.DEVICES]}")
+            write_progress(spec.work_dir, {"device": placed[T.DEVICES], "iter": 0, "max_iters": spec.iters,
+                                           "phase": "start"})
+        runner.train()
+    except BaseException:
+        record_failure(spec.work_dir, rank)
+        raise
+    finally:
+        if rank == 0 and runner is not None:
+            from ablate.tracking.system import stop_monitors
+
+            stop_monitors(runner)
+            logs = sorted(Path(runner.log_dir).glob("*.log"))
+            tracking.log_files(tracking.client(tracking_uri), run_id, logs, "logs")
 
 
 def _close_run(client: Any, result: TrialResult, spec: TrialSpec, runner: Any) -> None:

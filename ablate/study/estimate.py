@@ -1,0 +1,301 @@
+"""How long trials will take, per trial and for a study, from measured speed.
+
+The time model: a trial's wall time is `fixed + iters x s_per_iter + validations x val_s`
+(`ablate.hooks.speed` measures the three terms of every trial it trains; `validations` is
+ceil(iters / val_interval), the training loop also validating at its last iteration). The
+terms come from, best first:
+
+* **store**: earlier FINISHED runs in the tracking store (any experiment) with the same speed
+  key (model config without weight paths, training crop, batch size, precision request,
+  compile switch and kind of final evaluation) on the same kind of device, whose last attempt
+  trained every iteration: the median of each term over the newest `STORE_RUNS`. `fixed` is
+  what the run's duration leaves after its iterations and validations (building, the first
+  iteration, final evaluation, latency timing), so a trial with the same budget is estimated
+  at the duration its predecessors took;
+* **calibrated**: a probe of this machine (`ablate plan --calibrate`, `ablate.analysis.speed`):
+  its seconds per training step, one inference at the image size per validation image, and
+  the model's build time as `fixed`. Data loading is not probed;
+* **rough**: the FLOPs-based cost (`TrialSpec.cost`, forward GFLOPs x iterations x batch)
+  times 3 for forward + backward, at a nominal sustained throughput of the device class
+  (`NOMINAL_GFLOPS`); no evaluation. Marked rough wherever it is shown.
+
+A study's wall time replays the scheduler (`ablate.dispatch.Scheduler`: dependencies, critical
+path first) on a clock over the given number of slots; GPU-hours are each trial's time x the
+GPUs it holds (none on a CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from ablate.tracking import tags as T
+from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+
+STORE, CALIBRATED, ROUGH = "store", "calibrated", "rough"
+SOURCES = (STORE, CALIBRATED, ROUGH)
+STORE_RUNS = 5  # newest matching runs whose median is the estimate
+# Sustained training throughput assumed by rough estimates (GFLOP/s): a mid-range GPU at
+# mixed utilisation, and a few cores of a server CPU.
+NOMINAL_GFLOPS = {"gpu": 20_000.0, "cpu": 100.0}
+TRAIN_FORWARDS = 3.0  # a training step costs about a forward and a backward of twice its FLOPs
+_WEIGHT_KEYS = ("init_cfg", "pretrained", "checkpoint")
+
+
+def _without_weights(node: Any) -> Any:
+    """Where weights come from changes no speed (and differs by seed for a teacher)."""
+    if isinstance(node, dict):
+        return {k: _without_weights(v) for k, v in node.items() if k not in _WEIGHT_KEYS}
+    if isinstance(node, (list, tuple)):
+        return [_without_weights(v) for v in node]
+    return node
+
+
+def speed_key(cfg: Any, crop: Sequence[int], batch_size: int) -> str:
+    """Trials with equal keys train at the same speed on the same device."""
+    model = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
+    identity = {
+        "model": _without_weights(model), "crop": [int(v) for v in crop], "batch_size": int(batch_size),
+        "amp": str(cfg.get("ablate_amp") or "off"), "compile": bool(cfg.get("compile", False)),
+        "final_eval": str(cfg.get("ablate_final_eval") or ""), "tta": cfg.get("tta_pipeline"),
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def validations(iters: int, val_interval: Optional[int]) -> int:
+    """Validation runs of an iteration-based training: every `val_interval`, and at the end."""
+    return math.ceil(iters / (val_interval or iters))
+
+
+def is_gpu(device: str) -> bool:
+    return not device.lower().startswith("cpu")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """The three terms of the time model for one speed key on one kind of device."""
+
+    s_per_iter: float
+    val_s: float
+    fixed_s: float
+    source: str
+    basis: str  # what it rests on, for a reader: "3 runs on ...", "probe of 5 steps", ...
+
+    def seconds(self, iters: int, val_runs: int) -> float:
+        return self.fixed_s + iters * self.s_per_iter + val_runs * self.val_s
+
+
+@dataclass(frozen=True)
+class TrialEstimate:
+    """One trial's estimated wall time (None: nothing to base it on) and the GPUs it holds."""
+
+    trial_id: str
+    name: str
+    seed: int
+    seconds: Optional[float]
+    source: str  # store | calibrated | rough, "" without an estimate
+    basis: str
+    gpus: float
+
+    @property
+    def gpu_hours(self) -> Optional[float]:
+        return None if self.seconds is None else self.seconds * self.gpus / 3600.0
+
+    def tags(self) -> dict[str, str]:
+        """What a trial's run records at launch, so the report can put it beside the actual time."""
+        if self.seconds is None:
+            return {}
+        return {T.EST_TIME_S: f"{self.seconds:.3f}", T.EST_SOURCE: self.source}
+
+
+def from_runs(runs: Sequence[Any], device: str) -> Optional[Speed]:
+    """The store's answer: median terms of the newest runs (`TrialRun`) on a matching device
+    that trained their whole budget in their last attempt."""
+    from ablate.analysis.speed import device_matches
+
+    rows = []
+    for run in runs:
+        iters = _int(run.params.get("iters"))
+        duration = run.duration_s
+        if (iters is None or duration is None or not device_matches(run.device_kind, device)
+                or run.timed_iters != iters or not math.isfinite(run.s_per_iter)):
+            continue
+        val_s = run.val_s if math.isfinite(run.val_s) else 0.0
+        val_runs = run.val_runs if math.isfinite(run.val_runs) else 0.0
+        fixed = max(0.0, duration - iters * run.s_per_iter - val_runs * val_s)
+        rows.append((run.s_per_iter, val_s, fixed, run.device_kind))
+        if len(rows) == STORE_RUNS:
+            break
+    if not rows:
+        return None
+    devices = sorted({r[3] for r in rows})
+    return Speed(statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
+                 statistics.median(r[2] for r in rows), STORE,
+                 f"{len(rows)} earlier run{'s' if len(rows) > 1 else ''} on {', '.join(devices)}")
+
+
+def _int(text: Any) -> Optional[int]:
+    try:
+        return int(str(text))
+    except (TypeError, ValueError):
+        return None
+
+
+def val_images(data_root: Path) -> int:
+    """Images one validation run evaluates (0 while the dataset does not exist yet)."""
+    from ablate.data.layout import IMG_DIR
+
+    folder = Path(data_root) / IMG_DIR / "val"
+    return sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+
+
+def from_probe(probe: Any, images: int) -> Speed:
+    evaluation = f", {images} validation images" if images else ", evaluation not included (no dataset yet)"
+    return Speed(probe.s_per_iter, probe.eval_s_per_image * images, probe.build_s, CALIBRATED,
+                 f"probe of {probe.steps} steps on {probe.device}{evaluation}")
+
+
+def rough(spec: TrialSpec, device: str) -> Optional[Speed]:
+    """Training FLOPs at a nominal throughput; None without a FLOPs cost (`plan --no-cost`)."""
+    if spec.cost <= 0 or spec.iters <= 0:
+        return None
+    kind = "gpu" if is_gpu(device) else "cpu"
+    seconds = spec.cost * TRAIN_FORWARDS / NOMINAL_GFLOPS[kind]
+    return Speed(seconds / spec.iters, 0.0, 0.0, ROUGH,
+                 f"FLOPs at a nominal {NOMINAL_GFLOPS[kind]:,.0f} GFLOP/s ({kind}), no evaluation")
+
+
+class Estimator:
+    """Estimates for the trials of one study on one kind of device, each speed key looked up once.
+
+    `tracking_uri=None` (or a store that does not exist yet) skips the store.
+    """
+
+    def __init__(self, tracking_uri: Optional[str], device: str, gpus_per_trial: float) -> None:
+        self.tracking_uri = tracking_uri
+        self.device = device
+        self.gpus = gpus_per_trial if is_gpu(device) else 0.0
+        self._store: dict[str, Optional[Speed]] = {}
+        self._client: Any = None
+        if tracking_uri is not None:
+            from ablate import tracking
+
+            if tracking.store_exists(tracking_uri):
+                self._client = tracking.client(tracking_uri)
+
+    def stored(self, spec: TrialSpec) -> Optional[Speed]:
+        key = spec.tags.get(T.SPEED_KEY, "")
+        if not key or self._client is None:
+            return None
+        if key not in self._store:
+            from ablate import tracking
+
+            self._store[key] = from_runs(tracking.speed_runs(self._client, key), self.device)
+        return self._store[key]
+
+    def speed(self, spec: TrialSpec) -> Optional[Speed]:
+        from ablate.analysis.speed import cached_probe
+
+        found = self.stored(spec)
+        if found is not None:
+            return found
+        key = spec.tags.get(T.SPEED_KEY, "")
+        probe = cached_probe(key, self.device) if key else None
+        if probe is not None:
+            return from_probe(probe, val_images(spec.data_root))
+        return rough(spec, self.device)
+
+    def estimate(self, spec: TrialSpec) -> TrialEstimate:
+        speed = self.speed(spec)
+        seconds = None if speed is None else speed.seconds(spec.iters, validations(spec.iters, _val_interval(spec)))
+        return TrialEstimate(spec.trial_id, spec.name, spec.seed, seconds, speed.source if speed else "",
+                             speed.basis if speed else "no FLOPs cost and no measured speed", self.gpus)
+
+
+def _val_interval(spec: TrialSpec) -> Optional[int]:
+    return _int(spec.params.get("val_interval"))
+
+
+def estimate_trials(trials: Sequence[TrialSpec], tracking_uri: Optional[str], device: str,
+                    gpus_per_trial: float) -> list[TrialEstimate]:
+    estimator = Estimator(tracking_uri, device, gpus_per_trial)
+    return [estimator.estimate(spec) for spec in trials]
+
+
+def estimated_seconds(spec: TrialSpec) -> Optional[float]:
+    """The estimate a launched trial carries (`TrialEstimate.tags`)."""
+    try:
+        return float(spec.tags[T.EST_TIME_S])
+    except (KeyError, ValueError):
+        return None
+
+
+def makespan(trials: Sequence[TrialSpec], seconds: Mapping[str, float], slots: int) -> float:
+    """Wall time of `trials` on `slots` parallel slots, as the scheduler would order them (a
+    trial without an estimate takes no time). Names sharing a trial id train once."""
+    from ablate.dispatch.scheduler import Scheduler
+
+    scheduler = Scheduler(trials)
+    now = 0.0
+    ends: list[tuple[float, int, str]] = []
+    order = 0
+    while not scheduler.done:
+        for spec in scheduler.ready()[: max(1, slots) - len(scheduler.running)]:
+            scheduler.started(spec.trial_id)
+            order += 1
+            heapq.heappush(ends, (now + float(seconds.get(spec.trial_id) or 0.0), order, spec.trial_id))
+        if not ends:  # nothing can start: the scheduler refuses cycles, so this does not happen
+            break
+        now, _, trial_id = heapq.heappop(ends)
+        spec = next(s for s in trials if s.trial_id == trial_id)
+        scheduler.finished(trial_id, TrialResult(trial_id, spec.name, spec.seed, TrialState.FINISHED))
+    return now
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One probe `ablate plan --calibrate` ran (or why it could not)."""
+
+    speed_key: str
+    trial: str
+    probe: Any = None  # ablate.analysis.speed.Probe
+    error: str = ""
+
+
+def calibrate(trials: Sequence[TrialSpec], estimator: Estimator) -> list[Calibration]:
+    """Probe this machine for every distinct speed key the store has no run of, and cache it."""
+    from mmengine.config import Config
+
+    from ablate.analysis.speed import probe_training, record_probe
+
+    done: list[Calibration] = []
+    seen: set[str] = set()
+    for spec in trials:
+        key = spec.tags.get(T.SPEED_KEY, "")
+        if not key or key in seen or estimator.stored(spec) is not None:
+            continue
+        seen.add(key)
+        try:
+            cfg = Config.fromstring(spec.config_text, ".py")
+            crop = training_crop(cfg, None, spec.image_size)
+            probe = probe_training(cfg, crop, spec.batch_size, spec.image_size)
+        except Exception as exc:  # a model that cannot be probed here keeps its rough estimate
+            done.append(Calibration(key, spec.name, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:200]))
+            continue
+        record_probe(key, probe)
+        done.append(Calibration(key, spec.name, probe))
+    return done
+
+
+def training_crop(cfg: Any, crop: Optional[Sequence[int]], image_size: Sequence[int]) -> tuple[int, int]:
+    """(h, w) a trial trains at: the study's crop, else the model's preprocessor size, else the image."""
+    chosen = crop or cfg.model.get("data_preprocessor", {}).get("size") or image_size
+    return (int(chosen[0]), int(chosen[1]))
+
