@@ -50,7 +50,9 @@ def test_the_trained_run_records_its_speed(earlier: dict) -> None:
     run = earlier["run"]
     assert run.s_per_iter > 0 and run.val_s > 0 and run.val_runs == 2 and run.timed_iters == 4
     assert run.device_kind and run.speed_key and run.duration_s is not None
-    assert run.duration_s > run.s_per_iter * 4 + run.val_s * 2  # the terms are parts of the whole
+    # the terms are parts of the whole (up to timing noise: steady iterations on a shared machine
+    # can run slower than the first)
+    assert run.duration_s > 0.8 * (run.s_per_iter * 4 + run.val_s * 2)
 
 
 def test_store_estimate_for_the_same_model_crop_and_batch(earlier: dict, tiny_data: Path,
@@ -61,7 +63,8 @@ def test_store_estimate_for_the_same_model_crop_and_batch(earlier: dict, tiny_da
     doc = _plan(same, earlier["uri"], tmp, capsys)
     (row,) = doc["trials"]
     assert row["est_source"] == "store" and "1 earlier run" in row["est_basis"]
-    assert row["est_time_s"] == pytest.approx(run.duration_s)  # same budget: what the earlier run took
+    # same budget: what the earlier run took (its fixed part is never negative, so noise can add a little)
+    assert row["est_time_s"] == pytest.approx(run.duration_s, rel=0.1)
     assert row["est_time_s"] >= run.s_per_iter * 4
     assert doc["estimate"]["wall_s"] == pytest.approx(row["est_time_s"]) and doc["estimate"]["gpu_hours"] == 0
     assert doc["estimate"]["sources"] == {"store": 1, "calibrated": 0, "rough": 0}
@@ -70,7 +73,8 @@ def test_store_estimate_for_the_same_model_crop_and_batch(earlier: dict, tiny_da
     (row,) = _plan(longer, earlier["uri"], tmp, capsys)["trials"]
     assert validations(8, 2) == 4
     assert row["est_source"] == "store"
-    assert row["est_time_s"] == pytest.approx(run.duration_s + 4 * run.s_per_iter + 2 * run.val_s)
+    assert row["est_time_s"] == pytest.approx(max(run.duration_s, 4 * run.s_per_iter + 2 * run.val_s)
+                                             + 4 * run.s_per_iter + 2 * run.val_s)
 
 
 def test_calibrate_measures_a_model_the_store_has_not_seen(earlier: dict, tiny_data: Path, tmp_path: Path,
