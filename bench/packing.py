@@ -1,4 +1,5 @@
-"""How well the scheduler packs trials of known, unequal length onto 4 GPUs.
+"""How well the scheduler packs trials of known, unequal length (and, second part, unequal size)
+onto 4 GPUs.
 
 16 trials with durations drawn from a fixed seed (1-6 s; two of them are "pretraining" trials
 with three dependents each) run through `drive` (the loop `ablate run` uses) and `RayDispatcher`
@@ -16,56 +17,55 @@ whose trials end at start + duration, no Ray), which separates the ordering from
 latencies; the simulation also compares the scheduler's rule with plain longest-first (own cost
 only) on 500 other seeded instances.
 
-    .venv/bin/python bench/packing.py [--repeats 2]
+Mixed sizes (a zoo on one 4-GPU server: two 4-GPU DDP trials, three 2-GPU and eleven 1-GPU ones,
+durations 1-6 s, shuffled per seed) run through the same `drive` and `Scheduler` on the simulated
+clock, where each trial holds its GPUs (a dispatcher reporting 4 GPUs; a DDP trial's demand is
+its workers' GPUs). The lower bound counts GPU-seconds: max(sum of GPUs x duration / 4, longest
+trial). The dispatcher's rule (widest first, then critical path, with a reservation for the
+head of the queue) is compared with critical path alone and with file order, on the seeded
+instance and 500 others. Real placement of DDP trials (Ray Train workers holding their GPUs, no
+GPU shared, a rendezvous port each) is what tests/test_ddp.py checks; each DDP trial's Ray Train
+start-up (seconds) is not part of this simulation.
+
+    .venv/bin/python bench/packing.py [--repeats 2] [--mixed-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import heapq
+import datetime as dt
+import json
 import os
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import load, ratio, write_result  # noqa: E402
+from _common import RESULTS, load, ratio, write_result  # noqa: E402
+from _packing_sim import (  # noqa: E402
+    CONTEXT,
+    GPUS,
+    SEED,
+    dependencies,
+    make_specs,
+    mixed,
+    own_cost,
+    render_mixed,
+    simulate,
+)
 
-from ablate.dispatch import Completion, RayDispatcher, RunContext, critical_path_costs, drive  # noqa: E402
+from ablate.dispatch import RayDispatcher, RunContext, drive  # noqa: E402
 from ablate.trial import TrialResult, TrialSpec, TrialState  # noqa: E402
 
-GPUS = 4
 N_TRIALS = 16
-SEED = 7
 TARGET = 1.10
-CONTEXT = RunContext("sqlite:///unused", "0")
-Rule = Callable[[Sequence[TrialSpec]], Mapping[str, float]]
 
 
 def durations(seed: int = SEED) -> list[float]:
     rng = random.Random(seed)
     return [round(rng.uniform(1.0, 6.0), 1) for _ in range(N_TRIALS)]
-
-
-def dependencies() -> dict[int, int]:
-    """Trial index -> the trial it depends on: 0 and 1 are pretraining for 2-4 and 5-7."""
-    return {2: 0, 3: 0, 4: 0, 5: 1, 6: 1, 7: 1}
-
-
-def make_specs(durs: Sequence[float], costs: Sequence[float]) -> list[TrialSpec]:
-    deps = dependencies()
-    specs = []
-    for i, (dur, cost) in enumerate(zip(durs, costs)):
-        name = f"t{i:02d}"
-        specs.append(TrialSpec(
-            study="bench_packing", name=name, trial_id=name, seed=0, base="none.py", config_text="",
-            overrides={}, work_dir=Path("/nonexistent") / name, data_root=Path("/nonexistent"),
-            data_fingerprint="-", iters=1, batch_size=1, image_size=(1, 1), params={"sleep_s": dur},
-            depends_on=(f"t{deps[i]:02d}",) if i in deps else (), cost=float(cost),
-        ))
-    return specs
 
 
 def sleeper(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
@@ -85,45 +85,14 @@ def lower_bound(durs: Sequence[float]) -> dict[str, float]:
             "longest_chain_s": round(chain, 2), "bound_s": round(max(sum(durs) / GPUS, chain), 3)}
 
 
-class SimulatedDispatcher:
-    """GPUS slots on a virtual clock: a trial ends `sleep_s` after it was submitted; each poll
-    advances the clock to the next end (ties: lower trial id first)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._ends: list[tuple[float, str, TrialSpec, int]] = []
-
-    def open(self) -> int:
-        return GPUS
-
-    def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
-        heapq.heappush(self._ends, (self.now + float(spec.params["sleep_s"]), spec.trial_id, spec, attempt))
-
-    def poll(self, timeout: Optional[float] = None) -> list[Completion]:
-        if not self._ends:
-            return []
-        self.now, _, spec, attempt = heapq.heappop(self._ends)
-        return [Completion(spec, TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FINISHED), attempt)]
-
-    def cancel(self, trial_id: str) -> None:
-        self._ends = [e for e in self._ends if e[1] != trial_id]
-        heapq.heapify(self._ends)
-
-    def close(self) -> None:
-        self._ends = []
-
-
-def own_cost(specs: Sequence[TrialSpec]) -> dict[str, float]:
-    """Plain longest first: a trial's own cost, blind to who waits for it."""
-    return {s.trial_id: s.cost for s in specs}
-
-
-def simulate(durs: Sequence[float], costs: Sequence[float], rule: Rule = critical_path_costs) -> float:
-    """The scheduler and `drive` without Ray: the makespan on the simulated clock."""
-    clock = SimulatedDispatcher()
-    results = drive(make_specs(durs, costs), clock, CONTEXT, priority=rule)
-    assert all(r.state is TrialState.FINISHED for r in results)
-    return round(clock.now, 3)
+def write_mixed_only() -> None:
+    """Add the mixed-size part to the stored results, keeping the measured one-GPU part as it is."""
+    path = RESULTS / "packing.json"
+    doc = json.loads(path.read_text()) if path.exists() else {"benchmark": "packing"}
+    doc["mixed"] = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                    "command": ".venv/bin/python bench/packing.py --mixed-only", **mixed()}
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(f"wrote {path}", flush=True)
 
 
 def simulate_many(count: int) -> dict[str, dict[str, float]]:
@@ -174,7 +143,12 @@ def best_of(repeats: int, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--mixed-only", action="store_true", help="only the (simulated) mixed-size part, added to "
+                        "the stored results")
     args = parser.parse_args(argv)
+    if args.mixed_only:
+        write_mixed_only()
+        return 0
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported: loopback only
     import ray
@@ -223,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": ratio(true_costs["makespan_s"], lb),
         "target_ratio": TARGET,
         "target_met": ratio(true_costs["makespan_s"], lb) <= TARGET,
+        "mixed": mixed(),
     })
     return 0
 
@@ -237,7 +212,7 @@ import re  # noqa: E402
 from _common import Figure, fmt, load_note, met  # noqa: E402
 
 _RENDERED = {"benchmark", "date", "command", "load_after", "setup", "lower_bound", "dispatcher_rule", "true_costs",
-             "noisy_costs", "file_order", "ordering_gain", "simulated", "ratio", "target_ratio", "target_met"}
+             "noisy_costs", "file_order", "ordering_gain", "simulated", "ratio", "target_ratio", "target_met", "mixed"}
 
 
 def _pct(share: Optional[float]) -> str:
@@ -266,6 +241,11 @@ def summary(d: dict[str, Any]) -> list[Figure]:
         rows.append(Figure(f"packing, simulated on {count} other instances: share within 1.10, dispatcher's rule "
                            "(plain longest first)", f"{_pct(many['dispatcher'].get('share_within_1.10'))} "
                            f"({_pct(many['longest_first_own_cost'].get('share_within_1.10'))})"))
+    mix = d.get("mixed")
+    if mix:
+        rows.append(Figure(f"packing, mixed sizes (4-, 2- and 1-GPU trials, simulated): makespan / max(GPU-seconds/"
+                           f"{mix['setup']['gpus']}, longest trial)", fmt(mix.get("ratio"), 3),
+                           f"<= {mix['target_ratio']:.2f}", met(mix.get("target_met"))))
     return rows
 
 
@@ -314,4 +294,6 @@ def render(d: dict[str, Any]) -> str:
     if extra:
         out += ["", "Also in `bench/results/packing.json`, not shown here: " + ", ".join(f"`{k}`" for k in extra) + "."]
     out += ["", load_note(d)]
+    if d.get("mixed"):
+        out += render_mixed(d["mixed"])
     return "\n".join(out)

@@ -113,7 +113,7 @@ import ablate.cli, ablate.dispatch
 from ablate.dispatch import RayDispatcher
 before = os.environ.get("{var}")
 pool = RayDispatcher(num_cpus=1)
-slots = pool.open()
+slots = pool.open().total.cpus
 import ray
 after = os.environ.get("{var}")
 print(json.dumps({{"before": before, "after": after, "slots": slots,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ablate import tracking
-from ablate.dispatch import Completion, Dispatcher, InProcessDispatcher, RayDispatcher, RunContext, drive
+from ablate.dispatch import (Capacity, Completion, Dispatcher, InProcessDispatcher, RayDispatcher, Resources,
+                             RunContext, drive)
 from ablate.study import load_study, run_study
 from ablate.trial import TrialResult, TrialSpec, TrialState
 from tests.conftest import write_study
@@ -139,8 +140,11 @@ class _Recorded:
         self.inner = inner
         self.cancelled: list[str] = []
 
-    def open(self) -> int:
+    def open(self) -> Capacity:
         return self.inner.open()
+
+    def demand(self, spec: TrialSpec) -> Resources:
+        return self.inner.demand(spec)
 
     def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
         self.inner.submit(spec, context, attempt)
@@ -172,7 +176,7 @@ def test_an_interrupt_cancels_the_trials_in_flight(ray4) -> None:
 
 def test_a_cancelled_task_gives_its_gpus_back(ray4) -> None:
     pool = RayDispatcher(gpus_per_trial=4, trainable=_sleepy)
-    assert pool.open() == 1
+    assert pool.open().total.gpus == 4  # one trial's worth
     pool.submit(_spec("long", 1, sleep_s=60), CONTEXT, 1)
     assert pool.poll(timeout=0.5) == []
     pool.cancel("long")

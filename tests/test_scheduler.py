@@ -1,14 +1,25 @@
-"""The scheduler alone (no Ray, no training): order, priority, cycles, retries, failed
-dependencies and identical trial ids, as `ablate run`, `ablate tune` and the benchmark see them."""
+"""The scheduler alone (no Ray, no training): order, priority, packing trials of different sizes,
+cycles, retries, failed dependencies and identical trial ids, as `ablate run`, `ablate tune` and
+the benchmark see them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from ablate.dispatch import DependencyCycleError, Scheduler, critical_path_costs
+from ablate.dispatch import (
+    DependencyCycleError,
+    InProcessDispatcher,
+    NeedsWorkersError,
+    Resources,
+    RunContext,
+    Scheduler,
+    critical_path_costs,
+    drive,
+)
 from ablate.errors import AblateError
 from ablate.trial import TrialResult, TrialSpec, TrialState
 
@@ -161,3 +172,90 @@ def test_misuse_is_an_error_not_a_silent_state_change() -> None:
         scheduler.started("b")  # waits for a
     with pytest.raises(ValueError):
         scheduler.finished("a", TrialResult("a", "a", 0, TrialState.FINISHED))  # never started
+
+
+# -- packing trials of different sizes -----------------------------------------------------------
+
+def _wide(name: str, workers: int, cost: float = 1.0, sleep: float = 1.0) -> TrialSpec:
+    return dataclasses.replace(_spec(name, cost), workers=workers, params={"sleep_s": sleep})
+
+
+def _gpus(spec: TrialSpec) -> Resources:
+    return Resources(gpus=float(spec.workers), cpus=float(spec.workers))
+
+
+def _pack(scheduler: Scheduler, total: Resources, demand=_gpus) -> list[tuple[float, float, str]]:
+    """Start picks into what is free, end the earliest-ending trial, on a clock: (start, end, name)."""
+    now, held, spans = 0.0, Resources(), []
+    running: list[tuple[float, TrialSpec]] = []
+    while not scheduler.done:
+        for spec in scheduler.pick(total - held, demand):
+            scheduler.started(spec.trial_id)
+            held = held + demand(spec)
+            running.append((now + spec.params["sleep_s"], spec))
+            spans.append((now, now + spec.params["sleep_s"], spec.name))
+        assert running, "nothing fits and nothing runs"
+        running.sort(key=lambda item: item[0])
+        now, spec = running.pop(0)
+        held = held - demand(spec)
+        scheduler.finished(spec.trial_id, TrialResult(spec.trial_id, spec.name, 0, TrialState.FINISHED))
+    return spans
+
+
+def test_wider_trials_start_first_then_the_critical_path() -> None:
+    trials = [_wide("one-long", 1, 9), _wide("two", 2, 1), _wide("four", 4, 1), _wide("one-short", 1, 2)]
+    assert [s.name for s in Scheduler(trials).ready()] == ["four", "two", "one-long", "one-short"]
+    assert [s.name for s in Scheduler(trials, priority=critical_path_costs).ready()][0] == "one-long"
+
+
+def test_a_waiting_wide_trial_gets_its_gpus_before_smaller_trials_behind_it() -> None:
+    """A 1-GPU trial of higher priority runs; the 4-GPU trial behind it waits for all four GPUs,
+    and the lower-priority 1-GPU trials may not take the three that are free meanwhile."""
+    trials = [_wide("first", 1, 9, sleep=2.0), _wide("big", 4, 5, sleep=1.0)]
+    trials += [_wide(f"small{i}", 1, 1, sleep=0.5) for i in range(3)]
+    spans = _pack(Scheduler(trials, priority=critical_path_costs), Resources(4, 4))
+    start = {name: begin for begin, _, name in spans}
+    assert [name for _, _, name in sorted(spans)] == ["first", "big", "small0", "small1", "small2"]
+    assert start["big"] == 2.0  # as soon as "first" ended
+    big = next((b, e) for b, e, n in spans if n == "big")
+    assert not [n for b, e, n in spans if n != "big" and b < big[1] and e > big[0]]  # it shared no GPU
+
+
+def test_smaller_trials_still_fill_what_the_waiting_trial_does_not_need() -> None:
+    """The head waits for GPUs; a CPU-only trial behind it starts at once, a GPU one does not."""
+    trials = [_wide("first", 1, 9, sleep=2.0), _wide("big", 4, 5), _wide("gpu-small", 1, 2), _wide("cpu-small", 1, 1)]
+    demand = {"first": Resources(1, 1), "big": Resources(4, 4), "gpu-small": Resources(1, 1), "cpu-small": Resources(0, 1)}
+    scheduler = Scheduler(trials, priority=critical_path_costs)
+    picked = scheduler.pick(Resources(4, 8), lambda spec: demand[spec.name])
+    assert [s.name for s in picked] == ["first", "cpu-small"]
+    assert [s.name for s in scheduler.pick(Resources(4, 8), lambda spec: demand[spec.name], room=1)] == ["first"]
+
+
+def test_a_kind_a_trial_does_not_ask_for_never_stands_in_its_way() -> None:
+    assert Resources(0, 1).fits(Resources(-3, 1)) and not Resources(1, 1).fits(Resources(-3, 8))
+    assert Resources(1, 2).times_in(Resources(4, 5)) == 2 and Resources().times_in(Resources(4, 4)) is None
+
+
+def test_mixed_sizes_all_run_within_the_gpus_the_wide_ones_first() -> None:
+    trials = [_wide(f"one{i}", 1, 1, sleep=1.0 + i % 3) for i in range(6)]
+    trials += [_wide("four-a", 4, 1, sleep=2.0), _wide("two-a", 2, 1, sleep=1.5), _wide("four-b", 4, 1, sleep=1.0)]
+    spans = _pack(Scheduler(trials), Resources(4, 4))
+    assert sorted(n for _, _, n in spans) == sorted(t.name for t in trials)  # all ran, once
+    for begin, end, name in spans:  # the GPUs in use never exceed the four
+        at = [w for b, e, n in spans for w in [int(n.startswith("four")) * 3 + int(n.startswith("two")) + 1]
+              if b <= begin < e]
+        assert sum(at) <= 4, (name, begin)
+    start = {name: begin for begin, _, name in spans}
+    assert (start["four-a"], start["four-b"], start["two-a"]) == (0.0, 2.0, 3.0)  # wide ones while it is empty
+
+
+def test_a_ddp_trial_is_refused_in_process_before_anything_runs() -> None:
+    ran: list[str] = []
+
+    def trainable(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
+        ran.append(spec.name)
+        return TrialResult(spec.trial_id, spec.name, 0, TrialState.FINISHED)
+
+    with pytest.raises(NeedsWorkersError, match="trial ddp trains as 2 DDP workers.*--dispatcher ray"):
+        drive([_wide("fine", 1), _wide("ddp", 2)], InProcessDispatcher(trainable), RunContext("sqlite:///unused", "0"))
+    assert ran == [] and issubclass(NeedsWorkersError, AblateError)

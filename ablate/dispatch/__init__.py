@@ -1,22 +1,36 @@
-"""The dispatcher: how a study's trials are ordered (the scheduler) and placed and run (a
-dispatcher: in-process, or on Ray)."""
+"""The dispatcher: how a study's trials are ordered and packed (the scheduler) and placed and run
+(a dispatcher: in-process, or on Ray, where a trial may span several GPUs as one DDP job)."""
 
 from ablate.dispatch.address import check_ray_address
-from ablate.dispatch.driver import Feed, drive
-from ablate.dispatch.inprocess import InProcessDispatcher
-from ablate.dispatch.protocol import Completion, Dispatcher, EventSink, RunContext, StartSink, Trainable
+from ablate.dispatch.driver import CapacityError, Feed, drive
+from ablate.dispatch.inprocess import InProcessDispatcher, NeedsWorkersError, refuse_workers
+from ablate.dispatch.protocol import (
+    Capacity,
+    Completion,
+    Dispatcher,
+    EventSink,
+    Resources,
+    RunContext,
+    StartSink,
+    Trainable,
+)
 from ablate.dispatch.ray_pool import RayDispatcher
-from ablate.dispatch.scheduler import Action, DependencyCycleError, Scheduler, critical_path_costs
+from ablate.dispatch.workers import launch_on_workers, run_on_workers
+from ablate.dispatch.scheduler import Action, DependencyCycleError, Scheduler, critical_path_costs, widest_first
 
 __all__ = [
     "Action",
+    "Capacity",
+    "CapacityError",
     "Completion",
     "DependencyCycleError",
     "Dispatcher",
     "EventSink",
     "Feed",
     "InProcessDispatcher",
+    "NeedsWorkersError",
     "RayDispatcher",
+    "Resources",
     "RunContext",
     "Scheduler",
     "StartSink",
@@ -24,4 +38,8 @@ __all__ = [
     "check_ray_address",
     "critical_path_costs",
     "drive",
+    "launch_on_workers",
+    "refuse_workers",
+    "run_on_workers",
+    "widest_first",
 ]

@@ -1,13 +1,19 @@
-"""Trials as Ray tasks, one (or a fraction of a) GPU each, on an embedded Ray or a cluster.
+"""Trials as Ray tasks on an embedded Ray or a cluster: one (or a fraction of a) GPU each, or
+several GPUs for a DDP trial.
 
-Only placement lives here: connect, turn the cluster's resources into slots, run a submitted trial
-as a task, collect ended ones with `ray.wait`, cancel, shut down. Which trial goes next and what a
-failure means is the scheduler's business (`ablate.dispatch.scheduler`).
+Only placement lives here: connect, report the cluster's GPUs and CPUs, say what each trial holds,
+run a submitted trial as a task, collect ended ones with `ray.wait`, cancel, shut down. Which
+trial goes next and what a failure means is the scheduler's business (`ablate.dispatch.scheduler`).
+
+A one-process trial's task holds its GPU(s) and CPUs itself. A trial of several workers runs as a
+task that holds nothing and starts a Ray Train job (`ablate.dispatch.workers`): its workers hold
+the GPUs, all reserved at once by one placement group.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import time
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from ablate.dispatch.protocol import Completion, RunContext, Trainable
+from ablate.dispatch.protocol import Capacity, Completion, Resources, RunContext, Trainable
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 # Read by Ray when it is imported: 0 keeps every Ray process and address on 127.0.0.1 (Ray
@@ -24,12 +30,18 @@ LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def train_on_assigned_device(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
-    """Runs inside a Ray worker: train on the GPU Ray assigned (or the CPU)."""
+    """Runs inside a Ray worker: train on the GPU Ray assigned (or the CPU); a trial of several
+    workers trains as one DDP job on the Ray Train workers it starts from here."""
     import ray
 
     from ablate.tracking import tags
     from ablate.trial.train import train_trial
 
+    if spec.workers > 1:
+        from ablate.dispatch.workers import launch_on_workers
+
+        return train_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
+                           extra_tags={tags.ATTEMPT: str(attempt)}, launch=launch_on_workers)
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     return train_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
                        extra_tags={tags.GPU_IDS: ",".join(gpu_ids) or "none", tags.ATTEMPT: str(attempt)})
@@ -62,6 +74,18 @@ def _loopback_ray() -> Iterator[None]:
             os.environ.pop(LOOPBACK_ENV, None)
 
 
+@contextlib.contextmanager
+def _cluster_ray() -> Iterator[None]:
+    """No loopback setting while joining a cluster on other addresses: under it Ray would take
+    this machine for 127.0.0.1 and find no node of the cluster there."""
+    held = os.environ.pop(LOOPBACK_ENV, None)
+    try:
+        yield
+    finally:
+        if held is not None:
+            os.environ[LOOPBACK_ENV] = held
+
+
 def _token_auth_for_cluster() -> None:
     """`ray start` clusters check a token; a client only sends one when RAY_AUTH_MODE says so."""
     if "RAY_AUTH_MODE" in os.environ:
@@ -80,7 +104,11 @@ class _Flight:
 
 
 class RayDispatcher:
-    """A slot pool on a local (embedded) Ray, or on an existing cluster (`address`)."""
+    """A GPU/CPU pool on a local (embedded) Ray, or on an existing cluster (`address`).
+
+    `gpus_per_trial` / `cpus_per_trial` are what a trial's process holds when its spec does not
+    say (specs planned from a study always do: `resources`); a spec's `workers` multiply them.
+    """
 
     def __init__(
         self,
@@ -101,6 +129,7 @@ class RayDispatcher:
         self.num_gpus = num_gpus
         self.trainable = trainable or train_on_assigned_device
         self._started_ray = False
+        self._total = Resources()
         self._remote: Any = None
         self._flights: dict[Any, _Flight] = {}  # object ref -> what it runs
         self._refs: dict[str, Any] = {}  # trial id -> object ref
@@ -110,7 +139,7 @@ class RayDispatcher:
         if self.address:
             _token_auth_for_cluster()
             # A cluster on this machine's loopback is only reachable with the loopback setting.
-            with (_loopback_ray() if is_loopback(self.address) else contextlib.nullcontext()):
+            with (_loopback_ray() if is_loopback(self.address) else _cluster_ray()):
                 import ray
 
                 if not ray.is_initialized():
@@ -125,36 +154,52 @@ class RayDispatcher:
                 self._started_ray = True
         return ray
 
-    def resources(self) -> tuple[dict[str, float], int]:
-        """Per-trial Ray resources and how many trials fit at once."""
+    def nodes(self) -> int:
+        """How many machines trials may train on: the cluster's alive nodes (1 for the embedded Ray)."""
+        if not self.address:
+            return 1
         ray = self._connect()
-        total = ray.cluster_resources()
-        gpus = float(total.get("GPU", 0))
-        cpus = float(total.get("CPU", 1))
-        if gpus > 0 and self.gpus_per_trial > 0:
-            per_cpu = self.cpus_per_trial or 1.0
-            request = {"num_gpus": self.gpus_per_trial, "num_cpus": per_cpu}
-            slots = min(int(gpus // self.gpus_per_trial), int(cpus // per_cpu) or 1)
-        else:  # a CPU-only machine: trials take CPU slots (by default all of them: one at a time)
-            per_cpu = self.cpus_per_trial or cpus
-            request = {"num_gpus": 0, "num_cpus": per_cpu}
-            slots = int(cpus // per_cpu)
-        slots = max(1, slots)
-        if self.max_concurrent:
-            slots = min(slots, self.max_concurrent)
-        return request, slots
+        return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+    def _per_worker(self, spec: TrialSpec) -> tuple[float, Optional[float]]:
+        gpus = self.gpus_per_trial if spec.gpus_per_worker is None else spec.gpus_per_worker
+        cpus = self.cpus_per_trial if spec.cpus_per_worker is None else spec.cpus_per_worker
+        return gpus, cpus
+
+    def demand(self, spec: TrialSpec) -> Resources:
+        """A trial's GPUs and CPUs. Without GPUs in the cluster a one-process trial trains on the
+        CPU and takes every CPU unless `cpus_per_trial` says otherwise (one at a time), CPU
+        workers take one CPU each; DDP workers that ask for GPUs need GPUs."""
+        gpus, cpus = self._per_worker(spec)
+        workers = spec.workers
+        if (self._total.gpus > 0 or workers > 1) and gpus > 0:
+            return Resources(gpus * workers, (cpus or 1.0) * workers)
+        if workers > 1:
+            return Resources(0.0, (cpus or 1.0) * workers)
+        return Resources(0.0, cpus or self._total.cpus)
+
+    def _placed(self, spec: TrialSpec) -> tuple[TrialSpec, dict[str, float]]:
+        """The spec as its task runs it (defaults filled in) and the task's own Ray request."""
+        need = self.demand(spec)
+        if spec.workers == 1:
+            return spec, {"num_gpus": need.gpus, "num_cpus": need.cpus}
+        placed = dataclasses.replace(spec, gpus_per_worker=need.gpus / spec.workers,
+                                     cpus_per_worker=need.cpus / spec.workers)
+        return placed, {"num_gpus": 0, "num_cpus": 0}  # it waits; its Ray Train workers hold the trial's share
 
     # -- the Dispatcher protocol ---------------------------------------------------------------
-    def open(self) -> int:
-        """Connect (starting an embedded Ray if no address is given); the number of slots."""
+    def open(self) -> Capacity:
+        """Connect (starting an embedded Ray if no address is given); the cluster's GPUs and CPUs."""
         ray = self._connect()
-        request, slots = self.resources()
-        self._remote = ray.remote(max_retries=0)(self.trainable).options(**request)
+        total = ray.cluster_resources()
+        self._total = Resources(float(total.get("GPU", 0)), float(total.get("CPU", 1)))
+        self._remote = ray.remote(max_retries=0)(self.trainable)
         self._flights, self._refs = {}, {}
-        return slots
+        return Capacity(self._total, trials=self.max_concurrent)
 
     def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
-        ref = self._remote.remote(spec, context, attempt)
+        placed, request = self._placed(spec)
+        ref = self._remote.options(**request).remote(placed, context, attempt)
         self._flights[ref] = _Flight(spec, attempt, time.time())
         self._refs[spec.trial_id] = ref
 

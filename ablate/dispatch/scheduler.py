@@ -1,9 +1,22 @@
 """Which trial runs next, and what a trial's end means for the others.
 
-Dependency order, critical-path priority, retries, "dependents of a failed trial fail unrun" and
-"identical trial ids train once" live here and nowhere else. The class is pure bookkeeping (no
-Ray, no MLflow, no clock): `drive` runs it against a real dispatcher for `ablate run` and
-`ablate tune`, and the packing benchmark runs it against a simulated clock.
+Dependency order, critical-path priority, packing trials of different sizes, retries,
+"dependents of a failed trial fail unrun" and "identical trial ids train once" live here and
+nowhere else. The class is pure bookkeeping (no Ray, no MLflow, no clock): `drive` runs it against
+a real dispatcher for `ablate run` and `ablate tune`, and the packing benchmark runs it against a
+simulated clock.
+
+Packing trials of different sizes (`Scheduler.pick`, a 4-GPU DDP trial among 1-GPU ones):
+* Ready trials are ordered widest first (most workers), then by critical path (`widest_first`,
+  the default priority). A wide trial needs the machine nearly empty, which it is at the start;
+  started later, the GPUs it waits for idle while the small trials holding the rest drain. (The
+  packing benchmark measures this order against critical path alone on mixed sizes.)
+* First fit in that order, with one reservation: the first ready trial that does not fit what is
+  free is the head of the queue, and trials behind it may only start into what would still be
+  free had the head started. So the GPUs the head waits for are never handed to smaller trials,
+  which would delay it (and could starve it forever); smaller trials still fill resources the
+  head does not need. Trial durations are not known here, so a smaller trial that would have
+  ended in time is not let in either: the rule never guesses.
 """
 
 from __future__ import annotations
@@ -11,14 +24,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
+from ablate.dispatch.protocol import Resources
 from ablate.errors import AblateError
 from ablate.tracking.tags import ALIASES, PRETRAIN
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 Report = tuple[TrialSpec, TrialResult]
-Priority = Callable[[Sequence[TrialSpec]], Mapping[str, float]]
+# trial id -> a value ordering ready trials, highest first (floats, or tuples compared in order)
+Priority = Callable[[Sequence[TrialSpec]], Mapping[str, Any]]
 
 
 class DependencyCycleError(AblateError):
@@ -66,6 +81,12 @@ def critical_path_costs(trials: Sequence[TrialSpec]) -> dict[str, float]:
     return chain
 
 
+def widest_first(trials: Sequence[TrialSpec]) -> dict[str, tuple[int, float]]:
+    """The default order: more workers first, then `critical_path_costs` (see the module docstring)."""
+    chain = critical_path_costs(trials)
+    return {t.trial_id: (t.workers, chain[t.trial_id]) for t in trials}
+
+
 def _sorter(graph: Mapping[str, Iterable[str]], names: Mapping[str, str]) -> TopologicalSorter:
     """A prepared sorter; a cycle is named by trial names, in the order they wait on each other."""
     sorter: TopologicalSorter = TopologicalSorter(graph)
@@ -94,11 +115,11 @@ class Scheduler:
     pretraining, whose tags gain the others' plus `ablate.aliases`) and its result is handed to
     every name. A dependency the scheduler does not know (a trial finished in an earlier run) is
     taken as satisfied. `priority` is the ordering rule among ready trials (the packing
-    benchmark compares others with the default).
+    benchmark compares others with the default, `widest_first`).
     """
 
     def __init__(self, trials: Iterable[TrialSpec] = (), retries: int = 0,
-                 priority: Priority = critical_path_costs) -> None:
+                 priority: Priority = widest_first) -> None:
         self.retries = retries
         self.priority = priority
         self._names: list[TrialSpec] = []  # every spec handed in, in order (one per name)
@@ -174,9 +195,32 @@ class Scheduler:
 
     # -- queries -----------------------------------------------------------------------------
     def ready(self) -> list[TrialSpec]:
-        """Trials that may start now: highest critical path first, ties in the order added."""
-        order = sorted(self._pool, key=lambda t: (-self._priority[t], self._index[t]))
+        """Trials that may start now, highest priority first (by default the widest, then the
+        highest critical path), ties in the order added."""
+        order = sorted(self._pool, key=lambda t: (self._priority[t], -self._index[t]), reverse=True)
         return [self._runner[t] for t in order]
+
+    def pick(self, free: Resources, demand: Callable[[TrialSpec], Resources],
+             room: Optional[int] = None) -> list[TrialSpec]:
+        """Ready trials to start now into `free` (at most `room` of them), in priority order.
+
+        Each trial that fits starts; the first that does not is the head of the queue and claims
+        what it needs from `free`, so the trials behind it start only into what is left beyond
+        its claim (see the module docstring). Nothing is recorded: call `started` for each.
+        """
+        chosen: list[TrialSpec] = []
+        waiting_head = False
+        for spec in self.ready():
+            if room is not None and len(chosen) >= room:
+                break
+            need = demand(spec)
+            if need.fits(free):
+                chosen.append(spec)
+                free = free - need
+            elif not waiting_head:  # the head: what is free now is promised to it first
+                waiting_head = True
+                free = free - need
+        return chosen
 
     @property
     def running(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from ablate.hooks.latency import LatencyHook
 from ablate.hooks.precision import PrecisionHook
 from ablate.hooks.pressure import TrainingPressureHook
 from ablate.hooks.speed import SpeedHook
+from ablate.hooks.stored_checkpoint import StoredCheckpointHook
 
 __all__ = [
     "BEST_CHECKPOINT",
@@ -25,6 +26,7 @@ __all__ = [
     "PredictionHook",
     "PrecisionHook",
     "SpeedHook",
+    "StoredCheckpointHook",
     "SyncNormStatsHook",
     "TrainingPressureHook",
     "colorize",

@@ -149,6 +149,8 @@ class Planner:
         budget = self.study.spec.budget
         if design.pretrain is not None and design.pretrain.budget is not None:
             budget = BudgetSpec(**{**budget.model_dump(), **design.pretrain.budget.model_dump(exclude_unset=True)})
+        if design.budget:
+            budget = BudgetSpec(**{**budget.model_dump(), **design.budget})
         return budget
 
     def _data(self, design: TrialDesign) -> DataSpec:

@@ -51,7 +51,7 @@ def _yaml_off(value: Any) -> Any:
 class BudgetSpec(_Strict):
     iters: int = Field(20000, ge=1)
     val_interval: Optional[int] = Field(None, ge=1, description="defaults to iters")
-    batch_size: int = Field(2, ge=1)
+    batch_size: int = Field(2, ge=1, description="per GPU (per worker): a trial of N workers steps on N x batch_size")
     crop: Optional[tuple[int, int]] = Field(None, description="(h, w); defaults to the config's")
     log_interval: int = Field(50, ge=1)
     workers: int = Field(2, ge=0)

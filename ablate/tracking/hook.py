@@ -3,7 +3,8 @@
 They write to an explicit run id through `MlflowClient` (no global active run), so many trials
 can log from many processes into one store; the run id is part of the trial's dumped
 `config.py`, so a plain `Runner.from_cfg(cfg).train()` of that file logs to the same run.
-Without a run id a tracked hook does its work and logs nothing.
+Without a run id a tracked hook does its work and logs nothing; so does every process of a DDP
+trial but rank 0 (each still runs the hook, so collective operations inside it stay matched).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -41,7 +43,8 @@ class TrackedHook(Hook):
 
     @property
     def tracked(self) -> bool:
-        return bool(self.tracking_uri and self.run_id)
+        """Whether this process writes to the run: only rank 0 of a DDP trial does."""
+        return bool(self.tracking_uri and self.run_id) and is_main_process()
 
     @property
     def client(self) -> Any:

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ablate.trial.ranks import is_main_rank
+
 PROGRESS_FILE = "progress.json"
 PHASE_INFO = "ablate_phase"  # {phase, total}, set by a hook that runs a loop of its own (e.g. tta)
 
@@ -22,6 +24,9 @@ def read_progress(work_dir: Path) -> dict[str, Any]:
 
 
 def write_progress(work_dir: Path, state: dict[str, Any]) -> None:
+    """Written by one process per trial: rank 0 of a DDP trial (the others return)."""
+    if not is_main_rank():
+        return
     path = work_dir / PROGRESS_FILE
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state))

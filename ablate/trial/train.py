@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 from ablate import tracking
 from ablate.errors import TrialPruned
 from ablate.tracking import tags as T
-from ablate.tracking.checkpoints import localize_checkpoints, log_checkpoint
+from ablate.tracking.checkpoints import localize_checkpoints
 from ablate.tracking.node import node_address
 from ablate.trial.progress_file import write_progress
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
@@ -49,6 +49,8 @@ def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional
         dict(type="TrainingPressureHook", **run),
         dict(type="SpeedHook", **run),
         dict(type="BestCheckpointHook"),
+        # later trials load its best.pth, possibly on another machine: into the tracking store
+        *([dict(type="StoredCheckpointHook", **run)] if spec.tags.get(T.PROVIDES) else []),
         dict(type="FinalEvalHook", **run),
         dict(type="PrecisionHook", **run),
         dict(type="LatencyHook", image_size=list(spec.image_size), **run),
@@ -154,8 +156,6 @@ def train_trial(
         result.metrics = dict(client.get_run(result.run_id).data.metrics)
         if "mIoU" not in result.metrics:
             raise RuntimeError("training ended without a final mIoU (no evaluation ran)")
-        if spec.tags.get(T.PROVIDES):  # later trials load it, possibly on another machine
-            log_checkpoint(client, result.run_id, spec.best_checkpoint)
         result.state = TrialState.FINISHED
     except TrialPruned as exc:
         result.state, result.error = TrialState.PRUNED, str(exc)

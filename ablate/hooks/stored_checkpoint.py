@@ -1,0 +1,31 @@
+"""`best.pth` into the tracking store, for trials that load it on other machines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mmengine.registry import HOOKS
+
+from ablate.hooks.checkpoint import BEST_CHECKPOINT
+from ablate.tracking.checkpoints import log_checkpoint
+from ablate.tracking.hook import TrackedHook
+
+
+@HOOKS.register_module()
+class StoredCheckpointHook(TrackedHook):
+    """After training, on the process that saved it (rank 0 of a DDP trial): log `best.pth` as the
+    run's `checkpoints/best.pth` artifact with its SHA-256 (`ablate.tracking.checkpoints`). Only
+    trials others load get this hook; runs after `BestCheckpointHook` has named the file."""
+
+    priority = "VERY_LOW"
+
+    def after_train(self, runner: Any) -> None:
+        from mmengine.dist import is_main_process
+
+        if not (self.tracked and is_main_process()):
+            return
+        best = Path(runner.work_dir) / BEST_CHECKPOINT
+        if not best.is_file():
+            raise FileNotFoundError(f"{best}: no best checkpoint to store, and later trials load it")
+        log_checkpoint(self.client, str(self.run_id), best)
