@@ -64,7 +64,7 @@ def load(tune: TuneRun) -> Any:
     return optuna.load_study(study_name=tune.study_name or None, storage=tune.storage)
 
 
-def _plots(study: Any, names: list[str]) -> list[tuple[str, str, Callable[[Any], Any], int]]:
+def _plots(names: list[str]) -> list[tuple[str, str, Callable[[Any], Any], int]]:
     """(file suffix, caption, draw, complete trials needed) for each plot of this study."""
     from optuna.visualization import matplotlib as ovm
 
@@ -122,7 +122,7 @@ def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchR
     plt = _pyplot()
     import matplotlib
 
-    for suffix, caption, plot, needed in _plots(study, result.metric_names):
+    for suffix, caption, plot, needed in _plots(result.metric_names):
         if len(complete) < needed:
             result.notes.append(f"{result.label}: {caption} needs at least {needed} complete trial(s), found {len(complete)}")
             continue

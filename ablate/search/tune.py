@@ -26,11 +26,10 @@ from ablate.errors import AblateError
 from ablate.search.objectives import objectives_text, score
 from ablate.search.pareto import PARETO_FOLDER, ParetoEntry, pareto_entries, write_pareto, write_snippet
 from ablate.search.pruners import build_pruner
-from ablate.search.space import crop_overrides, search_space, searched_crop, split_params
+from ablate.search.space import search_space, searched_crop, split_params
 from ablate.search.storage import default_storage
 from ablate.study.designs import SHAPE_TRIALS, TrialDesign, parse_tricks
 from ablate.study.loader import Study
-from ablate.study.search_schema import CROP_PARAM
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 HEARTBEAT_S = 20
@@ -88,13 +87,11 @@ def _grid_exhausted(ostudy: Any) -> bool:
     return isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(ostudy)
 
 
-def _design(study: Study, values: dict[str, Any], number: int, crop_config: Any = None) -> TrialDesign:
-    """The trial a sampled point describes; a searched crop becomes the overrides that set it
-    in `crop_config` (the study's base config)."""
+def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
+    """The trial a sampled point describes; a searched crop is its budget's crop, set wherever
+    the study's `budget.crop` is (pipeline, preprocessor, trick context, cost estimate)."""
     overrides, trick_params = split_params(values)
     crop = searched_crop(values)
-    if crop is not None:
-        overrides = {**overrides, **crop_overrides(crop_config, crop)}
     items: list[Any] = []
     for item in study.spec.search.recipe:
         name = item if isinstance(item, str) else next(iter(item))
@@ -106,7 +103,7 @@ def _design(study: Study, values: dict[str, Any], number: int, crop_config: Any 
     if problems:
         raise AblateError("; ".join(f"{p}: {m}" for p, m in problems))
     return TrialDesign(f"optuna-{number}", SHAPE_TRIALS, overrides=overrides, tricks=tricks, encoder=study.spec.encoder,
-                       tags={tracking.tags.SHAPE: tracking.tags.SHAPE_SEARCH})
+                       tags={tracking.tags.SHAPE: tracking.tags.SHAPE_SEARCH}, budget={"crop": crop} if crop else {})
 
 
 def _open_study(study: Study, rdb: Any, space: dict[str, Any]) -> Any:
@@ -151,7 +148,6 @@ def tune_study(
     import optuna
     from optuna.storages import RDBStorage, RetryFailedTrialCallback, fail_stale_trials
 
-    from ablate.config import load_base
     from ablate.dispatch import InProcessDispatcher, RunContext, drive
     from ablate.study.plan import Planner
     from ablate.study.run import cached_result
@@ -182,7 +178,6 @@ def tune_study(
     deadline = time.time() + search.timeout if search.timeout else None
     asked = 0
     untold: dict[str, tuple[Any, str]] = {}  # trial name -> (Optuna trial, trial id) until told
-    crop_config = load_base(study.base) if CROP_PARAM in search.params else None
 
     def tell(spec: TrialSpec, result: TrialResult) -> None:
         trial, _ = untold.pop(spec.name)
@@ -223,7 +218,7 @@ def tune_study(
             trial = ostudy.ask(space)
             asked += 1
             rdb.record_heartbeat(trial._trial_id)  # from now on a dead driver's trial shows as stale
-            spec = planner.plan(_design(study, trial.params, trial.number, crop_config), study.spec.seed_list[0])
+            spec = planner.plan(_design(study, trial.params, trial.number), study.spec.seed_list[0])
             # Optuna cannot report intermediate values of a multi-objective trial: no pruning hook
             pruning = () if search.multi_objective else (dict(
                 type="OptunaPruningHook", storage=storage_url, study_name=study.name, trial_id=trial._trial_id,

@@ -40,6 +40,7 @@ class TrialDesign:
     encoder: Optional[str] = None
     pretrain: Optional[Any] = None  # the PretrainEntry this design trains
     tags: dict[str, str] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)  # budget keys this design changes (a searched crop)
 
     @property
     def depends_on(self) -> list[str]:
