@@ -39,6 +39,15 @@ ZOO_MODELS = {  # name: (enc, dec, flops, params, mIoU per seed)
     "segformer-b2*": ("yes", "yes", 60.0, 27.5, [70.0, 71.0]),
     "pspnet-r18": ("no", "no", 200.0, 12.9, [55.0, 58.0]),
 }
+# name: (latency ms, precision tags): another order than FLOPs, so the two fronts differ;
+# unet asked for bf16 and fell back to fp32
+GPU = "NVIDIA H100 80GB HBM3"
+FALLBACK = "no accelerator: trained in fp32"
+ZOO_SPEED = {
+    "unet-s5": (40.0, {"ablate.amp": "bf16", "ablate.precision": "fp32", "ablate.amp_fallback": FALLBACK}),
+    "segformer-b2*": (25.0, {"ablate.amp": "bf16", "ablate.precision": "bf16"}),
+    "pspnet-r18": (20.0, {"ablate.amp": "off", "ablate.precision": "fp32"}),
+}
 # Seeds 0, 1, 2 on every rung, with a seed effect shared by all rungs (seed 1 high, seed 2 low), as
 # on real ladders: pairing by seed removes it. transfer: +6 for sure; poly_lr: +0.4 within the
 # noise; class_balanced_loss: nothing.
@@ -94,7 +103,7 @@ def _png(path: Path, colour: tuple[int, int, int]) -> Path:
 def add_run(
     client: Any, exp_id: str, study: str, name: str, seed: int, *, shape: str, miou: Optional[float],
     status: str = "FINISHED", flops: float = 60.0, params: float = 27.5, tags: Optional[dict[str, str]] = None,
-    failure: str = "", class_metrics: Optional[dict[str, float]] = None,
+    failure: str = "", class_metrics: Optional[dict[str, float]] = None, speed: Optional[dict[str, float]] = None,
 ) -> str:
     """One trial run written the way `ablate run` writes it (same tags, params and metric names)."""
     from mlflow.entities import Param
@@ -114,6 +123,8 @@ def add_run(
         tracking.log_metrics(client, run_id, {"mIoU": miou + 5, "best_mIoU": miou + 5}, step=10)
         tracking.log_metrics(client, run_id, {"mIoU": miou, "mAcc": miou + 10, "aAcc": 90.0, **(class_metrics or _class_metrics(miou))}, step=20)
         tracking.log_metrics(client, run_id, {"flops_g": flops, "params_m": params}, step=0)
+        if speed:
+            tracking.log_metrics(client, run_id, speed, step=20)
     if failure:
         client.set_tag(run_id, "ablate.failure", failure)
     client.set_tag(run_id, "ablate.duration_s", f"{100.0 + seed * 20:.1f}")
@@ -147,8 +158,11 @@ def store(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[str
     best_run = ""
     for name, (enc, dec, flops, params, values) in ZOO_MODELS.items():
         for seed, value in enumerate(values):
+            latency, precision = ZOO_SPEED[name]
             run_id = add_run(client, zoo, ZOO, name, seed, shape="zoo", miou=value, flops=flops, params=params,
-                             tags={"ablate.model": name, "ablate.enc_pretrained": enc, "ablate.dec_pretrained": dec})
+                             tags={"ablate.model": name, "ablate.enc_pretrained": enc, "ablate.dec_pretrained": dec,
+                                   "ablate.latency_device": GPU, **precision},
+                             speed={"latency_ms": latency + seed, "latency_p90_ms": latency + 3, "fps": 1000 / (latency + seed)})
             if name == "segformer-b2*" and seed == 1:
                 best_run = run_id
     add_run(client, zoo, ZOO, "swin-t", 0, shape="zoo", miou=None, status="FAILED", failure="RuntimeError: CUDA out of memory",
@@ -270,6 +284,10 @@ def test_table1_values_order_and_exclusions(store: dict[str, Any]) -> None:
     assert segformer.enc_pretrained and segformer.dec_pretrained and not unet.enc_pretrained
     assert unet.duration_s == pytest.approx(110.0)
     assert pareto_front([(r.label, r.flops_g, r.miou.mean) for r in rows]) == ["unet-s5", "segformer-b2*"]
+    assert (segformer.latency_ms, segformer.fps) == (25.5, pytest.approx((1000 / 25 + 1000 / 26) / 2))
+    assert [(r.precision, r.amp_fallback, r.latency_devices) for r in rows] == [
+        ("fp32", True, [GPU]), ("bf16", False, [GPU]), ("fp32", False, [GPU])]
+    assert pareto_front([(r.label, r.latency_ms, r.miou.mean) for r in rows]) == ["pspnet-r18", "segformer-b2*"]
     excluded = {e.run.name: (e.run.status, e.reason) for e in collection.excluded}
     assert excluded == {"swin-t": ("FAILED", "RuntimeError: CUDA out of memory"), "deeplabv3plus-r50": ("RUNNING", "still running")}
 
@@ -347,15 +365,21 @@ def test_table_files(zoo_report: tuple[Path, list[Path]]) -> None:
     assert float(rows[1]["miou_std"]) == pytest.approx(math.sqrt(0.5), abs=1e-6)
     assert [r["reference_miou"] for r in rows] == ["52.1", "78.45", ""]
     assert [r["pareto"] for r in rows] == ["True", "True", "False"]
+    assert [r["pareto_latency"] for r in rows] == ["False", "True", "True"]
+    assert [(r["precision"], r["amp_fallback"], r["latency_ms"]) for r in rows] == [
+        ("fp32", "True", "40.5"), ("bf16", "False", "25.5"), ("fp32", "False", "20.5")]
+    assert {r["latency_device"] for r in rows} == {GPU}
     md = (out / "table1.md").read_text()
-    assert "| segformer-b2\\* | ✓ | ✓ | 70.50 ± 0.71 | 2 | 60.0 | 27.50 |" in md
+    assert "| segformer-b2\\* | ✓ | ✓ | 70.50 ± 0.71 | 2 | 60.0 | 27.50 | bf16 | 25.5 | 39.2 |" in md
+    assert "| unet-s5 | ✗ | ✗ | 42.00 ± 2.83 | 2 | 30.0 | 29.00 | fp32‡ | 40.5 | 24.7 |" in md
+    assert f"precision on {GPU}, mean over seeds" in md and f"‡ bf16 mixed precision requested, not available ({FALLBACK})." in md
     assert "swin-t" not in md and "deeplabv3plus" not in md and "tune-0" not in md
 
     tex = (out / "table1.tex").read_text()
     assert tex.count("{") == tex.count("}")
     body = tex[tex.index("\\begin{tabular}"): tex.index("\\end{tabular}")]
     assert body.index("\\toprule") < body.index("\\midrule") < body.index("\\bottomrule")
-    assert "mIoU (\\%)" in tex and "70.50 $\\pm$ 0.71" in tex
+    assert "mIoU (\\%)" in tex and "70.50 $\\pm$ 0.71" in tex and "fp32$^\\ddagger$" in tex
     assert all(line.endswith("\\\\") for line in body.splitlines()[2:] if "&" in line)
     assert len({line.count("&") for line in body.splitlines() if "&" in line}) == 1
 
@@ -415,7 +439,7 @@ def _non_blank(path: Path) -> bool:
 def test_every_figure_is_drawn(zoo_report: tuple[Path, list[Path]], ladder_report: tuple[Path, list[Path]]) -> None:
     zoo_out, zoo_files = zoo_report
     names = {p.relative_to(zoo_out).as_posix() for p in zoo_files}
-    for name in ("miou_vs_flops", "per_class_heatmap", "per_class_bars", "class_distribution", "qualitative",
+    for name in ("miou_vs_flops", "miou_vs_latency", "per_class_heatmap", "per_class_bars", "class_distribution", "qualitative",
                  "search_0_zoo-search_history", "search_0_zoo-search_importance", "search_0_zoo-search_slice"):
         assert f"figures/{name}.png" in names, name
     ladder_out, ladder_files = ladder_report
