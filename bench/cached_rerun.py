@@ -26,7 +26,7 @@ from _common import (  # noqa: E402
     timed_run, tiny_data, write_result, write_study,
 )
 
-TARGET_S = 5.0
+TARGET_S = 3.0
 TARGET_RETRAINED = 0
 
 
