@@ -29,9 +29,11 @@ def report_command(
 ) -> None:
     """Tables, figures and index.html of a study, computed from the MLflow store."""
     from ablate.report import build_report  # matplotlib and friends: only for this command
+    from ablate.tracking.uri import checked_tracking_uri
 
+    uri = checked_tracking_uri(tracking_uri)  # a bad or unreachable URI: exit 2 before anything is read
     written = build_report(
-        experiment or (), study=study_file, profile=profile, out=out, tracking_uri=tracking_uri, formats=formats, data=data
+        experiment or (), study=study_file, profile=profile, out=out, tracking_uri=uri, formats=formats, data=data
     )
     index = next((p for p in written if p.name == "index.html"), None)
     for path in written:

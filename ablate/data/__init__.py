@@ -1,5 +1,7 @@
-"""Datasets in mmseg layout: a synthetic KITTI-like generator, the KITTI converter, checks and stats."""
+"""Datasets in mmseg layout: a synthetic KITTI-like generator, the KITTI and Cityscapes converters,
+checks and stats."""
 
+from ablate.data.cityscapes import convert_cityscapes
 from ablate.data.classes import CLASSES, IGNORE_INDEX, PALETTE, label_id_to_train_id
 from ablate.data.kitti import convert_kitti
 from ablate.data.layout import check_layout, dataset_fingerprint
@@ -13,6 +15,7 @@ __all__ = [
     "ClassStats",
     "check_layout",
     "class_stats",
+    "convert_cityscapes",
     "convert_kitti",
     "dataset_fingerprint",
     "label_id_to_train_id",

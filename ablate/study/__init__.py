@@ -1,5 +1,6 @@
 """Study files: schema, loading/validation, expansion into trials, time estimates and running."""
 
+from ablate.study.checkpoints import checkpoint_sources, fetch_sources, source_problems
 from ablate.study.estimate import Estimator, Speed, TrialEstimate, estimate_trials, makespan, speed_key
 from ablate.study.loader import Study, load_study
 from ablate.study.plan import AFTER_DATA, DataPlan, data_plans, ensure_data, id_known, plan_trials
@@ -17,20 +18,23 @@ __all__ = [
     "SeedRound",
     "Speed",
     "Study",
+    "StudyOutcome",
     "StudySpec",
     "TrialEntry",
     "TrialEstimate",
-    "StudyOutcome",
     "cached_result",
     "cached_results",
+    "checkpoint_sources",
     "data_plans",
     "delta_widths",
     "ensure_data",
     "estimate_trials",
+    "fetch_sources",
     "id_known",
     "load_study",
     "makespan",
     "plan_trials",
     "run_study",
+    "source_problems",
     "speed_key",
 ]

@@ -6,7 +6,7 @@ runs or is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,8 +14,10 @@ import yaml
 from pydantic import ValidationError
 
 from ablate.errors import StudyError
+from ablate.study.checkpoints import source_problems
 from ablate.study.designs import TrialDesign, dependency_problems, expand
 from ablate.study.schema import StudySpec
+from ablate.study.search_schema import CROP_PARAM
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,18 @@ class Study:
     base: Path
     data_root: Path
     designs: tuple[TrialDesign, ...] = ()
+    origin: dict[str, str] = field(default_factory=dict, compare=False)  # section -> the field that set it
 
     def path(self, value: str) -> Path:
         """A path the study names, resolved like every other (cwd first, then the study's folder)."""
         return resolve_path(value, self.source.parent)
+
+    def checkpoint(self, value: str) -> str:
+        """A checkpoint the study names, as trials read it: an http(s) URL or `runs:/` URI as
+        written (fetched where the trial trains), a path resolved like `path`."""
+        from ablate.tracking.checkpoints import is_remote
+
+        return value if is_remote(value) else str(self.path(value))
 
     @property
     def name(self) -> str:
@@ -193,6 +203,7 @@ def load_study(path: str | Path, profile: Optional[str] = None, check_files: boo
         base=resolve_path(spec.base, study_dir),
         data_root=resolve_path(spec.data.root, study_dir),
         designs=tuple(designs),
+        origin=origin,
     )
     if check_files:
         problems = check_study_files(study, origin)
@@ -226,28 +237,19 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
     problems: list[tuple[str, str]] = []
     problems += _missing_file(study, spec.base, origin["base"], "config file")
     problems += _missing_data(study, spec.data, origin["data"])
-    problems += _missing_file(study, spec.encoder, origin["encoder"], "encoder checkpoint")
     pretrain, zoo = origin["pretrain"], origin["zoo"]
     for i, entry in enumerate(spec.pretrain):
-        problems += _missing_file(study, entry.checkpoint, f"{pretrain}[{i}].checkpoint", "checkpoint")
         problems += _missing_file(study, entry.base, f"{pretrain}[{i}].base", "config file")
         problems += _missing_data(study, entry.data, f"{pretrain}[{i}].data")
-    pretrain_names = {p.name for p in spec.pretrain}
     for i, entry in enumerate(spec.zoo):
         problems += _missing_file(study, entry.config, f"{zoo}[{i}].config", "config file")
-        problems += _missing_file(study, entry.encoder, f"{zoo}[{i}].encoder", "encoder checkpoint")
-        if entry.decoder not in pretrain_names:
-            problems += _missing_file(study, entry.decoder, f"{zoo}[{i}].decoder", "checkpoint (or pretrain entry)")
     for design in study.designs:
         for trick in design.tricks:
-            checkpoint = getattr(trick.params, "checkpoint", None)
-            if trick.name == "transfer" and checkpoint and not design.shape == "zoo":
-                problems += _missing_file(study, checkpoint, f"{trick.path}.checkpoint", "checkpoint")
-            if trick.name == "distill":  # a teacher config, and a checkpoint file when no entry is named
+            if trick.name == "distill":  # a teacher config (its checkpoint is one of the sources below)
                 found = _missing_file(study, getattr(trick.params, "config", None), f"{trick.path}.config", "teacher config file")
-                if trick.source not in pretrain_names | {z.name for z in spec.zoo}:
-                    found += _missing_file(study, trick.source, f"{trick.path}.teacher", "teacher checkpoint")
                 problems += [p for p in found if p not in problems]
+    # every checkpoint: a file that exists, a URL that answers, or a well-formed runs:/ URI
+    problems += source_problems(study, origin)
     if problems:
         return problems
     configs: dict[str, Any] = {}
@@ -277,7 +279,8 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
         for key, msg in iter_problems(cfg, entry.overrides):
             problems.append((f"zoo[{index}].overrides.{key}", msg))
     if spec.search is not None:
-        for key, msg in iter_problems(base_cfg, {k: None for k in spec.search.params if not k.startswith("tricks.")}):
+        config_keys = {k: None for k in spec.search.params if not k.startswith("tricks.") and k != CROP_PARAM}
+        for key, msg in iter_problems(base_cfg, config_keys):
             problems.append((f"search.params.{key}", msg))
     for index, entry in enumerate(spec.pretrain):
         if entry.checkpoint is None:

@@ -19,11 +19,14 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 from ablate.errors import AblateError
 from ablate.tracking import tags as T
+
+if TYPE_CHECKING:
+    from ablate.trial.spec import TrialSpec
 
 ARTIFACT_DIR = "checkpoints"  # the folder of a run's artifacts that holds its checkpoint
 BEST = "best.pth"
@@ -86,6 +89,11 @@ def url_cache_path(url: str) -> Path:
 
 
 # -- writing ---------------------------------------------------------------------------------------
+def provides_checkpoint(spec: "TrialSpec") -> "TrialSpec":
+    """The trial, marked to store its `best.pth` when it finishes: later trials load it."""
+    return spec.with_runtime(tags={**spec.tags, T.PROVIDES: "checkpoint"})
+
+
 def log_checkpoint(mlflow_client: Any, run_id: str, path: Path) -> str:
     """Store a trial's checkpoint with its run (`checkpoints/<name>`) and tag its SHA-256."""
     from ablate.tracking.store import log_tags
@@ -94,12 +102,6 @@ def log_checkpoint(mlflow_client: Any, run_id: str, path: Path) -> str:
     mlflow_client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_DIR)
     log_tags(mlflow_client, run_id, {T.CHECKPOINT: f"{ARTIFACT_DIR}/{path.name}", T.CHECKPOINT_SHA256: digest})
     return digest
-
-
-def stored_checkpoint(tags: dict[str, str]) -> Optional[tuple[str, str]]:
-    """(artifact path, SHA-256) of the checkpoint a run stored, from its tags."""
-    path, digest = tags.get(T.CHECKPOINT), tags.get(T.CHECKPOINT_SHA256)
-    return (path, digest) if path and digest else None
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -142,14 +144,15 @@ def fetch_artifact(tracking_uri: str, run_id: str, artifact_path: str, sha256: O
 def fetch_runs_uri(tracking_uri: str, uri: str) -> Path:
     """A `runs:/<run_id>/<path>` checkpoint as a local file (verified when it is the run's stored
     checkpoint, whose SHA-256 the run records)."""
+    from ablate.tracking.records import TrialRun
     from ablate.tracking.store import client
 
     run_id, path = parse_runs_uri(uri)
     try:
-        tags = dict(client(tracking_uri).get_run(run_id).data.tags)
+        run = client(tracking_uri).get_run(run_id)
     except Exception:
         raise CheckpointError(f"{uri}: no run {run_id} in the tracking store {tracking_uri}") from None
-    stored = stored_checkpoint(tags)
+    stored = TrialRun.from_mlflow(run).stored_checkpoint
     return fetch_artifact(tracking_uri, run_id, path, stored[1] if stored and stored[0] == path else None)
 
 
@@ -177,13 +180,14 @@ def fetch_url(url: str) -> Path:
 
 def trial_checkpoint(tracking_uri: str, experiment_id: str, trial_id: str) -> Path:
     """The checkpoint a finished trial of the study stored, fetched from its newest such run."""
+    from ablate.tracking.records import TrialRun
     from ablate.tracking.runs import find_trial_runs
     from ablate.tracking.store import client
 
     for run in find_trial_runs(client(tracking_uri), experiment_id, trial_id):
-        stored = stored_checkpoint(dict(run.data.tags))
-        if run.info.status == "FINISHED" and stored is not None:
-            return fetch_artifact(tracking_uri, run.info.run_id, *stored)
+        record = TrialRun.from_mlflow(run)
+        if record.finished and record.stored_checkpoint is not None:
+            return fetch_artifact(tracking_uri, record.run_id, *record.stored_checkpoint)
     raise CheckpointError(f"the checkpoint of trial {trial_id} is not on this machine, and no finished run of it "
                           f"in {tracking_uri} stored one; train it again (`ablate run --rerun`) so that it does")
 

@@ -2,8 +2,8 @@
 
 A trial records it (`ablate.node`) so that a study spread over several machines says where each
 trial trained and where its files lie; `ablate server` prints it when it listens on every
-interface. Nothing here sends a packet: the address comes from Ray (inside a Ray worker) or from
-the machine's own name and interfaces.
+interface. Nothing here sends a packet or looks a name up: the address comes from Ray (inside a
+Ray worker) or from the machine's own interfaces.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+from pathlib import Path
 from typing import Optional
 
 
@@ -22,27 +23,35 @@ def _usable(address: Optional[str]) -> bool:
     return not (ip.is_loopback or ip.is_unspecified or ip.is_link_local)
 
 
-def host_address() -> str:
-    """The address the machine's name resolves to, else the first non-loopback IPv4 address of an
-    interface that is up, else 127.0.0.1 (a machine with no network)."""
+def _default_route_interface() -> Optional[str]:
+    """The interface of the default route (Linux), the one other machines most likely reach."""
     try:
-        named = socket.gethostbyname(socket.gethostname())
+        lines = Path("/proc/net/route").read_text().splitlines()[1:]
     except OSError:
-        named = None
-    if _usable(named):
-        return str(named)
-    try:
-        import psutil
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 1 and fields[1] == "00000000":
+            return fields[0]
+    return None
 
-        stats = psutil.net_if_stats()
-        for name, addresses in psutil.net_if_addrs().items():
-            if name in stats and not stats[name].isup:
-                continue
-            for entry in addresses:
-                if entry.family == socket.AF_INET and _usable(entry.address):
-                    return str(entry.address)
-    except Exception:  # psutil missing or an interface that cannot be read: fall through
-        pass
+
+def host_address() -> str:
+    """This machine's IPv4 address: that of the default route's interface, else of the first
+    interface that is up, else 127.0.0.1 (a machine with no network). No name lookup, which could
+    wait on an unreachable DNS server."""
+    import psutil
+
+    addresses = psutil.net_if_addrs()
+    stats = psutil.net_if_stats()
+    preferred = _default_route_interface()
+    names = ([preferred] if preferred in addresses else []) + sorted(addresses)
+    for name in names:
+        if name in stats and not stats[name].isup:
+            continue
+        for entry in addresses[name]:
+            if entry.family == socket.AF_INET and _usable(entry.address):
+                return str(entry.address)
     return "127.0.0.1"
 
 

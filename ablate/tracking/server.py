@@ -168,16 +168,17 @@ class TrackingServer:
 
     def __init__(self, spec: ServerSpec, output: Optional[IO[bytes]] = None) -> None:
         self.spec = spec
-        self.output = output  # None: the server writes to this process's stdout/stderr
+        self.output = output  # None: the server writes to this process's stderr
         self.process: Optional[subprocess.Popen] = None
 
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> "TrackingServer":
         prepare_backend(self.spec.backend_store_uri)
         if scheme_of(self.spec.artifacts_destination) is None:
             Path(self.spec.artifacts_destination).mkdir(parents=True, exist_ok=True)
+        # its output goes to stderr (or `output`): stdout carries only the URI, for scripts to read
         self.process = subprocess.Popen(self.spec.command(), env=self.spec.environment(), stdin=subprocess.DEVNULL,
-                                        stdout=self.output, stderr=subprocess.STDOUT if self.output else None,
-                                        start_new_session=True)
+                                        stdout=self.output if self.output is not None else 2,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while not healthy(self.spec.local_uri):
             code = self.process.poll()
@@ -223,12 +224,6 @@ class TrackingServer:
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not refused
             return -9
 
-    def __enter__(self) -> "TrackingServer":
-        return self.start() if self.process is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
@@ -242,14 +237,11 @@ def serve(spec: ServerSpec, announce: Callable[[ServerSpec], None]) -> int:
     try:
         server.start()
         announce(spec)
-        code = server.wait()
-        server.stop()
-        return code or 1
+        return server.wait() or 1
     except KeyboardInterrupt:
-        server.stop()
-        return 0
+        return 0  # stopped below
     finally:
-        if server.process is not None and server.process.poll() is None:
+        if server.process is not None:  # whatever happened: nothing it started outlives this
             server.stop()
         signal.signal(signal.SIGTERM, previous)
 

@@ -20,6 +20,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from ablate.errors import ConfigError
+from ablate.tracking.checkpoints import is_remote
 from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, register_trick
 
 DISTILLER = "DistillEncoderDecoder"  # ablate.models.distiller
@@ -145,7 +146,7 @@ class Distill(Trick):
         try:
             checkpoint = ctx.checkpoint_of(params.teacher)
         except KeyError:  # not a study entry: a checkpoint file
-            checkpoint = ctx.path_of(params.teacher)
+            checkpoint = params.teacher if is_remote(params.teacher) else ctx.path_of(params.teacher)
         align = bool(decode_heads(cfg)[0].get("align_corners", False)) if decode_heads(cfg) else False
         loss = dict(type="ChannelWiseDivergence", tau=params.tau, loss_weight=params.loss_weight, align_corners=align)
         cfg.model.type = DISTILLER
