@@ -92,6 +92,16 @@ def _forget_unrecorded_training(spec: TrialSpec) -> None:
     (spec.work_dir / "last_checkpoint").unlink(missing_ok=True)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """True when `exc` was raised while an interrupt was being handled: it is the interrupt."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False
+
+
 def device_name(model: Any) -> str:
     """`cuda:2` as the machine numbers it (Ray narrows CUDA_VISIBLE_DEVICES per trial), or `cpu`."""
     device = next(model.parameters()).device
@@ -163,6 +173,8 @@ def train_trial(
             result.metrics = dict(client.get_run(result.run_id).data.metrics)
             tracking.log_tags(client, result.run_id, {T.PRUNED: str(exc)})
     except Exception as exc:  # a failed trial is a result, not a crash of the study
+        if _interrupted(exc):  # e.g. mmengine turns a Ctrl-C inside its config formatting into a SyntaxError
+            raise KeyboardInterrupt from exc
         result.state = TrialState.FAILED
         result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
         spec.work_dir.mkdir(parents=True, exist_ok=True)
