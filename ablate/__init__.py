@@ -8,7 +8,11 @@ import os as _os
 
 # Nothing leaves this machine unasked: MLflow 3 and Ray would otherwise report usage to their
 # vendors. Set before any worker starts, so Ray workers inherit it; an explicit setting wins.
-for _key, _value in {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "RAY_USAGE_STATS_ENABLED": "0"}.items():
+for _key, _value in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}.items():
     _os.environ.setdefault(_key, _value)
 # MLflow prints "View run ... at: http://..." to stdout whenever a run ends on a tracking server,
 # which would break `ablate run --json` output; the URIs are in ablate's own output anyway.

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("ablate.losses", "ablate.metrics", "ablate.models", "ablate.hooks", "ablate.tracking.hook",
-            "ablate.tracking.system", "ablate.trial.progress", "ablate.search.pruning")
+_MODULES = (
+    "ablate.losses",
+    "ablate.metrics",
+    "ablate.models",
+    "ablate.hooks",
+    "ablate.tracking.hook",
+    "ablate.tracking.system",
+    "ablate.trial.progress",
+    "ablate.search.pruning",
+)
 
 
 def register_all() -> None:

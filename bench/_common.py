@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
+# ABLATE_BENCH_RESULTS redirects the JSON results (bench/gpu_proof.sh keeps its GPU runs of
+# latency.py and gpu_throughput.py apart from the tracked ones this way; tests use a scratch folder).
+RESULTS = Path(os.environ.get("ABLATE_BENCH_RESULTS") or REPO / "bench" / "results").resolve()
 PY = Path(sys.executable)
 ABLATE = PY.with_name("ablate")
 B0_CONFIG = REPO / "configs" / "segformer" / "segformer_mit-b0_kitti.py"
@@ -95,11 +97,21 @@ def parse_json_stdout(text: str) -> Any:
     return json.loads(text[start:])
 
 
+# Which `run_all.py` run a result belongs to: RESULTS.md is built from the results of one run only.
+# A script run alone stamps its result as a run of its own.
+RUN_ID_ENV = "ABLATE_BENCH_RUN_ID"
+
+
+def run_id() -> str:
+    return os.environ.get(RUN_ID_ENV) or f"alone-{dt.datetime.now().strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
-    """bench/results/<name>.json, stamped with the date, the command and the load after the run."""
+    """bench/results/<name>.json, stamped with its run, the date, the command and the load after the run."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": name,
+        "run_id": run_id(),
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": f".venv/bin/python bench/{name}.py",
         "load_after": load(),
@@ -107,7 +119,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    print(f"wrote {path.relative_to(REPO)}", flush=True)
+    print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}", flush=True)
     return path
 
 

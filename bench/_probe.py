@@ -75,15 +75,15 @@ def probe_mlflow(db: str) -> dict[str, Any]:
 
     t = _lap(marks, "import_mlflow_s", t)
     uri = f"sqlite:///{db}"
-    tracking.prepare_store(uri)
+    store = tracking.RunStore.open(uri)
+    store.prepare()
     t = _lap(marks, "create_store_s", t)
-    client = tracking.client(uri)
-    experiment = tracking.ensure_experiment(client, "probe", uri)
+    experiment = store.ensure_experiment("probe")
     t = _lap(marks, "create_experiment_s", t)
-    run = client.create_run(experiment, tags={tracking.tags.TRIAL_ID: "x"})
-    client.set_terminated(run.info.run_id)
+    run_id = store.start_parent_run(experiment, tracking.tags.Kind.STUDY, "probe", {tracking.tags.TRIAL_ID: "x"})
+    store.end_run(run_id, "FINISHED")
     t = _lap(marks, "create_and_end_run_s", t)
-    tracking.find_trial_runs(client, experiment, "x")
+    store.find_trial_runs(experiment, "x")
     _lap(marks, "find_trial_runs_s", t)
     return marks
 
@@ -94,7 +94,8 @@ def probe_flops(config: str, height: int, width: int) -> dict[str, Any]:
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
-    from ablate import analysis, config as configs
+    from ablate import analysis
+    from ablate import config as configs
     from ablate.registry import register_all
 
     register_all()
@@ -136,14 +137,14 @@ def probe_trial_parts(config: str, work_dir: str, height: int, width: int) -> di
     root.mkdir(parents=True, exist_ok=True)
     os.environ["ABLATE_CACHE_DIR"] = str(root / "cache")
     uri = f"sqlite:///{root / 'probe.db'}"
-    tracking.prepare_store(uri)
-    client = tracking.client(uri)
-    experiment = tracking.ensure_experiment(client, "probe", uri)
+    store = tracking.RunStore.open(uri)
+    store.prepare()
+    experiment = store.ensure_experiment("probe")
     cfg = Config.fromfile(config)
     cfg.work_dir = str(root)
     t = time.perf_counter()
-    run = client.create_run(experiment, tags={tracking.tags.TRIAL_ID: "x", tracking.tags.KIND: "trial"})
-    client.log_batch(run.info.run_id, params=[Param(f"p{i}", str(i)) for i in range(30)])
+    run_id = store.start_parent_run(experiment, tracking.tags.Kind.TRIAL, "probe", {tracking.tags.TRIAL_ID: "x"})
+    store.log_batch(run_id, params=[Param(f"p{i}", str(i)) for i in range(30)])
     t = _lap(marks, "mlflow_create_run_and_params_s", t)
     runner = Runner.from_cfg(cfg)
     t = _lap(marks, "runner_build_s", t)
@@ -151,10 +152,10 @@ def probe_trial_parts(config: str, work_dir: str, height: int, width: int) -> di
     t = _lap(marks, "complexity_first_count_s", t)
     analysis.cached_complexity(cfg, height, width, model=runner.model)
     t = _lap(marks, "complexity_cached_s", t)
-    client.log_artifact(run.info.run_id, config)
+    store.log_file(run_id, config)
     t = _lap(marks, "log_artifacts_s", t)
     for step in range(20):  # what MLflowTrialHook writes for 400 iterations logged every 20
-        tracking.log_metrics(client, run.info.run_id, {"loss": 1.0, "lr": 0.01, "decode.loss_ce": 1.0}, step=step)
+        store.log_metrics(run_id, {"loss": 1.0, "lr": 0.01, "decode.loss_ce": 1.0}, step=step)
     _lap(marks, "mlflow_20_metric_batches_s", t)
     return marks
 

@@ -47,23 +47,35 @@ def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _wrap(owner: Any, attr: str, name: str) -> None:
+    if hasattr(owner, attr):  # a function the tree no longer has is simply not timed
+        setattr(owner, attr, timed(name, getattr(owner, attr)))
+
+
 def instrument() -> None:
-    """Wrap what planning calls, at the attribute each caller looks up at call time."""
-    import mmengine.config
+    """Wrap what loading and planning call, at the attribute each caller looks up at call time.
 
+    Nothing here imports what the CLI would not (mmengine, mmseg, torch stay unimported on a
+    rerun whose plan is cached, and the profile says so)."""
     from ablate import config, data
-    from ablate.study import plan
+    from ablate.study import plan, plan_cache
 
-    config.load_base = timed("config.load_base", config.load_base)
-    config.apply_budget = timed("config.apply_budget", config.apply_budget)
-    config.apply_overrides = timed("config.apply_overrides", config.apply_overrides)
-    config.config_digest = timed("config.config_digest", config.config_digest)
-    data.dataset_fingerprint = timed("data.dataset_fingerprint", data.dataset_fingerprint)
-    plan.ensure_data = timed("plan.ensure_data (synth check + check_layout)", plan.ensure_data)
-    plan.estimate_cost = timed("plan.estimate_cost (FLOPs cache)", plan.estimate_cost)
-    plan.config_diff = timed("plan.config_diff", plan.config_diff)
-    pretty = mmengine.config.Config.pretty_text
-    mmengine.config.Config.pretty_text = property(timed("Config.pretty_text (yapf)", pretty.fget))
+    _wrap(config, "load_base", "config.load_base (mmengine Config.fromfile)")
+    _wrap(config, "apply_budget", "config.apply_budget")
+    _wrap(config, "apply_overrides", "config.apply_overrides")
+    _wrap(config, "config_digest", "config.config_digest")
+    _wrap(data, "dataset_fingerprint", "data.dataset_fingerprint")
+    _wrap(plan, "ensure_data", "plan.ensure_data (synth check + check_layout)")
+    _wrap(plan, "estimate_cost", "plan.estimate_cost (FLOPs cache)")
+    _wrap(plan, "config_diff", "plan.config_diff")
+    _wrap(plan.Planner, "plan", "Planner.plan (planning afresh: configs resolved, hashed, formatted)")
+    _wrap(plan_cache, "inputs_digest", "plan_cache.inputs_digest (study, configs, code)")
+    _wrap(plan_cache, "plan_key", "plan_cache.plan_key (inputs + data fingerprints)")
+    _wrap(plan_cache, "load", "plan_cache.load (a stored plan)")
+    _wrap(plan_cache, "store", "plan_cache.store")
+
+
+HEAVY = ("torch", "mmseg", "mmengine", "yapf", "mlflow", "ray")
 
 
 def main(argv: list[str]) -> int:
@@ -71,46 +83,45 @@ def main(argv: list[str]) -> int:
     clock = Clock()
     import ablate.cli  # noqa: F401  (what the `ablate` entry point imports first)
 
-    clock.lap("import ablate.cli (torch via the mmcv bridge, typer, rich)")
+    clock.lap("import ablate.cli (typer, rich, the study and tracking packages)")
     from ablate import study as studies
     from ablate import tracking
-    from ablate.dispatch import RayDispatcher, drive
+    from ablate.cli.app import DispatcherKind, _dispatcher
+    from ablate.dispatch import drive
     from ablate.study import run as execute
 
     clock.lap("import ablate.study / tracking / dispatch")
     instrument()
     clock.lap("(instrumenting, not part of ablate)")
-    import mmseg.models  # noqa: F401  (the CLI pays this inside the first `mmseg::` config load)
-
-    clock.lap("import mmseg (first paid by Config.fromfile on an mmseg:: base)")
-    import mlflow  # noqa: F401  (the CLI pays this inside prepare_store)
-
-    clock.lap("import mlflow (first paid by prepare_store)")
     loaded = studies.load_study(study_file, None)
-    clock.lap("load_study (YAML + pydantic + file checks)")
+    clock.lap("load_study (YAML + pydantic + file checks; configs parsed unless checked before)")
     uri = tracking.resolve_tracking_uri(uri)
-    dispatcher = RayDispatcher()
+    dispatcher = _dispatcher(DispatcherKind.AUTO, None, loaded.spec.resources, None)  # as `ablate run` picks it
     trials = studies.plan_trials(loaded, runs_dir)
-    clock.lap("plan_trials (configs, data fingerprint, ids, costs)")
-    tracking.prepare_store(uri)
-    clock.lap("prepare_store (MLflow SQLAlchemy store: schema check; WAL)")
-    client = tracking.client(uri)
-    experiment_id = tracking.ensure_experiment(client, loaded.name, uri)
-    parent = client.create_run(experiment_id, run_name="bench stages", tags={tracking.tags.KIND: "study"})
+    clock.lap("plan_trials (a stored plan, or configs, data fingerprint, ids, costs)")
+    import mlflow  # noqa: F401  (the CLI pays this inside RunStore.prepare)
+
+    clock.lap("import mlflow (first paid by RunStore.prepare)")
+    store = tracking.RunStore.open(uri)
+    store.prepare()
+    clock.lap("RunStore.prepare (MLflow SQLAlchemy store: schema check; WAL)")
+    experiment_id = store.ensure_experiment(loaded.name)
+    parent_run_id = store.start_parent_run(experiment_id, tracking.tags.Kind.STUDY, "bench stages", {})
     clock.lap("ensure_experiment + create parent run")
-    lookup = getattr(execute, "cached_result", None) or getattr(execute, "_cached")  # its name in older trees
-    hits = [lookup(client, experiment_id, spec) for spec in trials]
+    hits = [execute.cached_result(store, experiment_id, spec) for spec in trials]
     clock.lap("cache lookups (find_trial_runs per trial)")
     pending = [spec for spec, hit in zip(trials, hits) if hit is None]
-    drive(pending, dispatcher, None)  # type: ignore[arg-type]  (empty: returns before touching Ray)
+    drive(pending, dispatcher, None)  # type: ignore[arg-type]  (empty: returns before training anything)
     clock.lap("drive (nothing pending)")
-    client.log_param(parent.info.run_id, "n_trials", len(trials))
-    client.set_terminated(parent.info.run_id, status="FINISHED")
+    store.log_params(parent_run_id, {"n_trials": len(trials)})
+    store.end_run(parent_run_id, "FINISHED")
     clock.lap("end parent run")
     print(json.dumps({
         "stages": clock.stages,
         "total_in_process_s": round(time.perf_counter() - _T0, 3),
         "pending": len(pending),
+        "dispatcher": type(dispatcher).__name__,
+        "imported": {name: name in sys.modules for name in HEAVY},
         "plan_parts": {k: [round(v[0], 4), v[1]] for k, v in sorted(PARTS.items(), key=lambda kv: -kv[1][0])},
     }))
     return 0

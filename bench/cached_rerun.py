@@ -22,11 +22,26 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ABLATE, B0_CONFIG, PY, REPO, Figure, bench_env, fmt, load, load_note, met, parse_json_stdout, scratch, sqlite_uri,
-    timed_run, tiny_data, write_result, write_study,
+    ABLATE,
+    B0_CONFIG,
+    PY,
+    REPO,
+    Figure,
+    bench_env,
+    fmt,
+    load,
+    load_note,
+    met,
+    parse_json_stdout,
+    scratch,
+    sqlite_uri,
+    timed_run,
+    tiny_data,
+    write_result,
+    write_study,
 )
 
-TARGET_S = 3.0
+TARGET_S = 2.0
 TARGET_RETRAINED = 0
 
 
@@ -89,13 +104,6 @@ def main(argv: list[str] | None = None) -> int:
             reruns.append({"wall_s": done["wall_s"], "rc": done["rc"], "states": states,
                            "retrained": sum(s != "CACHED" for s in states), "load": load()})
             print(f"rerun #{i}: {done['wall_s']:.2f} s, {states}", flush=True)
-        # The same rerun through the CLI's `main`, with gc.freeze() registered to run after every
-        # other atexit handler: what skipping the collector's pass over torch/MLflow objects at
-        # interpreter teardown would save (a what-if, not something ablate does).
-        frozen_code = ("import atexit, gc, sys; atexit.register(gc.freeze); from ablate.cli import main; "
-                       "main(sys.argv[1:])")
-        frozen = [timed_run([PY, "-c", frozen_code, *map(str, cmd[1:])], env=env)["wall_s"] for _ in range(2)]
-        print(f"rerun with gc.freeze() at exit: {min(frozen):.2f} s", flush=True)
         stages = timed_run([PY, REPO / "bench" / "_rerun_stages.py", study, uri, runs], env=env)
         stage_doc = json.loads(stages["stdout"].strip().splitlines()[-1]) if stages["rc"] == 0 else {
             "error": stages["stderr_tail"]}
@@ -109,23 +117,27 @@ def main(argv: list[str] | None = None) -> int:
     best = min(reruns, key=lambda r: r["wall_s"])
     retrained = max(r["retrained"] for r in reruns)
     notable = pick(rows, {
-        "import ablate.cli": ("ablate/cli.py", "<module>"),
+        "import ablate.cli": ("ablate/cli/__init__.py", "<module>"),
         "load_study": ("ablate/study/loader.py", "load_study"),
         "run_study": ("ablate/study/run.py", "run_study"),
         "plan_trials": ("ablate/study/plan.py", "plan_trials"),
+        "plan_cache.load (stored plan)": ("ablate/study/plan_cache.py", "load"),
+        "plan_cache.inputs_digest": ("ablate/study/plan_cache.py", "inputs_digest"),
+        "Planner.plan (planning afresh)": ("ablate/study/plan.py", "plan"),
         "Config.fromfile": ("mmengine/config/config.py", "fromfile"),
         "Config.pretty_text (yapf)": ("mmengine/config/config.py", "pretty_text"),
         "dataset_fingerprint": ("ablate/data/layout.py", "dataset_fingerprint"),
         "estimate_cost": ("ablate/study/plan.py", "estimate_cost"),
         "config_digest": ("ablate/config/resolve.py", "config_digest"),
         "config_diff": ("ablate/study/plan.py", "config_diff"),
-        "prepare_store": ("ablate/tracking/store.py", "prepare_store"),
+        "RunStore.prepare": ("ablate/tracking/store.py", "prepare"),
         "MlflowClient.search_runs": ("mlflow/tracking/client.py", "search_runs"),
         "cache lookups (cached_result)": ("ablate/study/run.py", "cached_result"),
         "import mlflow": ("mlflow/__init__.py", "<module>"),
         "import ray": ("ray/__init__.py", "<module>"),
         "import torch": ("torch/__init__.py", "<module>"),
         "import mmseg": ("mmseg/__init__.py", "<module>"),
+        "import mmengine": ("mmengine/__init__.py", "<module>"),
     })
     write_result("cached_rerun", {
         "setup": {"trials": 3, "model": "SegFormer-B0", "data": "tiny synthetic 64x192, 6 train / 3 val",
@@ -135,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         "reruns": reruns,
         "rerun_s": best["wall_s"],
         "retrained": retrained,
-        "rerun_with_gc_freeze_at_exit_s": min(frozen),
         "target_s": TARGET_S,
         "target_retrained": TARGET_RETRAINED,
         "target_met": best["wall_s"] <= TARGET_S and retrained == TARGET_RETRAINED,
@@ -169,8 +180,7 @@ def missed(d: dict[str, Any]) -> Optional[str]:
     startup = doc.get("process_startup_and_exit_s")
     return (f"{fmt(d['rerun_s'])} s with {d['retrained']} trial(s) retrained; largest steps: "
             + ", ".join(f"{k} {fmt(v)} s" for v, k in top)
-            + (f", interpreter start-up + exit {fmt(startup)} s" if startup is not None else "")
-            + f". With `gc.freeze()` at exit the same rerun takes {fmt(d.get('rerun_with_gc_freeze_at_exit_s'))} s.")
+            + (f", interpreter start-up + exit {fmt(startup)} s" if startup is not None else "") + ".")
 
 
 def render(d: dict[str, Any]) -> str:
@@ -183,11 +193,6 @@ def render(d: dict[str, Any]) -> str:
         f"took {fmt(d['first_run_s'], 1)} s the first time "
         f"({', '.join(d['first_run_states'])}); the reruns took "
         f"{', '.join(fmt(r['wall_s']) + ' s' for r in d['reruns'])} and retrained {d['retrained']} trial(s).",
-        "",
-        "The same rerun through the CLI's `main`, with `gc.freeze()` registered at exit before `ablate.cli` is "
-        "imported, so it runs after every handler registered later (a what-if, not something ablate does: what "
-        "sparing the garbage collector its passes over the torch/MLflow objects at interpreter exit would save), "
-        f"faster of 2: {fmt(d.get('rerun_with_gc_freeze_at_exit_s'))} s.",
         "",
         "Where a fully cached rerun goes (`bench/_rerun_stages.py`: the CLI's steps in a fresh process, "
         f"{fmt(stages.get('process_wall_s'))} s in all):",
@@ -203,8 +208,14 @@ def render(d: dict[str, Any]) -> str:
     for step, seconds in stages.get("stages", {}).items():
         out.append(f"| {step} | {fmt(seconds)} |")
     parts = stages.get("plan_parts", {})
+    imported = stages.get("imported") or {}
+    if imported:
+        out += ["", "Imported by the end of the step-by-step rerun: "
+                + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in imported.items())
+                + f" (dispatcher `--dispatcher auto` builds here: {stages.get('dispatcher', '?')})."]
     if parts:
-        out += ["", "Functions planning calls, inside load_study + plan_trials (cumulative seconds, calls):", "",
+        out += ["", "Functions loading and planning call, inside load_study + plan_trials (cumulative seconds, calls):",
+                "",
                 "| function | seconds | calls |", "|---|---:|---:|"]
         out += [f"| {k} | {fmt(v[0], 3)} | {v[1]} |" for k, v in parts.items()]
     notable = d["breakdown"].get("profile_notable_cumulative_s", {})

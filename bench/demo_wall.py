@@ -19,7 +19,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ABLATE, REPO, Figure, bench_env, fmt, load, load_note, met, parse_json_stdout, scratch, sqlite_uri, timed_run,
+    ABLATE,
+    REPO,
+    Figure,
+    bench_env,
+    fmt,
+    load,
+    load_note,
+    met,
+    parse_json_stdout,
+    scratch,
+    sqlite_uri,
+    timed_run,
     write_result,
 )
 

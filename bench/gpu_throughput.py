@@ -31,8 +31,25 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ABLATE, B0_CONFIG, B2_CONFIG, PY, REPO, SYNTH_KITTI, Figure, bench_env, fmt, load, load_note, parse_json_stdout,
-    ratio, scratch, sqlite_uri, timed_run, tiny_data, write_result, write_study,
+    ABLATE,
+    B0_CONFIG,
+    B2_CONFIG,
+    PY,
+    REPO,
+    SYNTH_KITTI,
+    Figure,
+    bench_env,
+    fmt,
+    load,
+    load_note,
+    parse_json_stdout,
+    ratio,
+    scratch,
+    sqlite_uri,
+    timed_run,
+    tiny_data,
+    write_result,
+    write_study,
 )
 
 PRECISIONS = {"fp32": {}, "bf16": {"optim_wrapper.type": "AmpOptimWrapper", "+optim_wrapper.dtype": "bfloat16"}}

@@ -23,7 +23,17 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    B0_CONFIG, Figure, fmt, load, load_note, ratio, scratch, sqlite_uri, tiny_data, write_result, write_study,
+    B0_CONFIG,
+    Figure,
+    fmt,
+    load,
+    load_note,
+    ratio,
+    scratch,
+    sqlite_uri,
+    tiny_data,
+    write_result,
+    write_study,
 )
 
 ITERS = 12
@@ -48,7 +58,6 @@ def study_doc(data_root: Path, pruner: dict[str, Any], n_trials: int) -> dict[st
 
 
 def variant(tmp: Path, data_root: Path, label: str, pruner: dict[str, Any], n_trials: int) -> dict[str, Any]:
-    from ablate import tracking
     from ablate.dispatch import RayDispatcher
     from ablate.search import tune_study
     from ablate.study import load_study
@@ -62,7 +71,9 @@ def variant(tmp: Path, data_root: Path, label: str, pruner: dict[str, Any], n_tr
     start = time.perf_counter()
     outcome = tune_study(study, uri, dispatcher, runs_dir=root / "runs")
     wall = time.perf_counter() - start
-    client = tracking.client(uri)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
     trials = []
     for result in outcome.results:
         run = client.get_run(result.run_id)

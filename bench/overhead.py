@@ -5,14 +5,18 @@ is trained twice each way, alternating:
 
 * bare: `bench/_bare_train.py`, i.e. `Runner.from_cfg(cfg).train()` on the trial's resolved
   config (the `config_text` ablate plans), after `ablate.compat.install()` and `register_all()`;
-* ablate: `ablate run STUDY --json` with a fresh MLflow store and runs dir (Ray + MLflow + checks).
+* ablate: `ablate run STUDY --json --dispatcher D` with a fresh MLflow store and runs dir, once
+  per dispatcher: `local` (the trial trains in the command's own process) and `ray` (an embedded
+  local Ray runs it in a worker). The headline figures are those of the dispatcher
+  `--dispatcher auto` (the default) picks on the machine the benchmark runs on.
 
-Both are whole-process wall times (the min of the repeats). The trial's own duration (tag
+All are whole-process wall times (the min of the repeats). The trial's own duration (tag
 `ablate.duration_s`) splits the difference into fixed per-command costs (import, plan, store,
-Ray start/stop) and per-trial costs inside the worker (run creation, FLOPs count, predictions,
-artifacts), and each fixed cost is also timed alone in a fresh process (`bench/_probe.py`).
+and for Ray its start and stop) and per-trial costs around the Runner (run creation, FLOPs
+count, predictions, artifacts), and each fixed cost is also timed alone in a fresh process
+(`bench/_probe.py`).
 
-    .venv/bin/python bench/overhead.py [--iters 400] [--repeats 2] [--keep DIR]
+    .venv/bin/python bench/overhead.py [--iters 460] [--repeats 2] [--dispatchers local,ray] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -27,12 +31,30 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    ABLATE, B0_CONFIG, PY, REPO, SYNTH_KITTI, Figure, bench_env, fmt, load, load_note, met, parse_json_stdout, ratio,
-    scratch, sqlite_uri, timed_run, write_result, write_study,
+    ABLATE,
+    B0_CONFIG,
+    PY,
+    REPO,
+    SYNTH_KITTI,
+    Figure,
+    bench_env,
+    fmt,
+    load,
+    load_note,
+    met,
+    parse_json_stdout,
+    ratio,
+    scratch,
+    sqlite_uri,
+    timed_run,
+    write_result,
+    write_study,
 )
 
 TARGET_RATIO = 1.03
 TARGET_TRIAL_S = 60.0
+DISPATCHERS = {"local": "in-process (`--dispatcher local`)", "ray": "Ray (`--dispatcher ray`, an embedded local Ray)"}
+WHERE = {"local": "in the command's own process", "ray": "in the Ray worker"}
 
 
 def study_doc(data_root: Path, iters: int, synth: bool) -> dict[str, Any]:
@@ -66,19 +88,27 @@ def run_bare(config: Path, work_dir: Path, env: dict[str, str], logs: Path, i: i
     return {"wall_s": done["wall_s"], **inner, "load": load()}
 
 
-def run_ablate(study: Path, root: Path, env: dict[str, str], logs: Path, i: int) -> dict[str, Any]:
-    from ablate import tracking
+def auto_dispatcher(study: Any) -> str:
+    """What `--dispatcher auto` picks for this study on this machine, asked of the CLI itself."""
+    from ablate.cli.app import DispatcherKind, _dispatcher
 
+    chosen = _dispatcher(DispatcherKind.AUTO, None, study.spec.resources, None)  # builds, starts nothing
+    return "ray" if type(chosen).__name__ == "RayDispatcher" else "local"
+
+
+def run_ablate(study: Path, root: Path, env: dict[str, str], logs: Path, i: int, dispatcher: str) -> dict[str, Any]:
     uri = sqlite_uri(root / "mlruns.db")
-    done = timed_run([ABLATE, "run", study, "--tracking-uri", uri, "--runs-dir", root / "runs", "--json"],
-                     env=env, log=logs / f"ablate-{i}.log")
+    done = timed_run([ABLATE, "run", study, "--tracking-uri", uri, "--runs-dir", root / "runs", "--json",
+                      "--dispatcher", dispatcher], env=env, log=logs / f"ablate-{dispatcher}-{i}.log")
     if done["rc"] != 0:
         raise RuntimeError(f"ablate run failed:\n{done['stderr_tail']}")
     report = parse_json_stdout(done["stdout"])
     (trial,) = report["trials"]
     if trial["state"] != "FINISHED":
         raise RuntimeError(f"trial ended {trial['state']}: {trial['error']}")
-    run = tracking.client(uri).get_run(trial["run_id"])
+    from mlflow import MlflowClient
+
+    run = MlflowClient(uri).get_run(trial["run_id"])
     return {
         "wall_s": done["wall_s"],
         "trial_duration_s": float(run.data.tags["ablate.duration_s"]),
@@ -97,10 +127,14 @@ def probe(kind: str, *args: Any, env: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=400)
+    parser.add_argument("--iters", type=int, default=460, help="the trial's iterations (460: about 60 s, 2-core CPU)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--dispatchers", default="local,ray", help="comma-separated: local, ray")
     parser.add_argument("--keep", type=Path, default=None, help="keep the scratch folder here")
     args = parser.parse_args(argv)
+    dispatchers = [d for d in args.dispatchers.split(",") if d]
+    if not dispatchers or any(d not in DISPATCHERS for d in dispatchers):
+        parser.error(f"--dispatchers: a comma-separated list of {', '.join(DISPATCHERS)}")
 
     with scratch("overhead", args.keep) as tmp:
         logs = tmp / "logs"
@@ -125,43 +159,38 @@ def main(argv: list[str] | None = None) -> int:
         config = tmp / "trial_config.py"
         config.write_text(spec.config_text)
 
+        auto = auto_dispatcher(study)
+        headline = auto if auto in dispatchers else dispatchers[0]
+        print(f"--dispatcher auto picks {auto} here", flush=True)
         bare: list[dict[str, Any]] = []
-        ablate: list[dict[str, Any]] = []
+        measured: dict[str, list[dict[str, Any]]] = {d: [] for d in dispatchers}
+        kinds = ["bare", *dispatchers]
         for i in range(args.repeats):
-            # alternate which goes first, so a change in the machine's load hits both alike
-            order = ("bare", "ablate") if i % 2 == 0 else ("ablate", "bare")
-            for kind in order:
+            # rotate which goes first, so a change in the machine's load hits all alike
+            for kind in kinds[i % len(kinds):] + kinds[: i % len(kinds)]:
                 if kind == "bare":
                     bare.append(run_bare(config, tmp / f"bare-{i}", env, logs, i))
                     print(f"bare   #{i}: {bare[-1]['wall_s']:.1f} s (train {bare[-1]['train_s']:.1f} s)", flush=True)
                 else:
-                    ablate.append(run_ablate(study_path, tmp / f"ablate-{i}", env, logs, i))
-                    print(f"ablate #{i}: {ablate[-1]['wall_s']:.1f} s (trial {ablate[-1]['trial_duration_s']:.1f} s)",
-                          flush=True)
+                    measured[kind].append(run_ablate(study_path, tmp / f"ablate-{kind}-{i}", env, logs, i, kind))
+                    print(f"{kind:6s} #{i}: {measured[kind][-1]['wall_s']:.1f} s "
+                          f"(trial {measured[kind][-1]['trial_duration_s']:.1f} s)", flush=True)
 
         probes = {
             "python_startup": timed_run([PY, "-c", "pass"], env=env)["wall_s"],
             "import": probe("import", env=env),
-            "ray": probe("ray", env=env),
+            **({"ray": probe("ray", env=env)} if "ray" in dispatchers else {}),
             "mlflow": probe("mlflow", tmp / "probe.db", env=env),
             "flops": probe("flops", B0_CONFIG, spec.image_size[0], spec.image_size[1], env=env),
             "trial": probe("trial", config, tmp / "probe-trial", spec.image_size[0], spec.image_size[1], env=env),
         }
 
-    best_bare = min(bare, key=lambda r: r["wall_s"])
-    best_ablate = min(ablate, key=lambda r: r["wall_s"])
-    bare_wall, ablate_wall = best_bare["wall_s"], best_ablate["wall_s"]
+    bare_wall = min(r["wall_s"] for r in bare)
     bare_work = min(r["build_s"] + r["train_s"] for r in bare)  # Runner build + train (+ its validation)
     bare_fixed = bare_wall - bare_work  # interpreter start + imports
-    trial = min(r["trial_duration_s"] for r in ablate)
-    per_command = ablate_wall - trial  # driver: imports, plan, store, Ray start, worker start, shutdown
-    per_trial = trial - bare_work  # in the worker: MLflow run, FLOPs count, hooks, predictions, artifacts
-    fixed_extra = per_command - bare_fixed
-    # Projection to a 60 s trial: the same absolute costs around 60 s of Runner work.
-    projected = (TARGET_TRIAL_S + per_trial + per_command) / (TARGET_TRIAL_S + bare_fixed)
-    # Per-trial overhead alone, i.e. a study of many 60 s trials where fixed costs amortise.
-    projected_trial = (TARGET_TRIAL_S + per_trial) / TARGET_TRIAL_S
-    ray = probes["ray"]
+    split = {kind: overhead_split(runs, bare_wall, bare_work, bare_fixed) for kind, runs in measured.items()}
+    head = split[headline]
+    ray = probes.get("ray", {})
     mlf = probes["mlflow"]
     write_result("overhead", {
         "setup": {
@@ -170,21 +199,16 @@ def main(argv: list[str] | None = None) -> int:
             "val_images": "all of the set's val split, once at the end", "repeats": args.repeats,
             "flops_cache": "warm (filled by a plan before the timed runs)",
         },
+        "auto_dispatcher": auto,
+        "dispatcher": headline,  # the headline figures below are this dispatcher's
         "bare_runs": bare,
-        "ablate_runs": ablate,
+        "ablate_runs": measured[headline],
         "bare_wall_s": bare_wall,
-        "ablate_wall_s": ablate_wall,
-        "ratio": ratio(ablate_wall, bare_wall),
-        "difference_s": round(ablate_wall - bare_wall, 2),
         "bare_runner_work_s": round(bare_work, 2),
-        "trial_duration_s": trial,
-        "fixed_per_command_s": round(per_command, 2),
-        "fixed_per_command_extra_s": round(fixed_extra, 2),
-        "per_trial_overhead_s": round(per_trial, 2),
-        "projected_ratio_60s_single_trial": round(projected, 4),
-        "projected_ratio_60s_trial_amortised": round(projected_trial, 4),
+        **head,
+        "dispatchers": {kind: {"runs": measured[kind], **numbers} for kind, numbers in split.items()},
         "target_ratio": TARGET_RATIO,
-        "target_met": ratio(ablate_wall, bare_wall) <= TARGET_RATIO,
+        "target_met": head["ratio"] <= TARGET_RATIO,
         "breakdown": {
             "plan_cold_flops_cache_s": round(plan_cold, 2),
             "plan_warm_flops_cache_s": round(plan_warm, 2),
@@ -199,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             "flops_count_in_trial_s": probes["flops"].get("count_s"),
             "flops_count_repeat_s": probes["flops"].get("count_again_s"),
             "trial_mlflow_run_and_params_s": probes["trial"].get("mlflow_create_run_and_params_s"),
-            "trial_flops_count_on_runner_model_s": probes["trial"].get("flops_count_s"),
-            "trial_save_predictions_s": probes["trial"].get("save_predictions_s"),
+            "trial_flops_count_on_runner_model_s": probes["trial"].get("complexity_first_count_s"),
+            "trial_complexity_cached_s": probes["trial"].get("complexity_cached_s"),
             "trial_log_artifacts_s": probes["trial"].get("log_artifacts_s"),
             "trial_mlflow_20_metric_batches_s": probes["trial"].get("mlflow_20_metric_batches_s"),
         },
@@ -209,19 +233,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def overhead_split(runs: list[dict[str, Any]], bare_wall: float, bare_work: float, bare_fixed: float) -> dict[str, Any]:
+    """One dispatcher's runs against the bare ones: fixed per command, per trial, and the ratios."""
+    wall = min(r["wall_s"] for r in runs)
+    trial = min(r["trial_duration_s"] for r in runs)
+    per_command = wall - trial  # imports, plan, store, (Ray start, worker start, shutdown), exit
+    per_trial = trial - bare_work  # around the Runner: MLflow run, FLOPs count, hooks, predictions, artifacts
+    return {
+        "ablate_wall_s": wall,
+        "ratio": ratio(wall, bare_wall),
+        "difference_s": round(wall - bare_wall, 2),
+        "trial_duration_s": trial,
+        "fixed_per_command_s": round(per_command, 2),
+        "fixed_per_command_extra_s": round(per_command - bare_fixed, 2),
+        "per_trial_overhead_s": round(per_trial, 2),
+        # the same absolute costs around 60 s of Runner work
+        "projected_ratio_60s_single_trial": round((TARGET_TRIAL_S + per_trial + per_command) /
+                                                  (TARGET_TRIAL_S + bare_fixed), 4),
+        # per-trial overhead alone: a study of many 60 s trials, where fixed costs amortise
+        "projected_ratio_60s_trial_amortised": round((TARGET_TRIAL_S + per_trial) / TARGET_TRIAL_S, 4),
+    }
+
+
 # -- RESULTS.md section ---------------------------------------------------------------------------
+def _dispatcher(d: dict[str, Any]) -> str:
+    """The dispatcher the headline figures are from (results written before both were measured: Ray)."""
+    return str(d.get("dispatcher") or "ray")
+
+
 def summary(d: dict[str, Any]) -> list[Figure]:
     target = f"<= {d['target_ratio']}"
     single = d["projected_ratio_60s_single_trial"]
     amortised = d["projected_ratio_60s_trial_amortised"]
-    return [
+    kind = _dispatcher(d)
+    picked = " (what `--dispatcher auto` picks here)" if d.get("auto_dispatcher") == kind else ""
+    rows = [
         Figure(f"ablate run / bare mmengine Runner, wall time of one {d['bare_runner_work_s']:.0f} s B0 trial "
-               f"(min of {d['setup']['repeats']})", fmt(d["ratio"], 3), target, met(d["target_met"])),
+               f"(min of {d['setup']['repeats']}), {DISPATCHERS[kind]}{picked}", fmt(d["ratio"], 3), target,
+               met(d["target_met"])),
         Figure(f"same, projected to a {TARGET_TRIAL_S:.0f} s trial (measured absolute costs)", fmt(single, 3), target,
                met(single <= d["target_ratio"])),
         Figure(f"per-trial overhead only, {TARGET_TRIAL_S:.0f} s trial (fixed costs amortised over a study)",
                fmt(amortised, 3), target, met(amortised <= d["target_ratio"])),
     ]
+    for other, numbers in (d.get("dispatchers") or {}).items():
+        if other != kind:
+            rows.append(Figure(f"same trial, {DISPATCHERS[other]}: ablate / bare", fmt(numbers["ratio"], 3)))
+    return rows
 
 
 def missed(d: dict[str, Any]) -> Optional[str]:
@@ -229,22 +287,27 @@ def missed(d: dict[str, Any]) -> Optional[str]:
     if d.get("target_met"):
         return None
     b = d["breakdown"]
+    kind = _dispatcher(d)
     ray = sum(b.get(k) or 0.0 for k in ("ray_init_s", "ray_first_worker_s", "ray_shutdown_s"))
+    ray_part = (f"embedded Ray {fmt(ray, 1)} s (init {fmt(b.get('ray_init_s'))}, first worker with its imports "
+                f"{fmt(b.get('ray_first_worker_s'))}, shutdown {fmt(b.get('ray_shutdown_s'))}), "
+                if kind == "ray" else "")
     return (
-        f"ablate/bare = {fmt(d['ratio'], 3)} on a {fmt(d['bare_runner_work_s'], 0)} s trial. "
+        f"ablate/bare = {fmt(d['ratio'], 3)} on a {fmt(d['bare_runner_work_s'], 0)} s trial, {DISPATCHERS[kind]}. "
         f"{fmt(d['fixed_per_command_s'], 1)} s of every command is fixed ({fmt(d['fixed_per_command_extra_s'], 1)} s more "
-        f"than a bare process's start-up): embedded Ray {fmt(ray, 1)} s (init {fmt(b.get('ray_init_s'))}, first worker "
-        f"with its imports {fmt(b.get('ray_first_worker_s'))}, shutdown {fmt(b.get('ray_shutdown_s'))}), a fresh MLflow "
+        f"than a bare process's start-up): {ray_part}a fresh MLflow "
         f"store {fmt(b.get('mlflow_store_creation_s'))} s, importing the CLI {fmt(b.get('import_ablate_cli_s'))} s and "
-        f"MLflow {fmt(b.get('mlflow_import_s'))} s, planning {fmt(b.get('plan_warm_flops_cache_s'))} s. Inside the trial, "
-        f"{fmt(d['per_trial_overhead_s'], 1)} s more than the bare Runner (FLOPs count "
-        f"{fmt(b.get('trial_flops_count_on_runner_model_s'))} s, saved predictions "
-        f"{fmt(b.get('trial_save_predictions_s'))} s, the rest not broken down), which alone gives "
+        f"MLflow {fmt(b.get('mlflow_import_s'))} s, planning {fmt(b.get('plan_warm_flops_cache_s'))} s. Around the "
+        f"Runner, {fmt(d['per_trial_overhead_s'], 1)} s more than the bare process (FLOPs and parameters from the "
+        f"cache {fmt(b.get('trial_complexity_cached_s'))} s, {fmt(b.get('trial_flops_count_on_runner_model_s'))} s "
+        "for a model counted the first time; the rest not broken down), which alone gives "
         f"{fmt(d['projected_ratio_60s_trial_amortised'], 3)} on a {TARGET_TRIAL_S:.0f} s trial.")
 
 
 def render(d: dict[str, Any]) -> str:
     setup, b = d["setup"], d["breakdown"]
+    kind = _dispatcher(d)
+    auto = d.get("auto_dispatcher")
     bare_runs = ", ".join(f"{r['wall_s']:.1f}" for r in d["bare_runs"])
     ablate_runs = ", ".join(f"{r['wall_s']:.1f} (trial {r['trial_duration_s']:.1f})" for r in d["ablate_runs"])
     bare_miou = sorted({r["mIoU"] for r in d["bare_runs"] if r.get("mIoU") is not None})
@@ -261,9 +324,13 @@ def render(d: dict[str, Any]) -> str:
         f"{setup['crop'][0]}x{setup['crop'][1]} crops of the synthetic set resized to "
         f"{setup['image_scale_wh'][0]}x{setup['image_scale_wh'][1]}, validation once at the end), "
         "trained from the same resolved config by a bare `Runner.from_cfg(cfg).train()` process and by "
-        "`ablate run STUDY --json` (fresh store and runs dir each time; FLOPs cache warm), alternating, "
-        f"{setup['repeats']} times each. "
+        "`ablate run STUDY --json --dispatcher D` for D in "
+        f"{', '.join(f'`{k}`' for k in d.get('dispatchers') or [kind])} "
+        f"(fresh store and runs dir each time; FLOPs cache warm), in turn, {setup['repeats']} times each. "
         f"Data: `{Path(setup['data']).name}` ({'reused' if setup['data_reused'] else 'generated'}).",
+        "",
+        (f"On this machine `--dispatcher auto` (the default) picks `{auto}`; the table is the {DISPATCHERS[kind]} runs."
+         if auto else f"The table is the {DISPATCHERS[kind]} runs."),
         "",
         "| | seconds |",
         "|---|---:|",
@@ -273,38 +340,49 @@ def render(d: dict[str, Any]) -> str:
         f"| ablate wall (min) | {fmt(d['ablate_wall_s'], 1)} |",
         f"| difference | {fmt(d['difference_s'], 1)} |",
         f"| bare: Runner build + train (+ validation) in process | {fmt(d['bare_runner_work_s'], 1)} |",
-        f"| ablate: trial duration (`ablate.duration_s`, inside the Ray worker) | {fmt(d['trial_duration_s'], 1)} |",
+        f"| ablate: trial duration (`ablate.duration_s`, {WHERE[kind]}) | {fmt(d['trial_duration_s'], 1)} |",
         f"| fixed per command (ablate wall - trial duration) | {fmt(d['fixed_per_command_s'], 1)} |",
         f"| of which beyond the bare process's own start-up | {fmt(d['fixed_per_command_extra_s'], 1)} |",
         f"| per trial (trial duration - bare Runner work) | {fmt(d['per_trial_overhead_s'], 1)} |",
         "",
         same,
         "",
+    ]
+    both = d.get("dispatchers") or {}
+    if len(both) > 1:
+        out += ["Each dispatcher (seconds; ratios against the bare process):", "",
+                "| dispatcher | wall, runs | wall (min) | ablate / bare | fixed per command | per trial |",
+                "|---|---|---:|---:|---:|---:|"]
+        out += [f"| {DISPATCHERS[k]}{' (auto)' if k == auto else ''} | "
+                f"{', '.join(fmt(r['wall_s'], 1) for r in v['runs'])} | {fmt(v['ablate_wall_s'], 1)} | "
+                f"{fmt(v['ratio'], 3)} | {fmt(v['fixed_per_command_s'], 1)} | {fmt(v['per_trial_overhead_s'], 1)} |"
+                for k, v in both.items()]
+        out.append("")
+    out += [
         "Fixed costs, timed apart: planning twice in the benchmark's own process, the rest each in a fresh "
         "process (`bench/_probe.py`):",
         "",
         "| cost | seconds |",
         "|---|---:|",
-        f"| import `ablate.cli` (torch through the mmcv bridge, typer, rich) | {fmt(b['import_ablate_cli_s'])} |",
-        f"| planning the study, first / second time (FLOPs cache cold / warm) | {fmt(b['plan_cold_flops_cache_s'])} / "
-        f"{fmt(b['plan_warm_flops_cache_s'])} |",
+        f"| import `ablate.cli` | {fmt(b['import_ablate_cli_s'])} |",
+        f"| planning the study, first / second time (FLOPs and plan caches cold / warm) | "
+        f"{fmt(b['plan_cold_flops_cache_s'])} / {fmt(b['plan_warm_flops_cache_s'])} |",
         f"| import MLflow | {fmt(b['mlflow_import_s'])} |",
-        f"| create a fresh sqlite MLflow store (`tracking.prepare_store`) | {fmt(b['mlflow_store_creation_s'])} |",
-        f"| `ray.init` (embedded local Ray) | {fmt(b['ray_init_s'])} |",
-        f"| first Ray task: worker start + its imports (ablate, mmseg, MLflow) | {fmt(b['ray_first_worker_s'])} "
-        f"(imports {fmt(b['ray_worker_imports_s'])}) |",
-        f"| `ray.shutdown` | {fmt(b['ray_shutdown_s'])} |",
+        f"| create a fresh sqlite MLflow store (`RunStore.prepare`) | {fmt(b['mlflow_store_creation_s'])} |",
+        *([f"| Ray only: `ray.init` (embedded local Ray) | {fmt(b['ray_init_s'])} |",
+           f"| Ray only: first task, worker start + its imports (ablate, mmseg, MLflow) | "
+           f"{fmt(b['ray_first_worker_s'])} (imports {fmt(b['ray_worker_imports_s'])}) |",
+           f"| Ray only: `ray.shutdown` | {fmt(b['ray_shutdown_s'])} |"] if b.get("ray_init_s") is not None else []),
         f"| FLOPs count (B0 at the image size, fresh model; repeat) | "
         f"{fmt(b['flops_count_in_trial_s'])} ({fmt(b['flops_count_repeat_s'])}) |",
         "",
     ]
-    written = (d.get("probes", {}).get("trial") or {}).get("predictions_written")
     parts = {
         "MLflow child run + 30 params": b.get("trial_mlflow_run_and_params_s"),
-        "FLOPs count on the built model": b.get("trial_flops_count_on_runner_model_s"),
-        "saved predictions" + (f" ({written} files)" if written is not None else ""): b.get("trial_save_predictions_s"),
-        "artifact logging (predictions, config)": b.get("trial_log_artifacts_s"),
-        "20 metric batches (what MLflowTrialHook logs for 400 iterations, every 20)":
+        "FLOPs and parameters from the cache (warm in the timed runs; counting a new model on the built Runner "
+        f"takes {fmt(b.get('trial_flops_count_on_runner_model_s'))} s)": b.get("trial_complexity_cached_s"),
+        "artifact logging (config)": b.get("trial_log_artifacts_s"),
+        "20 metric batches (MLflowTrialHook logs one every `log_interval`, here 20 iterations)":
             b.get("trial_mlflow_20_metric_batches_s"),
     }
     if any(v is not None for v in parts.values()):

@@ -67,9 +67,10 @@ def _run(
               "decode_head": "SegformerHead", "crop": "None", "profile": "None", "override.optim_wrapper.optimizer.lr": 6e-5}
     client.log_batch(run_id, params=[Param(k, v) for k, v in tracking.param_items(params).items()])
     if miou is not None:
-        tracking.log_metrics(client, run_id, {"mIoU": miou, "mAcc": miou + 8, "aAcc": 90.0, "best_mIoU": miou,
-                                              "loss": 0.3, "lr": 1e-6, **_class_metrics(rng, miou)}, step=20000)
-        tracking.log_metrics(client, run_id, {"flops_g": flops, "params_m": params_m}, step=0)
+        store = tracking.RunStore.open(client.tracking_uri)
+        store.log_metrics(run_id, {"mIoU": miou, "mAcc": miou + 8, "aAcc": 90.0, "best_mIoU": miou,
+                                   "loss": 0.3, "lr": 1e-6, **_class_metrics(rng, miou)}, step=20000)
+        store.log_metrics(run_id, {"flops_g": flops, "params_m": params_m}, step=0)
     if status != "RUNNING":
         client.set_terminated(run_id, status=status)
     return run_id
@@ -103,8 +104,10 @@ def fill(root: Path) -> tuple[str, int]:
 
     rng = random.Random(0)
     uri = f"sqlite:///{root / 'mlruns.db'}"
-    client = tracking.client(uri)
-    exp = tracking.ensure_experiment(client, STUDY, uri)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = tracking.RunStore.open(uri).ensure_experiment(STUDY)
     count = 0
     for index, model in enumerate(ZOO):
         flops = 10.0 * (1.6 ** index)

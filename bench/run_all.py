@@ -1,14 +1,20 @@
 """Run every benchmark, then rebuild bench/RESULTS.md from bench/results/*.json.
 
 Each benchmark is its own process (one failing or timing out does not stop the others) and
-writes bench/results/<name>.json. Each script also renders its own part of RESULTS.md from that
-JSON: `render(result)` its section, `summary(result)` its rows of the summary table and, where it
-explains a missed target, `missed(result)`. This script only runs them, records how each went in
+writes bench/results/<name>.json, stamped with the id of the run that started it (`run_id`).
+Each script also renders its own part of RESULTS.md from that JSON: `render(result)` its section,
+`summary(result)` its rows of the summary table and, where it explains a missed target,
+`missed(result)`. This script only runs them, records how each went in
 bench/results/run_all.json, and joins what they render.
+
+RESULTS.md shows one run: after `make bench` a script that failed has no figures there, rather
+than an older run's. `--only` runs some scripts and rebuilds RESULTS.md only when that leaves
+every section from one run; `--render-only` builds it from whatever results are stored, naming
+the run each section comes from.
 
     .venv/bin/python bench/run_all.py                 # `make bench`
     .venv/bin/python bench/run_all.py --only packing,cached_rerun
-    .venv/bin/python bench/run_all.py --render-only   # rebuild RESULTS.md from the stored results
+    .venv/bin/python bench/run_all.py --render-only   # rebuild RESULTS.md from the stored results, mixed runs allowed
 
 The machine may be shared: before each benchmark it waits (up to --quiet-wait seconds) for the
 1-minute load average to drop under --quiet-load, and every figure carries the load it saw.
@@ -30,20 +36,26 @@ from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ENV, PY, REPO, RESULTS, Figure, bench_env, fmt, load  # noqa: E402
+from _common import ENV, PY, REPO, RESULTS, RUN_ID_ENV, Figure, bench_env, fmt, load  # noqa: E402
 
 # name -> time limit (s); run in this order (cheap ones first).
 BENCHMARKS: dict[str, int] = {
     "packing": 600,
     "cached_rerun": 900,
     "hpo_pruning": 1200,
-    "overhead": 1800,
+    "overhead": 2400,
     "demo_wall": 2400,
     "latency": 1800,
+    "report_1000": 1200,
+    "zoo_flops": 1800,
     "gpu_throughput": 3600,
 }
 # The order of the sections in RESULTS.md.
-SECTIONS = ["overhead", "packing", "cached_rerun", "hpo_pruning", "demo_wall", "latency", "gpu_throughput"]
+# gpu_proof: bench/gpu_proof.sh (run by hand on a GPU machine, not by this script) writes its result.
+SECTIONS = ["overhead", "packing", "cached_rerun", "hpo_pruning", "demo_wall", "latency", "gpu_throughput", "gpu_proof"]
+# Sections whose result comes from a run on another machine, not from `make bench` here: shown
+# with the run and date they come from.
+BY_HAND = {"gpu_proof"}
 OTHERS = {
     "zoo_flops": "FLOPs of every Table 1 model against the paper's.",
     "report_1000": "`ablate report` over 1,000 trial runs.",
@@ -63,7 +75,7 @@ def wait_quiet(limit_s: float, threshold: float) -> dict[str, Any]:
             "quiet_wait_s": limit_s, "quiet_load": threshold}
 
 
-def run_one(name: str, limit: int, quiet_wait: float, quiet_load: float) -> dict[str, Any]:
+def run_one(name: str, limit: int, quiet_wait: float, quiet_load: float, run_id: str) -> dict[str, Any]:
     waited = wait_quiet(quiet_wait, quiet_load)
     print(f"== {name} (load {waited['load_at_start']['load1']}, waited {waited['waited_s']} s)", flush=True)
     logs = RESULTS / "logs"
@@ -71,7 +83,8 @@ def run_one(name: str, limit: int, quiet_wait: float, quiet_load: float) -> dict
     start = time.perf_counter()
     try:
         with (logs / f"{name}.log").open("w") as log:
-            done = subprocess.run([str(PY), str(REPO / "bench" / f"{name}.py")], cwd=REPO, env=bench_env(),
+            done = subprocess.run([str(PY), str(REPO / "bench" / f"{name}.py")], cwd=REPO,
+                                  env=bench_env(**{RUN_ID_ENV: run_id}),
                                   stdout=log, stderr=subprocess.STDOUT, timeout=limit, check=False)
         rc: Optional[int] = done.returncode
     except subprocess.TimeoutExpired:
@@ -80,7 +93,7 @@ def run_one(name: str, limit: int, quiet_wait: float, quiet_load: float) -> dict
     tail = (logs / f"{name}.log").read_text(errors="replace")[-2000:]
     status = "ok" if rc == 0 else ("timeout" if rc is None else f"exit {rc}")
     print(f"   {status} in {wall:.0f} s", flush=True)
-    return {"status": status, "wall_s": round(wall, 1), **waited, "load_at_end": load(),
+    return {"run_id": run_id, "status": status, "wall_s": round(wall, 1), **waited, "load_at_end": load(),
             **({"log_tail": tail} if rc != 0 else {})}
 
 
@@ -127,12 +140,25 @@ def read(name: str) -> Optional[dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def section(number: int, name: str, run: dict[str, Any]) -> tuple[str, list[Figure], Optional[str]]:
-    """One script's section, summary rows and missed-target note; a script that cannot render says so."""
+def result_run(doc: Optional[dict[str, Any]]) -> Optional[str]:
+    """The run a stored result came from (results written before runs had ids: their date)."""
+    if doc is None:
+        return None
+    return str(doc.get("run_id") or f"undated-run-{doc.get('date', '?')}")
+
+
+def section(number: int, name: str, run: dict[str, Any], only_run: Optional[str]) -> tuple[str, list[Figure],
+                                                                                         Optional[str]]:
+    """One script's section, summary rows and missed-target note; a script that cannot render says so.
+
+    With `only_run`, a result from any other run is left out (its script failed or did not run in
+    this one): RESULTS.md never shows two runs' figures side by side unless asked to."""
     doc = read(name)
     status = run.get("status")
+    if doc is not None and only_run is not None and result_run(doc) != only_run and name not in BY_HAND:
+        doc = None
     if doc is None:
-        text = f"## {number}. `bench/{name}.py`\n\nNo result ({status or 'not run'})."
+        text = f"## {number}. `bench/{name}.py`\n\nNo result from this run ({status or 'not run'})."
         return text, [Figure(f"`{name}`", f"no result ({status or 'not run'})")], None
     try:
         script = importlib.import_module(name)
@@ -147,8 +173,10 @@ def section(number: int, name: str, run: dict[str, Any]) -> tuple[str, list[Figu
         note = "target missed; see its section."
     if text.startswith("## "):
         text = f"## {number}. {text[3:]}"
-    if status and status != "ok":
-        text += f"\n\n_This result is from an earlier run ({doc.get('date', '?')}); the latest attempt ended: {status}._"
+    if only_run is None or name in BY_HAND:  # say which run it is
+        text += f"\n\n_From run `{result_run(doc)}` ({doc.get('date', '?')})._"
+        if status and status != "ok" and run.get("run_id") != result_run(doc):
+            text += f" _The latest attempt (run `{run.get('run_id', '?')}`) ended: {status}._"
     return text, rows, note
 
 
@@ -163,12 +191,14 @@ def _quiet(runs: dict[str, Any]) -> str:
             f"(default {QUIET_LOAD}), for at most --quiet-wait seconds (default {QUIET_WAIT_S:.0f})")
 
 
-def render(info: dict[str, Any], runs: dict[str, Any]) -> str:
+def render(info: dict[str, Any], runs: dict[str, Any], only_run: Optional[str]) -> str:
+    """RESULTS.md from the stored results: of the run `only_run` alone, or (None) of whichever runs
+    wrote them, each section naming its run."""
     rows: list[Figure] = []
     body: list[str] = []
     notes: list[str] = []
     for number, name in enumerate(SECTIONS, start=1):
-        text, figures, note = section(number, name, runs.get(name, {}))
+        text, figures, note = section(number, name, runs.get(name, {}), only_run)
         body += [text.rstrip("\n"), ""]
         rows += figures
         if note:
@@ -180,6 +210,13 @@ def render(info: dict[str, Any], runs: dict[str, Any]) -> str:
         "Built by `bench/run_all.py` from `bench/results/*.json`, one per script (`make bench` runs every script "
         "first; `--render-only` only rebuilds this file). Each script also runs alone: "
         "`.venv/bin/python bench/<name>.py`.",
+        "",
+        (f"Every figure below comes from one `make bench` run, `{only_run}`"
+         + (f", except {', '.join(f'`{n}`' for n in sorted(BY_HAND))} (run by hand on another machine; its section "
+            "names its run)." if BY_HAND else ".") if only_run is not None else
+         "Rebuilt with `--render-only` from the stored results of these runs: "
+         + ", ".join(f"`{r}`" for r in sorted({result_run(read(n)) for n in SECTIONS} - {None}))
+         + "; each section names its own."),
         "",
         "## Machine",
         "",
@@ -202,16 +239,24 @@ def render(info: dict[str, Any], runs: dict[str, Any]) -> str:
     head += [f"| {' | '.join(row)} |" for row in rows]
     if notes:
         head += ["", "Missed targets, and where the time goes (numbers from the sections below):", "", *notes]
-    head += ["", "Per-script dates and loads:", "",
-             "| script | date | status | wall (s) | waited (s) | load at start |", "|---|---|---|---:|---:|---:|"]
-    for name in SECTIONS:
+    head += ["", "Per-script runs, dates and loads:", "",
+             "| script | run | date | status | wall (s) | waited (s) | load at start |",
+             "|---|---|---|---|---:|---:|---:|"]
+    for name in [*SECTIONS, *OTHERS]:
         doc = read(name) or {}
         r = runs.get(name, {})
-        head.append(f"| `{name}` | {doc.get('date', '-')} | {r.get('status', '-')} | {fmt(r.get('wall_s'), 0)} | "
-                    f"{fmt(r.get('waited_s'), 0)} | {fmt((r.get('load_at_start') or {}).get('load1'))} |")
+        which = result_run(doc or None) or r.get("run_id", "-")
+        head.append(f"| `{name}` | {which} | {doc.get('date') or r.get('date', '-')} | "
+                    f"{r.get('status', '-')} | {fmt(r.get('wall_s'), 0)} | {fmt(r.get('waited_s'), 0)} | "
+                    f"{fmt((r.get('load_at_start') or {}).get('load1'))} |")
     head.append("")
     tail = ["## Other benchmarks", ""]
-    tail += [f"- [{name}.md]({name}.md) (`bench/{name}.py`): {what}" for name, what in OTHERS.items()]
+    for name, what in OTHERS.items():
+        r = runs.get(name, {})
+        when = ("from this run" if only_run is not None and r.get("run_id") == only_run and r.get("status") == "ok"
+                else f"not rebuilt by this run ({r.get('status', 'not run')})" if only_run is not None
+                else f"run `{r.get('run_id', '?')}`, {r.get('status', 'not run')}")
+        tail.append(f"- [{name}.md]({name}.md) (`bench/{name}.py`, {when}): {what}")
     tail.append("")
     return "\n".join(head + body + tail)
 
@@ -225,11 +270,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for a quiet machine per script")
     parser.add_argument("--quiet-load", type=float, default=QUIET_LOAD, help="1-minute load average counted as quiet")
     args = parser.parse_args(argv)
+    if args.render_only and args.only:
+        parser.error("--render-only runs nothing; drop --only")
     RESULTS.mkdir(parents=True, exist_ok=True)
     record_path = RESULTS / "run_all.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     runs: dict[str, Any] = record.get("runs", {})
     names: list[str] = []
+    only_run: Optional[str] = None
     if args.render_only:
         # The machine the stored results were measured on, not the one rebuilding the file.
         info = record.get("machine") or machine()
@@ -239,16 +287,23 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in BENCHMARKS]
         if unknown:
             parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+        only_run = f"run-{dt.datetime.now().astimezone().strftime('%Y%m%dT%H%M%S%z')}"
+        print(f"run {only_run}", flush=True)
         for name in names:
             runs[name] = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                          **run_one(name, BENCHMARKS[name], args.quiet_wait, args.quiet_load)}
-            record_path.write_text(json.dumps({"machine": info, "runs": runs}, indent=2) + "\n")
-        record_path.write_text(json.dumps({"machine": info, "runs": runs}, indent=2) + "\n")
-    OUT.write_text(render(info, runs))
-    print(f"wrote {OUT.relative_to(REPO)}")
+                          **run_one(name, BENCHMARKS[name], args.quiet_wait, args.quiet_load, only_run)}
+            record_path.write_text(json.dumps({"run_id": only_run, "machine": info, "runs": runs}, indent=2) + "\n")
     failed = [n for n in names if runs[n].get("status") != "ok"]
     if failed:
         print(f"failed: {', '.join(failed)} (see bench/results/logs/)")
+    elsewhere = [n for n in SECTIONS if only_run is not None and n not in names and n not in BY_HAND]
+    if elsewhere:
+        print(f"{OUT.relative_to(REPO)} not rebuilt: {', '.join(elsewhere)} did not run in {only_run}, and it shows "
+              "one run only. Run them all (`make bench`), or rebuild it from mixed runs with --render-only "
+              "(each section then names its run).")
+        return 1 if failed else 0
+    OUT.write_text(render(info, runs, only_run))
+    print(f"wrote {OUT.relative_to(REPO)}")
     return 1 if failed else 0
 
 

@@ -8,12 +8,13 @@ import math
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from ablate import tracking
 from ablate.cli.app import main
 from ablate.data import CLASSES
 from ablate.report.collect import collect
-from ablate.report.ladder import ladders
+from ablate.statistics import ladders
 from ablate.study import load_study, run_study
 from ablate.study.estimate import SOURCES, STORE
 from ablate.trial import TrialState
@@ -55,7 +56,7 @@ def test_loose_interval_stops_after_the_first_round(rounds: dict) -> None:
 def test_widths_are_the_reports_intervals(rounds: dict) -> None:
     """The stopping rule reads the same 95% interval the report's ladder table prints."""
     collection = collect(rounds["uri"], ["auto"])
-    step = next(s for lad in ladders(collection, CLASSES) for s in lad.steps if s.rung == 1)
+    step = next(s for lad in ladders(collection.table_runs, CLASSES) for s in lad.steps if s.rung == 1)
     assert step.comparison is not None and step.comparison.n == 3  # the strict study's third seed is in now
     strict_last = rounds["strict"].rounds[-1]
     width = step.comparison.ci_high - step.comparison.ci_low
@@ -69,14 +70,14 @@ def test_impossible_interval_stops_at_max_reusing_the_first_rounds(rounds: dict)
     assert not math.isinf(strict.rounds[-1].widest[1]) and strict.rounds[-1].widest[1] >= 1e-9
     states = sorted((r.seed, r.state.value) for r in strict.results)
     assert states == [(0, "CACHED"), (0, "CACHED"), (1, "CACHED"), (1, "CACHED"), (2, "FINISHED"), (2, "FINISHED")]
-    client = tracking.client(rounds["uri"])
+    client = MlflowClient(rounds["uri"])
     trials = client.search_runs([strict.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")
     assert len(trials) == 6  # nothing trained twice
 
 
 def test_rounds_are_logged_on_the_parent_run(rounds: dict) -> None:
     strict = rounds["strict"]
-    client = tracking.client(rounds["uri"])
+    client = MlflowClient(rounds["uri"])
     parent = client.get_run(strict.parent_run_id)
     T = tracking.tags
     assert (parent.data.tags[T.SEED_ROUNDS], parent.data.tags[T.SEEDS_RUN], parent.data.tags[T.SEED_STOP]) == (
@@ -89,9 +90,8 @@ def test_rounds_are_logged_on_the_parent_run(rounds: dict) -> None:
 def test_launch_estimates_are_recorded_and_later_rounds_use_the_store(rounds: dict) -> None:
     """Every trial run carries the estimate it was launched with; the third seed's trials were
     launched after the first rounds trained the same model, so theirs comes from the store."""
-    client = tracking.client(rounds["uri"])
     experiment = rounds["strict"].experiment_id
-    runs, _ = tracking.read_experiment(client, experiment, "auto")
+    runs, _ = tracking.RunStore.open(rounds["uri"]).read_experiment(experiment, "auto")
     assert all(r.est_time_s is not None and r.est_time_s > 0 and r.est_source in SOURCES for r in runs)
     assert {r.est_source for r in runs if r.seed == 2} == {STORE}
 

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 
@@ -25,6 +26,14 @@ def _spec(tmp_path: Path, name: str, trial_id: str = "", iters: int = 200) -> Tr
 
 def _progress(spec: TrialSpec, **state: object) -> None:
     (spec.work_dir / "progress.json").write_text(json.dumps(state))
+
+
+def _until(happened: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Returns as soon as `happened()`; the board's tick runs on its own thread."""
+    deadline = time.monotonic() + timeout_s
+    while not happened():
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s"
+        time.sleep(0.02)
 
 
 def _column(board: ProgressBoard, name: str) -> list[str]:
@@ -77,7 +86,8 @@ def test_the_log_keeps_beating_while_the_driver_is_blocked(tmp_path: Path) -> No
         board.add([spec])
         board.on_start(spec, 2)
         _progress(spec, phase="test", phase_done=7, phase_total=50)
-        time.sleep(1.0)  # the driver would be inside a poll here
+        # the driver would be inside a poll here: the board's own tick writes the beat
+        _until(lambda: "status 1 running | slow:test 7/50" in log.getvalue().splitlines())
     beats = [line for line in log.getvalue().splitlines() if line.startswith("status ")]
     assert beats and beats[-1] == "status 1 running | slow:test 7/50"
     assert "start  slow (seed 0) [slow] (attempt 2)" in log.getvalue()
@@ -92,8 +102,7 @@ def test_live_table_on_a_terminal_updates_itself(tmp_path: Path) -> None:
         board.add([spec])
         board.on_start(spec, 1)
         _progress(spec, phase="predict", phase_done=4, phase_total=9, device="cpu")
-        time.sleep(0.6)
-        assert _column(board, "progress") == ["predict 4/9"]
+        _until(lambda: _column(board, "progress") == ["predict 4/9"] and "predict 4/9" in screen.getvalue())
     drawn = screen.getvalue()
     assert "predict 4/9" in drawn and "b0" in drawn
     assert "start  b0" not in drawn  # a terminal gets the table, not the log lines

@@ -18,10 +18,11 @@ TINY_BUDGET = dict(iters=2, val_interval=2, batch_size=2, log_interval=1, worker
 def _runner(tiny_data: Path, work_dir: Path, iters: int, **cfg_updates: object):
     from mmengine.runner import Runner
 
+    import ablate.registry  # noqa: F401  (the config's PerClassIoUMetric, also when this file runs alone)
+
     compat.install()
-    cfg = config.resolve(
-        B0_CONFIG, data_root=tiny_data, budget={**TINY_BUDGET, "iters": iters, "val_interval": iters}, seed=0, overrides={}
-    )
+    cfg = config.base_config(B0_CONFIG, data_root=tiny_data, budget={**TINY_BUDGET, "iters": iters, "val_interval": iters})
+    cfg.randomness = dict(seed=0, deterministic=False)
     cfg.work_dir = str(work_dir)
     cfg.default_hooks.checkpoint.update(save_best=None, max_keep_ckpts=-1)
     for key, value in cfg_updates.items():

@@ -5,6 +5,7 @@ verified) or a `runs:/` URI; a bad one is a clear error before anything trains."
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import http.server
 import json
@@ -21,7 +22,7 @@ from ablate.cli import main
 from ablate.errors import StudyError
 from ablate.study import cached_results, load_study, plan_trials, run_study
 from ablate.study.checkpoints import fetch_sources
-from ablate.tracking.checkpoints import localize_checkpoints, provides_checkpoint, sha256_of, url_cache_path
+from ablate.tracking.checkpoints import localize_checkpoints, sha256_of, url_cache_path
 from ablate.tracking.node import host_address
 from tests.conftest import B0_CONFIG, write_study
 
@@ -35,7 +36,7 @@ def _study(path: Path, data: Path, name: str, decoder: str, encoder: Any = None,
 
 
 def _artifact(uri: str, run_id: str, path: str, into: Path) -> Path:
-    return Path(tracking.client(uri).download_artifacts(run_id, path, str(into)))
+    return tracking.RunStore.open(uri).download_artifact(run_id, path, into)
 
 
 def _cli(args: list[str]) -> int:
@@ -52,8 +53,8 @@ def provided(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[
     uri = f"sqlite:///{root / 'mlruns.db'}"
     outcome = run_study(load_study(study), uri, runs_dir=root / "runs")
     assert [r.state.value for r in outcome.results] == ["FINISHED", "FINISHED"], [r.error for r in outcome.results]
-    client = tracking.client(uri)
-    records = {r.name: tracking.TrialRun.from_mlflow(client.get_run(r.run_id)) for r in outcome.results}
+    store = tracking.RunStore.open(uri)
+    records = {r.name: store.trial_run(str(r.run_id)) for r in outcome.results}
     return {"root": root, "study": study, "uri": uri, "outcome": outcome, "records": records,
             "best": root / "runs" / "provided" / records["pretrain-city"].trial_id / "best.pth"}
 
@@ -82,7 +83,7 @@ def test_a_checkpoint_missing_here_comes_from_the_store(provided: dict[str, Any]
     shutil.move(provided["best"], aside)
     try:
         # the finished pretraining is still reusable: its checkpoint is in the store
-        hits = cached_results("provided", [provides_checkpoint(source), dependent], provided["uri"])
+        hits = cached_results("provided", [dataclasses.replace(source, provides=True), dependent], provided["uri"])
         assert set(hits) == {source.trial_id, dependent.trial_id}
         cfg = Config.fromstring(dependent.config_text, ".py")
         experiment = provided["outcome"].experiment_id
@@ -122,7 +123,7 @@ def test_a_study_transfers_from_a_run_of_another_study(provided: dict[str, Any],
                      "--dispatcher", "local"]) == 2
         err = capsys.readouterr().err
         assert "zoo[0].decoder: " in err and says in err and "Traceback" not in err
-    assert tracking.find_experiment(tracking.client(uri), "bad-source") is None  # refused before anything ran
+    assert tracking.RunStore.open(uri).find_experiment("bad-source") is None  # refused before anything ran
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 
-from ablate import data, tracking
+from ablate import data
 from ablate.report.gallery import DRAWN
+from ablate.statistics.per_image import PER_IMAGE_FILE, WORST_DIR, read_table, worst
 from ablate.study import load_study, run_study
-from ablate.tracking.per_image import PER_IMAGE_FILE, WORST_DIR, read_table, worst
 from ablate.trial import TrialState
 from tests.conftest import write_study
 
@@ -35,7 +36,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
     outcome = run_study(study, uri, runs_dir=tmp / "runs")
     assert [r.state for r in outcome.results] == [TrialState.FINISHED, TrialState.FINISHED], [r.error for r in outcome.results]
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     runs = {r.name: client.get_run(r.run_id) for r in outcome.results}
     tables = {}
     for name, run in runs.items():
@@ -243,3 +244,16 @@ def test_disagreement_ranks_images_by_spread(trained: dict[str, Any], report: Pa
     drawn = [r["image"] for r in listed if r["drawn"] == "True"]
     assert drawn and drawn == both[:DRAWN]
     assert "figures/disagreement.png" in (report / "index.html").read_text()
+
+
+def test_report_tex_of_real_trials_fits_a_two_column_paper(report: Path, tmp_path: Path) -> None:
+    """The .tex files of a report of trials the real runner trained compile in a two-column article
+    (pdflatex exits 0) with no box more than 1 pt wider than its column or page."""
+    from tests.latex_check import compile_in_paper
+
+    written = sorted(report.glob("*.tex"))
+    assert {"table1.tex", "table1_full.tex", "choice.tex"} <= {p.name for p in written}
+    assert {"ladder.tex", "ladder_full.tex"} <= {p.name for p in written}
+    for tex in written:
+        overfull = [width for width in compile_in_paper(tex, tmp_path) if width > 1.0]
+        assert not overfull, f"{tex.name}: Overfull \\hbox of {overfull} pt"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from mlflow import MlflowClient
 
-from ablate import tracking
 from tests.conftest import write_study
 
 RAY = Path(sys.executable).with_name("ray")
@@ -87,6 +87,7 @@ def token_cluster(tmp_path: Path) -> Iterator[tuple[str, str]]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.timeout(600)  # `ray start` up, then `ablate run` importing the stack afresh
 def test_run_joins_a_token_cluster_with_address(token_cluster: tuple[str, str], tmp_path: Path,
                                                 tiny_data: Path) -> None:
     address, token = token_cluster
@@ -102,7 +103,7 @@ def test_run_joins_a_token_cluster_with_address(token_cluster: tuple[str, str], 
     assert run.returncode == 0, run.stderr[-3000:]
     (trial,) = json.loads(run.stdout)["trials"]
     assert trial["state"] == "FINISHED", trial["error"]
-    tags = tracking.client(uri).get_run(trial["run_id"]).data.tags
+    tags = MlflowClient(uri).get_run(trial["run_id"]).data.tags
     # a GPU of the cluster's two (logical) GPUs: an embedded Ray here would have had none
     assert tags["ablate.gpu_ids"] in {"0", "1"} and tags["ablate.devices"] == "cpu"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 
 from ablate import tracking
 from ablate.cli.app import main
@@ -22,6 +23,8 @@ from tests.ddp_probe import SAMPLES
 from tests.sleepers import explode, placed
 
 BUDGET = {"iters": 4, "val_interval": 4, "batch_size": 1, "crop": [64, 64], "log_interval": 1, "workers": 0}
+# Ray Train starts a fresh process per DDP worker: the module's first test also waits for the DDP fixture.
+pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def ddp(ray6, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     outcome = run_study(study, uri, runs_dir=root / "runs", dispatcher=RayDispatcher())
     (result,) = outcome.results
     assert result.state is TrialState.FINISHED, result.error
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     return {"result": result, "run": client.get_run(result.run_id), "client": client, "outcome": outcome,
             "work_dir": root / "runs" / "tiny" / result.trial_id, "root": root}
 
@@ -106,9 +109,10 @@ def test_a_failed_worker_fails_the_trial_with_its_traceback(tiny_data: Path, tmp
     study = load_study(write_study(tmp_path / "s.yaml", tiny_data, budget=BUDGET, resources={"workers_per_trial": 2}))
     (spec,) = plan_trials(study, tmp_path / "runs", with_cost=False)
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    tracking.prepare_store(uri)
-    client = tracking.client(uri)
-    experiment_id = tracking.ensure_experiment(client, "tiny", uri)
+    store = tracking.RunStore.open(uri)
+    store.prepare()
+    experiment_id = store.ensure_experiment("tiny")
+    client = MlflowClient(uri)
 
     def launch(spec: TrialSpec, tracking_uri: str, experiment: str, run_id: str, resume: bool) -> None:
         try:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from mlflow import MlflowClient
 
-from ablate import tracking
 from ablate.cli import main
 from ablate.errors import StudyError
 from ablate.losses import ChannelWiseDivergence
@@ -135,7 +135,7 @@ def distilled(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path):
 def test_teacher_trains_first_and_its_id_is_part_of_the_students(distilled) -> None:
     study, uri, outcome, tmp = distilled
     assert [r.state for r in outcome.results] == [TrialState.FINISHED] * 3, [r.error for r in outcome.results]
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     runs = {r.name: client.get_run(r.run_id) for r in outcome.results}
     assert runs["teacher"].info.end_time <= runs["r1-distill"].info.start_time
     trials = {t.name: t for t in plan_trials(study, tmp / "runs")}
@@ -161,7 +161,7 @@ def test_teacher_trains_first_and_its_id_is_part_of_the_students(distilled) -> N
 
 def test_cwd_loss_is_logged_and_only_the_student_is_counted(distilled) -> None:
     _, uri, outcome, tmp = distilled
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     runs = {r.name: client.get_run(r.run_id) for r in outcome.results}
     student, alone, teacher = runs["r1-distill"], runs["r0-base"], runs["teacher"]
     history = client.get_metric_history(student.info.run_id, "distill.loss_cwd")

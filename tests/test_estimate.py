@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 from rich.console import Console
 
 from ablate import tracking
@@ -20,7 +21,7 @@ from ablate.report.folder import Writer
 from ablate.report.timing import section
 from ablate.study import load_study, run_study
 from ablate.study.estimate import NOMINAL_GFLOPS, TRAIN_FORWARDS, makespan, validations
-from ablate.trial import TrialSpec
+from ablate.trial import LaunchEstimate, TrialSpec
 from tests.conftest import write_study
 
 BUDGET = {"iters": 4, "val_interval": 2, "batch_size": 2, "crop": [32, 32], "log_interval": 1, "workers": 0}
@@ -33,7 +34,7 @@ def earlier(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict:
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
     study = load_study(write_study(tmp / "first.yaml", tiny_data, name="first"))
     outcome = run_study(study, uri, runs_dir=tmp / "runs")
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     record = tracking.TrialRun.from_mlflow(client.get_run(outcome.results[0].run_id), "first")
     return {"tmp": tmp, "uri": uri, "run": record}
 
@@ -128,10 +129,10 @@ def test_report_puts_estimate_beside_actual_time(earlier: dict, tmp_path: Path) 
 
 
 def _spec(name: str, seconds: float, depends: tuple[str, ...] = (), est: float | None = None) -> TrialSpec:
-    tags = {tracking.tags.EST_TIME_S: str(est)} if est is not None else {}
     return TrialSpec(study="s", name=name, trial_id=name, seed=0, base="b.py", config_text="", overrides={},
                      work_dir=Path("/nonexistent") / name, data_root=Path("/nonexistent"), data_fingerprint="-",
-                     iters=10, batch_size=1, image_size=(8, 8), cost=seconds, depends_on=depends, tags=tags)
+                     iters=10, batch_size=1, image_size=(8, 8), cost=seconds, depends_on=depends,
+                     estimate=LaunchEstimate(est, "store") if est is not None else None)
 
 
 def test_study_wall_time_replays_the_scheduler() -> None:
@@ -154,4 +155,4 @@ def test_board_eta_uses_the_estimate_until_a_rate_is_reported(tmp_path: Path) ->
     row.started = time.time() - 25
     assert row.eta in ("~1:40", "~1:39")  # running, no rate yet: estimate less the time run
     row.progress = {"phase": "train", "iter": 5, "max_iters": 10, "eta_s": 12.0}
-    assert row.eta == "0:12"  # the measured rate wins
+    assert row.eta == "12 s"  # the measured rate wins

@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import pytest
+from mlflow import MlflowClient
 
 from ablate import tracking
 from tests.conftest import B0_CONFIG, write_study
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]  # two nodes start, then a study runs across them
 
 BIN = Path(sys.executable).parent
 HEAD_IP, WORKER_IP = "10.213.7.1", "10.213.7.2"  # inside the two namespaces only
@@ -234,7 +235,7 @@ def test_a_study_spans_two_nodes_that_share_no_files(cluster: Cluster, tiny_data
     assert [(t["name"], t["state"]) for t in trials] == [
         ("pretrain-city", "FINISHED"), ("b0", "FINISHED"), ("b0", "FINISHED")], [t["error"] for t in trials]
 
-    client = tracking.client(f"sqlite:///{cluster.store}")  # the server's own store, read directly
+    client = MlflowClient(f"sqlite:///{cluster.store}")  # the server's own store, read directly
     runs = {t["trial_id"]: client.get_run(t["run_id"]) for t in trials}
     records = {k: tracking.TrialRun.from_mlflow(r) for k, r in runs.items()}
     pretrain = records[trials[0]["trial_id"]]

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
-from ablate import tracking
 from ablate.search import default_storage
 from ablate.study import load_study
 from tests.conftest import write_study
@@ -82,7 +82,7 @@ def test_study_has_two_named_directions_and_the_pareto_set(searched: dict[str, A
     trials = study.trials
     assert sorted(t.params[CHANNELS] for t in trials) == [16, 64, 256] and all(t.state.name == "COMPLETE" for t in trials)
     assert len({t.values[1] for t in trials}) == 3  # the head width changes the FLOPs
-    client = tracking.client(searched["uri"])
+    client = MlflowClient(searched["uri"])
     experiment = client.get_experiment_by_name("tiny").experiment_id
     for t in trials:  # the values told are the trial run's own metrics
         (run,) = client.search_runs([experiment], filter_string=f"tags.`ablate.optuna_trial` = '{t.number}'")
@@ -112,7 +112,7 @@ def test_each_pareto_entry_is_an_includable_snippet(searched: dict[str, Any], ti
 def test_the_searched_crop_is_the_trials_crop(searched: dict[str, Any]) -> None:
     from mmengine.config import Config
 
-    client = tracking.client(searched["uri"])
+    client = MlflowClient(searched["uri"])
     experiment = client.get_experiment_by_name("tiny")
     (run,) = client.search_runs([experiment.experiment_id], filter_string="tags.`ablate.optuna_trial` = '0'")
     assert run.data.params["crop"] == "(48, 48)"  # not the study's 32x32
@@ -126,7 +126,7 @@ def test_a_constraint_takes_its_violators_off_the_front(searched: dict[str, Any]
     constrained = searched["constrained"]
     trials = constrained.trials
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
-    client = tracking.client(searched["uri"])
+    client = MlflowClient(searched["uri"])
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
                               filter_string="tags.`ablate.kind` = 'trial'")
     assert len(runs) == 3  # told from the MLflow runs of the first search, not trained again
@@ -210,7 +210,7 @@ def test_a_trial_without_an_objective_metric_is_told_fail_with_a_note(searched: 
     assert [t.state.name for t in trials] == ["FAIL"] * 3
     assert all("metric 'energy_j' not logged by the trial" in t.user_attrs["note"] for t in trials)
     assert "told FAIL: trial 0 (optuna-0): metric 'energy_j' not logged" in err
-    client = tracking.client(searched["uri"])
+    client = MlflowClient(searched["uri"])
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
                               filter_string="tags.`ablate.kind` = 'trial'")
     assert all("energy_j" in r.data.tags["ablate.optuna_note"] for r in runs)

@@ -13,23 +13,24 @@ from typing import Any, Optional
 import numpy as np
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from ablate import tracking
+from ablate.cli.report import report_command
 from ablate.data import CLASSES
 from ablate.errors import AblateError
-from ablate.cli.report import report_command
 from ablate.report import (
     build_report,
     collect,
     compare,
     holm,
+    ladder_tables,
     ladders,
     model_rows,
     pareto_front,
     permutation_p,
     power,
     seeds_for_power,
-    tables,
     welch,
 )
 
@@ -119,12 +120,13 @@ def add_run(
     items = {"trial_name": name, "seed": seed, "iters": 20, "batch_size": 2, "dataset": "tiny@abc123", "profile": "None"}
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in tracking.param_items(items).items()])
     if miou is not None:
+        store = tracking.RunStore.open(client.tracking_uri)
         # an earlier, better evaluation: the report must use the final one
-        tracking.log_metrics(client, run_id, {"mIoU": miou + 5, "best_mIoU": miou + 5}, step=10)
-        tracking.log_metrics(client, run_id, {"mIoU": miou, "mAcc": miou + 10, "aAcc": 90.0, **(class_metrics or _class_metrics(miou))}, step=20)
-        tracking.log_metrics(client, run_id, {"flops_g": flops, "params_m": params}, step=0)
+        store.log_metrics(run_id, {"mIoU": miou + 5, "best_mIoU": miou + 5}, step=10)
+        store.log_metrics(run_id, {"mIoU": miou, "mAcc": miou + 10, "aAcc": 90.0, **(class_metrics or _class_metrics(miou))}, step=20)
+        store.log_metrics(run_id, {"flops_g": flops, "params_m": params}, step=0)
         if speed:
-            tracking.log_metrics(client, run_id, speed, step=20)
+            store.log_metrics(run_id, speed, step=20)
     if failure:
         client.set_tag(run_id, "ablate.failure", failure)
     client.set_tag(run_id, "ablate.duration_s", f"{100.0 + seed * 20:.1f}")
@@ -153,8 +155,8 @@ def _search(tmp: Path, client: Any, exp_id: str) -> None:
 def store(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("report")
     uri = f"sqlite:///{tmp / 'mlruns.db'}"
-    client = tracking.client(uri)
-    zoo = tracking.ensure_experiment(client, ZOO, uri)
+    client = MlflowClient(uri)
+    zoo = tracking.RunStore.open(uri).ensure_experiment(ZOO)
     best_run = ""
     for name, (enc, dec, flops, params, values) in ZOO_MODELS.items():
         for seed, value in enumerate(values):
@@ -176,13 +178,13 @@ def store(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[str
         client.log_artifact(best_run, str(_png(preds / f"{file}.png", colour)), artifact_path="predictions")
     _search(tmp, client, zoo)
 
-    ladder = tracking.ensure_experiment(client, LADDER, uri)
+    ladder = tracking.RunStore.open(uri).ensure_experiment(LADDER)
     for rung, (trick, values) in enumerate(LADDER_RUNGS):
         for seed, value in enumerate(values):
             add_run(client, ladder, LADDER, f"r{rung}-{trick}", seed, shape="ladder", miou=value,
                     tags={"ablate.rung": str(rung), "ablate.trick": trick},
                     class_metrics=_class_metrics(value, _ladder_shift(rung), jitter=7 * rung + 3 * seed))
-    loo = tracking.ensure_experiment(client, LOO, uri)
+    loo = tracking.RunStore.open(uri).ensure_experiment(LOO)
     for rung, (trick, by_seed) in enumerate(LOO_ROWS):
         for seed, value in by_seed.items():
             add_run(client, loo, LOO, "full" if rung == 0 else f"minus-{trick}", seed, shape="leave_one_out", miou=value,
@@ -261,7 +263,7 @@ def test_seeds_for_power() -> None:
     # every seed moved by exactly +6: no spread, so neither a p-value nor a seed budget
     flat = compare([60.0, 62.0], [66.0, 68.0], [0, 1], [0, 1])
     assert flat is not None and flat.paired and math.isnan(flat.p_value) and flat.seeds_needed is None
-    assert tables.fmt_seeds(flat) == "n/a" and tables.fmt_p(flat.p_value) == "n/a"
+    assert ladder_tables.fmt_seeds(flat) == "n/a" and ladder_tables.fmt_p(flat.p_value) == "n/a"
 
 
 def test_pareto_front() -> None:
@@ -295,7 +297,7 @@ def test_table1_values_order_and_exclusions(store: dict[str, Any]) -> None:
 def test_ladder_is_tested_paired_by_seed(store: dict[str, Any]) -> None:
     from scipy import stats as sps
 
-    (ladder,) = ladders(collect(store["uri"], [LADDER]), CLASSES)
+    (ladder,) = ladders(collect(store["uri"], [LADDER]).table_runs, CLASSES)
     means = [float(np.mean(values)) for _, values in LADDER_RUNGS]
     assert [s.miou.mean for s in ladder.steps] == pytest.approx(means)
     assert ladder.steps[0].delta is None and ladder.steps[0].comparison is None
@@ -324,7 +326,7 @@ def test_ladder_is_tested_paired_by_seed(store: dict[str, Any]) -> None:
 
 
 def test_per_class_significance(store: dict[str, Any]) -> None:
-    (ladder,) = ladders(collect(store["uri"], [LADDER]), CLASSES)
+    (ladder,) = ladders(collect(store["uri"], [LADDER]).table_runs, CLASSES)
     road, sky, rider, absent = (CLASSES.index(c) for c in ("road", "sky", "rider", ABSENT))
     transfer, poly, balanced = ladder.steps[1:]
     assert transfer.class_delta[road] == pytest.approx(transfer.delta, abs=0.2)
@@ -342,7 +344,7 @@ def test_per_class_significance(store: dict[str, Any]) -> None:
 def test_leave_one_out_vs_full(store: dict[str, Any]) -> None:
     from scipy import stats as sps
 
-    (loo,) = ladders(collect(store["uri"], [LOO]), CLASSES)
+    (loo,) = ladders(collect(store["uri"], [LOO]).table_runs, CLASSES)
     full = list(LOO_ROWS[0][1].values())
     assert loo.is_loo and loo.step_labels == ["full recipe", "-transfer", "-ohem", "-aux_head"]
     assert [s.delta for s in loo.steps[1:]] == pytest.approx([np.mean(list(v.values())) - np.mean(full) for _, v in LOO_ROWS[1:]])
@@ -375,13 +377,18 @@ def test_table_files(zoo_report: tuple[Path, list[Path]]) -> None:
     assert f"precision on {GPU}, mean over seeds" in md and f"‡ bf16 mixed precision requested, not available ({FALLBACK})." in md
     assert "swin-t" not in md and "deeplabv3plus" not in md and "tune-0" not in md
 
-    tex = (out / "table1.tex").read_text()
-    assert tex.count("{") == tex.count("}")
+    tex = (out / "table1_full.tex").read_text()
+    assert tex.count("{") == tex.count("}") and "\\begin{table*}" in tex
     body = tex[tex.index("\\begin{tabular}"): tex.index("\\end{tabular}")]
     assert body.index("\\toprule") < body.index("\\midrule") < body.index("\\bottomrule")
     assert "mIoU (\\%)" in tex and "70.50 $\\pm$ 0.71" in tex and "fp32$^\\ddagger$" in tex
     assert all(line.endswith("\\\\") for line in body.splitlines()[2:] if "&" in line)
     assert len({line.count("&") for line in body.splitlines() if "&" in line}) == 1
+    # the one-column Table 1 a paper prints: the models differ, so their parameters are in it
+    narrow = (out / "table1.tex").read_text()
+    assert "\\begin{table}[t]" in narrow and "\\usepackage{booktabs}, \\usepackage{amssymb}" in narrow
+    assert "Model & Enc. & Dec. & mIoU (\\%) & FLOPs (G) & Params (M) \\\\" in narrow
+    assert "segformer-b2$^*$ & \\checkmark & \\checkmark & 70.50 $\\pm$ 0.71 & 60.0 & 27.50 \\\\" in narrow
 
 
 def test_ladder_files_escape_and_caption(ladder_report: tuple[Path, list[Path]]) -> None:
@@ -396,16 +403,37 @@ def test_ladder_files_escape_and_caption(ladder_report: tuple[Path, list[Path]])
     assert [r["significant"] for r in rows[1:]] == ["True", "False", "False"]
     assert [r["below_noise"] for r in rows[1:]] == ["False", "True", "True"]
     assert all(int(r["seeds_for_80_power"]) >= 2 for r in rows[1:])
-    tex = (out / "ladder-ladder-study.tex").read_text()
+    assert "+class\\_balanced\\_loss" in (out / "ladder-ladder-study.tex").read_text()
+    tex = (out / "ladder-ladder-study_full.tex").read_text()
     assert "class\\_balanced\\_loss" in tex and "ttest\\_rel" in tex and "Holm" in tex and "95\\%" in tex
     assert tex.count("{") == tex.count("}")
     md = (out / "ladder-ladder-study.md").read_text()
     assert f"{means[1] - means[0]:+.2f}\\*" in md  # the significant delta is marked
     assert f"{means[2] - means[1]:+.2f} |" in md  # the noisy one is not
     assert "paired n=3" in md and "Welch" not in md
+    # 3 seeds: the sign-flip test cannot give p below 0.25, so it shows that instead of a p
+    assert md.count("| n/a: min p 0.25 with 3 seeds |") == 3 and "it needs 7 seeds shared by both rows (6 for" in md
+    assert [(r["p_permutation_min"], r["permutation_can_reach"]) for r in rows[1:]] == [("0.25", "False")] * 3
     loo = _csv(out / "leave_one_out-loo-study.csv")
     assert [r["test"] for r in loo] == ["", "paired", "", "welch"]
-    assert 'Test "Welch"' in (out / "leave_one_out-loo-study.md").read_text()
+    loo_md = (out / "leave_one_out-loo-study.md").read_text()
+    assert 'Test "Welch"' in loo_md and "| n/a: min p 0.2 with 3+2 seeds |" in loo_md
+
+
+def test_every_tex_fits_a_two_column_paper(zoo_report: tuple[Path, list[Path]],
+                                            ladder_report: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    """Each .tex compiles in a two-column article with no box wider than its column (or the page)."""
+    from tests.latex_check import compile_in_paper
+
+    written = [p for _, files in (zoo_report, ladder_report) for p in files if p.suffix == ".tex"]
+    names = {p.name for p in written}
+    assert {"table1.tex", "table1_full.tex", "choice.tex", "ladder-ladder-study.tex",
+            "ladder-ladder-study_full.tex", "leave_one_out-loo-study_full.tex"} <= names
+    for tex in written:
+        overfull = [w for w in compile_in_paper(tex, tmp_path / tex.parent.name) if w > 1.0]
+        assert not overfull, f"{tex.name}: Overfull \\hbox of {overfull} pt"
+    narrow = (ladder_report[0] / "ladder-ladder-study.tex").read_text()
+    assert "Rung & Trick & mIoU (\\%) & $\\Delta$ prev. & 95\\% CI of $\\Delta$ & p (Holm) \\\\" in narrow
 
 
 def test_report_marks_significant_classes(ladder_report: tuple[Path, list[Path]]) -> None:
@@ -477,6 +505,9 @@ def test_index_links_resolve_and_lists_failures(zoo_report: tuple[Path, list[Pat
         assert text in html
     readme = (out / "README.md").read_text()
     assert "swin-t" in readme and "figures/miou_vs_flops.png" in readme
+    # every run here logged 20 iterations: the report says its numbers are not the tricks' effects
+    short = "Every run trained fewer than 1000 iterations (as few as 20), far too few for the models to converge"
+    assert short in html and short in readme and "not the tricks&#x27; effects" in html
     assert "<script" not in html and "http" not in html.replace(store_uri_text(html), "")
 
 
@@ -489,8 +520,8 @@ def store_uri_text(html: str) -> str:
 def test_unknown_or_empty_experiment(store: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(AblateError, match="no-such-study: no such experiment"):
         build_report(["no-such-study"], out=tmp_path / "x", tracking_uri=store["uri"])
-    client = tracking.client(store["uri"])
-    empty = tracking.ensure_experiment(client, "empty-study", store["uri"])
+    client = MlflowClient(store["uri"])
+    empty = tracking.RunStore.open(store["uri"]).ensure_experiment("empty-study")
     add_run(client, empty, "empty-study", "broken", 0, shape="trials", miou=None, status="FAILED", failure="boom")
     with pytest.raises(AblateError, match=r"empty-study: no finished trials in sqlite:///.*; run `ablate run"):
         build_report(["empty-study"], out=tmp_path / "y", tracking_uri=store["uri"])

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from ablate import tracking
 from ablate.cli.app import main
@@ -46,7 +47,7 @@ def studied(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path):
     uri = f"sqlite:///{repo / 'mlruns.db'}"
     outcome = run_study(load_study(study_file), uri, runs_dir=repo / "runs")
     assert [r.state for r in outcome.results] == [TrialState.FINISHED, TrialState.FINISHED, TrialState.FAILED]
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     runs = {r.name: client.get_run(str(r.run_id)) for r in outcome.results}
     return repo, head, uri, runs
 
@@ -124,7 +125,7 @@ def test_system_metrics_are_recorded_while_training(studied) -> None:
     import threading
 
     _, _, uri, runs = studied
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     for run in runs.values():
         metrics = run.data.metrics
         assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
@@ -132,6 +133,9 @@ def test_system_metrics_are_recorded_while_training(studied) -> None:
         assert memory and all(m.value > 0 for m in memory)
         assert sorted(m.step for m in memory) == list(range(len(memory)))
     assert runs["diverges"].data.tags[T.ATTEMPT] == "2"
+    # a failed trial is recorded, not raised: its error and its traceback are on its run
+    assert runs["diverges"].info.status == "FAILED" and "loss" in runs["diverges"].data.tags["ablate.failure"]
+    assert "traceback.txt" in {a.path for a in client.list_artifacts(runs["diverges"].info.run_id)}
     assert len(client.get_metric_history(runs["diverges"].info.run_id, "system/cpu_utilization_percentage")) >= 2
     assert not [t for t in threading.enumerate() if t.name == "SystemMetricsMonitor"]
 
@@ -161,8 +165,8 @@ def test_diff_refuses_unknown_and_ambiguous_names(studied, capsys: pytest.Captur
     _, _, uri, runs = studied
     code, _, err = _diff(capsys, "base", "no-such-trial", "--tracking-uri", uri)
     assert code == 2 and "'no-such-trial'" in err and "Traceback" not in err
-    client = tracking.client(uri)
-    other = tracking.ensure_experiment(client, "tiny-elsewhere", uri)
+    client = MlflowClient(uri)
+    other = tracking.RunStore.open(uri).ensure_experiment("tiny-elsewhere")
     client.create_run(other, run_name="base-s0", tags={T.KIND: T.Kind.TRIAL.value, T.TRIAL_NAME: "base",
                                                        T.TRIAL_ID: "0123456789ab"})
     code, _, err = _diff(capsys, "base", "high-lr", "--tracking-uri", uri)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from ablate import tracking
 from ablate.data import CLASSES
@@ -29,7 +30,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path):
 def test_trials_finish_and_are_child_runs(finished) -> None:
     study, uri, outcome, _ = finished
     assert [r.state for r in outcome.results] == [TrialState.FINISHED, TrialState.FINISHED]
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     runs = client.search_runs([outcome.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")
     assert len(runs) == 2
     for run in runs:
@@ -42,7 +43,7 @@ def test_trials_finish_and_are_child_runs(finished) -> None:
 
 def test_params_metrics_and_artifacts(finished) -> None:
     _, uri, outcome, _ = finished
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     result = next(r for r in outcome.results if r.name == "high-lr")
     run = client.get_run(result.run_id)
     params = run.data.params
@@ -74,7 +75,7 @@ def test_rerun_is_cached_and_trains_nothing(finished) -> None:
     again = run_study(study, uri, runs_dir=tmp / "runs")
     assert [r.state for r in again.results] == [TrialState.CACHED, TrialState.CACHED]
     assert [r.run_id for r in again.results] == [r.run_id for r in outcome.results]
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     assert len(client.search_runs([outcome.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")) == 2
 
 
@@ -86,17 +87,6 @@ def test_trial_id_ignores_names_but_not_seed_or_values(finished, tiny_data: Path
     ids = [t.trial_id for t in plan_trials(seeded, tmp / "runs")]
     assert ids[0] not in {r.trial_id for r in outcome.results}
     assert len(set(ids)) == 2
-
-
-def test_failed_trial_is_recorded_not_raised(tmp_path: Path, tiny_data: Path) -> None:
-    path = write_study(tmp_path / "s.yaml", tiny_data, trials=[{"name": "nan", "overrides": {"optim_wrapper.optimizer.lr": 1.0e30}}])
-    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    outcome = run_study(load_study(path), uri, runs_dir=tmp_path / "runs")
-    (result,) = outcome.results
-    assert result.state is TrialState.FAILED and "loss" in result.error
-    run = tracking.client(uri).get_run(result.run_id)
-    assert run.info.status == "FAILED" and run.data.tags["ablate.failure"]
-    assert "traceback.txt" in {a.path for a in tracking.client(uri).list_artifacts(result.run_id)}
 
 
 def test_report_reads_what_the_run_wrote(finished) -> None:
@@ -133,7 +123,7 @@ def test_dumped_config_trains_with_a_plain_runner(finished, tmp_path: Path) -> N
     work = tmp_path / "plain"
     assert (work / "best.pth").exists() and len(list((work / "predictions").glob("*_pred.png"))) == 3
     assert json.loads((work / "progress.json").read_text())["iter"] == 4
-    history = tracking.client(uri).get_metric_history(result.run_id, "mIoU")
+    history = MlflowClient(uri).get_metric_history(result.run_id, "mIoU")
     assert [m.step for m in history] == [2, 4, 2, 4]  # the plain run logged into the trial's run
 
 
@@ -142,7 +132,7 @@ def test_a_new_store_never_gets_an_empty_finished_run(finished, tmp_path: Path) 
     study, _, outcome, tmp = finished
     uri = f"sqlite:///{tmp_path / 'other.db'}"
     again = run_study(study, uri, runs_dir=tmp / "runs")
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     for result in again.results:
         assert result.state is TrialState.FINISHED and result.miou is not None
         run = client.get_run(result.run_id)
@@ -167,7 +157,7 @@ def test_interrupted_after_its_last_checkpoint_is_evaluated_not_left_empty(finis
     with sqlite3.connect(tmp / "mlruns.db") as source, sqlite3.connect(db) as target:
         source.backup(target)  # WAL-safe copy of the store
     uri = f"sqlite:///{db}"
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     exp = client.get_experiment_by_name(study.name).experiment_id
     run = client.search_runs([exp], filter_string="tags.`ablate.trial_name` = 'base'")[0]
     client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))

@@ -21,6 +21,7 @@ from ablate.dispatch import (
     drive,
 )
 from ablate.errors import AblateError
+from ablate.tracking.runs import trial_tags
 from ablate.trial import TrialResult, TrialSpec, TrialState
 
 
@@ -127,14 +128,15 @@ def test_a_pruned_trial_is_final_and_not_retried() -> None:
 
 def test_identical_trial_ids_train_once_for_every_name() -> None:
     """A pretraining entry identical to the ladder's base: one training, both names served."""
-    trials = [_spec("pretrain-same", 4, trial_id="x1", **{"ablate.pretrain": "same", "ablate.shape": "pretrain"}),
+    trials = [dataclasses.replace(_spec("pretrain-same", 4, trial_id="x1", **{"ablate.shape": "pretrain"}), pretrain="same"),
               _spec("r0-base", 4, trial_id="x1", **{"ablate.rung": "0", "ablate.shape": "ladder"}),
               _spec("r1-transfer", 4, ("x1",), trial_id="x2")]
     scheduler = Scheduler(trials)
     (runner,) = scheduler.ready()
     assert runner.name == "r0-base"  # the name that is not a pretraining trains
-    assert runner.tags["ablate.pretrain"] == "same" and runner.tags["ablate.rung"] == "0"
-    assert runner.tags["ablate.shape"] == "ladder" and runner.tags["ablate.aliases"] == "pretrain-same"
+    assert runner.pretrain == "same" and runner.aliases == ("pretrain-same",) and runner.tags["ablate.rung"] == "0"
+    tags = trial_tags(runner, None)  # what its run records
+    assert tags["ablate.shape"] == "ladder" and tags["ablate.aliases"] == "pretrain-same" and tags["ablate.pretrain"] == "same"
     starts, reports = _play(scheduler, slots=4)
     assert starts == [("r0-base", 1), ("r1-transfer", 1)]
     results = {r.name: r for r in scheduler.results()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from ablate import tracking
 from ablate.errors import StudyError
@@ -12,8 +13,20 @@ from ablate.search import default_storage, search_space, tune_study
 from ablate.study import load_study
 from ablate.trial import TrialState
 from tests.conftest import write_study
+from tests.gate import barrier_overrides
 
 BUDGET = {"iters": 4, "val_interval": 2, "batch_size": 2, "crop": [32, 32], "log_interval": 1, "workers": 0}
+
+
+@pytest.fixture(scope="module")
+def ray2():
+    """One local Ray of 2 CPUs for the module: the dispatchers below join it instead of each
+    starting (and stopping) their own, and its warm workers keep mmseg imported between tests."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
 
 
 def _search(**extra: object) -> dict:
@@ -59,7 +72,7 @@ def test_bad_search_specs_are_field_errors(tmp_path: Path, tiny_data: Path, para
     assert fragment in problems[match[0]]
 
 
-def test_designed_case_is_pruned(tmp_path: Path, tiny_data: Path) -> None:
+def test_designed_case_is_pruned(ray2, tmp_path: Path, tiny_data: Path) -> None:
     """A finished trial that scored 99 at every step makes the median pruner stop a real one."""
     import optuna
     from optuna.distributions import FloatDistribution
@@ -78,23 +91,26 @@ def test_designed_case_is_pruned(tmp_path: Path, tiny_data: Path) -> None:
     outcome = tune_study(study, uri, RayDispatcher(num_cpus=2), n_trials=1, runs_dir=tmp_path / "runs")
     (result,) = outcome.results
     assert result.state is TrialState.PRUNED, result.error
-    run = tracking.client(uri).get_run(result.run_id)
+    run = MlflowClient(uri).get_run(result.run_id)
     assert run.data.tags["ablate.optuna_state"] == "PRUNED" and run.data.tags["ablate.optuna_trial"] == "1"
-    assert max(m.step for m in tracking.client(uri).get_metric_history(result.run_id, "loss")) == 2  # stopped early
-    assert [m.step for m in tracking.client(uri).get_metric_history(result.run_id, "mIoU")] == [2]  # and recorded
+    assert max(m.step for m in MlflowClient(uri).get_metric_history(result.run_id, "loss")) == 2  # stopped early
+    assert [m.step for m in MlflowClient(uri).get_metric_history(result.run_id, "mIoU")] == [2]  # and recorded
     assert optuna.load_study(study_name="tiny", storage=storage).trials[1].state == optuna.trial.TrialState.PRUNED
 
 
-def test_parallel_trials_overlap_and_rerun_continues(tmp_path: Path, tiny_data: Path) -> None:
+@pytest.mark.timeout(600)  # three trials on Ray over two searches
+def test_parallel_trials_overlap_and_rerun_continues(ray2, tmp_path: Path, tiny_data: Path) -> None:
     from ablate.dispatch import RayDispatcher
 
     search = _search(pruner={"type": "none"}, sampler={"type": "random", "seed": 1})
+    # the first two trials wait for each other before training: overlap however loaded the machine is
     study = load_study(write_study(tmp_path / "s.yaml", tiny_data, budget=BUDGET, search=search,
-                                   resources={"cpus_per_trial": 1}))
+                                   resources={"cpus_per_trial": 1},
+                                   overrides=barrier_overrides(tmp_path / "barrier", 2)))
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     first = tune_study(study, uri, RayDispatcher(num_cpus=2, cpus_per_trial=1), n_trials=2, runs_dir=tmp_path / "runs")
     assert [r.state for r in first.results] == [TrialState.FINISHED] * 2, [r.error for r in first.results]
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     runs = [client.get_run(r.run_id) for r in first.results]
     assert max(r.info.start_time for r in runs) < min(r.info.end_time for r in runs)  # two slots, really parallel
     assert first.best_value == max(r.metrics["mIoU"] for r in first.results)
@@ -108,7 +124,7 @@ def test_parallel_trials_overlap_and_rerun_continues(tmp_path: Path, tiny_data: 
 
 
 def test_trial_left_running_by_a_crashed_driver_is_failed_and_retried(
-    tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
+    ray2, tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import time
 
@@ -126,7 +142,10 @@ def test_trial_left_running_by_a_crashed_driver_is_failed_and_retried(
     crashed = optuna.create_study(study_name="tiny", storage=storage, direction="maximize")
     orphan = crashed.ask(search_space(study.spec.search))  # the "dead driver's" trial
     storage.record_heartbeat(orphan._trial_id)
-    time.sleep(2.5)  # no heartbeat since: stale
+    deadline = time.monotonic() + 60  # no heartbeat since: stale once the grace period has passed
+    while orphan._trial_id not in storage._get_stale_trial_ids(crashed._study_id):
+        assert time.monotonic() < deadline, "the orphan never went stale"
+        time.sleep(0.1)
     outcome = tune_study(study, uri, RayDispatcher(num_cpus=2), n_trials=1, runs_dir=tmp_path / "runs")
     trials = optuna.load_study(study_name="tiny", storage=default_storage(uri)).trials
     assert trials[0].state == optuna.trial.TrialState.FAIL  # never left RUNNING

@@ -1,5 +1,6 @@
 """`ablate server`: a real `mlflow server` on a loopback port, runs and artifacts through it, Ctrl-C
-stops it and everything it started; bad options are one line and exit 2."""
+or SIGTERM stops it and everything it started within 5 s, and killing it outright (SIGKILL) takes
+the server's whole tree with it; bad options are one line and exit 2."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ablate.tracking.checkpoints import fetch_runs_uri, log_checkpoint, sha256_o
 from ablate.tracking.server import check_shared_store
 
 STARTUP_S = 240  # a cold `mlflow server` on a busy 2-core machine takes a while to import
+STOP_S = 5  # what a user waits for the prompt after Ctrl-C
 
 
 def _free_port() -> int:
@@ -30,14 +32,58 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _session_pids(sid: int) -> list[int]:
-    listing = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
-    return [int(pid) for pid, s in (line.split() for line in listing.splitlines()) if int(s) == sid]
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, session id) of every process but zombies (they hold no port and no memory)."""
+    listing = subprocess.run(["ps", "-eo", "pid=,ppid=,sid=,stat="], capture_output=True, text=True,
+                             check=True).stdout
+    return [(int(pid), int(ppid), int(sid)) for pid, ppid, sid, stat in (line.split() for line in listing.splitlines())
+            if not stat.startswith("Z")]
 
 
-def _kill_session(proc: subprocess.Popen) -> None:
-    """Whatever of the server's session is left (only processes this test started)."""
-    for pid in _session_pids(proc.pid):
+def _tree_sessions(root: int) -> set[int]:
+    """The sessions of `root` and every process below it: `ablate server`'s own, `mlflow server`'s
+    (uvicorn and its workers included) and its watchdog's."""
+    rows = _processes()
+    below: set[int] = set()
+    frontier = {root}
+    while frontier:
+        below |= frontier
+        frontier = {pid for pid, ppid, _ in rows if ppid in frontier} - below
+    return {sid for pid, _, sid in rows if pid in below}
+
+
+def _left_in(sessions: set[int]) -> list[int]:
+    return [pid for pid, _, sid in _processes() if sid in sessions]
+
+
+def _wait_until_gone(sessions: set[int], timeout_s: float) -> list[int]:
+    """Poll until no process of `sessions` is left (the processes leave by themselves); what is left."""
+    deadline = time.monotonic() + timeout_s
+    while (left := _left_in(sessions)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def _port_is_free(port: int) -> bool:
+    """Nothing answers on it and a new server can listen on it."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return False
+    except OSError:
+        pass
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            return False
+    return True
+
+
+def _kill_sessions(proc: subprocess.Popen, sessions: set[int]) -> None:
+    """Whatever of the server's sessions is left (only processes this test started)."""
+    for pid in _left_in(sessions | {proc.pid}):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -61,15 +107,20 @@ def _first_line(proc: subprocess.Popen, timeout_s: float) -> str:
 
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
-    """`ablate server` on a free loopback port with a sqlite store in tmp_path: (process, URI, store dir)."""
+    """`ablate server` on a free loopback port with a sqlite store in tmp_path: (process, URI, store dir).
+    Two web-server workers, so uvicorn runs as a supervisor with worker processes below it. Started
+    with SIGINT ignored, as `setsid ablate server &` in a script leaves it: Ctrl-C must stop it anyway."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    cmd = [sys.executable, "-m", "ablate", "server", "--port", str(port), "--workers", "1",
+    cmd = ["sh", "-c", "trap '' INT; exec \"$@\"", "sh",  # exec: the process is ablate itself
+           sys.executable, "-m", "ablate", "server", "--port", str(port), "--workers", "2",
            "--backend-store-uri", f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=(tmp_path / "server.log").open("wb"), env=env,
-                            start_new_session=True)
+                            start_new_session=True)  # as a terminal starts it: its own process group
+    sessions: set[int] = set()
     try:
         uri = _first_line(proc, STARTUP_S)
+        sessions = _tree_sessions(proc.pid)
         yield proc, uri, tmp_path / "store"
     finally:
         if proc.poll() is None:
@@ -78,7 +129,7 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str, Path]]:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 pass
-        _kill_session(proc)
+        _kill_sessions(proc, sessions)
 
 
 def test_server_tracks_runs_and_artifacts_and_stops_on_ctrl_c(
@@ -88,13 +139,13 @@ def test_server_tracks_runs_and_artifacts_and_stops_on_ctrl_c(
     assert uri == f"http://127.0.0.1:{port}"
     tracking.check_tracking_uri(uri)  # what `ablate run --tracking-uri` checks first
 
-    client = tracking.client(uri)
-    experiment = tracking.ensure_experiment(client, "served", uri)
-    run_id = client.create_run(experiment).info.run_id
-    tracking.log_metrics(client, run_id, {"mIoU": 61.5}, step=4)
+    runs = tracking.RunStore.open(uri)
+    experiment = runs.ensure_experiment("served")
+    run_id = runs.start_parent_run(experiment, tracking.tags.Kind.STUDY, "served", {})
+    runs.log_metrics(run_id, {"mIoU": 61.5}, step=4)
     checkpoint = tmp_path / "best.pth"
     checkpoint.write_bytes(os.urandom(4096))
-    digest = log_checkpoint(client, run_id, checkpoint)
+    digest = log_checkpoint(runs, run_id, checkpoint)
 
     # the artifact went through the server into its own folder, beside the sqlite file
     served = list(store.glob(f"mlartifacts/{experiment}/{run_id}/artifacts/checkpoints/best.pth"))
@@ -105,15 +156,36 @@ def test_server_tracks_runs_and_artifacts_and_stops_on_ctrl_c(
     assert fetched.is_relative_to(tmp_path / "cache" / "checkpoints" / run_id / digest[:16])
     assert sha256_of(fetched) == digest == sha256_of(checkpoint)
 
-    proc.send_signal(signal.SIGINT)  # Ctrl-C
-    assert proc.wait(timeout=60) == 0
+    sessions = _tree_sessions(proc.pid)
+    assert len(sessions) == 3  # ablate server, mlflow server (with uvicorn and its workers), the watchdog
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground process group
+    assert proc.wait(timeout=STOP_S) == 0
     assert "mlflow server stopped" in (tmp_path / "server.log").read_text()
-    assert _session_pids(proc.pid) == []  # the web server and anything it spawned are gone
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    assert _left_in(sessions) == []  # the web server, its workers and the watchdog are gone
+    assert _port_is_free(port)
     # everything it recorded is in the sqlite store it owned
-    record = tracking.TrialRun.from_mlflow(tracking.client(f"sqlite:///{store / 'mlruns.db'}").get_run(run_id))
-    assert record.metrics["mIoU"] == 61.5 and record.stored_checkpoint == ("checkpoints/best.pth", digest)
+    record = tracking.RunStore.open(f"sqlite:///{store / 'mlruns.db'}").trial_run(run_id)
+    assert record is not None and record.metrics["mIoU"] == 61.5 and record.stored_checkpoint == ("checkpoints/best.pth", digest)
+
+
+def test_sigterm_stops_the_server_and_everything_it_started(server: tuple[subprocess.Popen, str, Path]) -> None:
+    proc, uri, _ = server
+    sessions = _tree_sessions(proc.pid)
+    proc.send_signal(signal.SIGTERM)  # to `ablate server` alone, as a service manager or `kill` does
+    assert proc.wait(timeout=STOP_S) == 0
+    assert _left_in(sessions) == []
+    assert _port_is_free(int(uri.rsplit(":", 1)[1]))
+
+
+def test_killed_outright_takes_the_mlflow_server_tree_with_it(server: tuple[subprocess.Popen, str, Path]) -> None:
+    proc, uri, _ = server
+    sessions = _tree_sessions(proc.pid)
+    served = sessions - {proc.pid}
+    assert _left_in(served)  # mlflow server, uvicorn, its workers, the watchdog
+    proc.kill()  # SIGKILL, as the OOM killer does: no handler of ablate's runs
+    assert proc.wait(timeout=STOP_S) == -signal.SIGKILL
+    assert _wait_until_gone(sessions, timeout_s=15) == []
+    assert _port_is_free(int(uri.rsplit(":", 1)[1]))
 
 
 def test_server_option_errors_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

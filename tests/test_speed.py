@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 
-from ablate import tracking
 from ablate.cli import main
 from ablate.config import Accelerator, fit_to_device
 from ablate.study import load_study, plan_trials, run_study
@@ -161,7 +161,7 @@ def cpu_bf16(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> dict[
         outcome = run_study(load_study(path), uri, runs_dir=tmp / "runs")
     (result,) = outcome.results
     assert result.state is TrialState.FINISHED, result.error
-    run = tracking.client(uri).get_run(result.run_id)
+    run = MlflowClient(uri).get_run(result.run_id)
     return {"tmp": tmp, "cache": cache, "path": path, "uri": uri, "result": result, "run": run}
 
 
@@ -176,6 +176,8 @@ def test_cpu_fallback_is_recorded_on_the_run(cpu_bf16: dict[str, Any]) -> None:
     assert "ablate_amp = 'bf16'" in config and "AmpOptimWrapper" not in config
     log = "\n".join(p.read_text() for p in work_dir.glob("*/*.log"))
     assert f"budget.amp is bf16, but {FALLBACK}" in log
+    progress = json.loads((work_dir / "progress.json").read_text())  # what the board shows
+    assert progress["device"] == "cpu fp32 (bf16 requested)"
 
 
 def test_latency_is_logged_and_cached(cpu_bf16: dict[str, Any]) -> None:
@@ -211,7 +213,7 @@ def test_another_trial_of_the_same_model_reads_latency_from_the_cache(
     outcome = run_study(load_study(path), cpu_bf16["uri"], runs_dir=cpu_bf16["tmp"] / "runs")
     assert [(r.name, r.state) for r in outcome.results] == [("r0-base", TrialState.CACHED), ("r1-ohem", TrialState.FINISHED)]
     assert outcome.results[0].run_id == cpu_bf16["result"].run_id
-    second = tracking.client(cpu_bf16["uri"]).get_run(outcome.results[1].run_id)
+    second = MlflowClient(cpu_bf16["uri"]).get_run(outcome.results[1].run_id)
     assert timed == [] and T.LATENCY_ERROR not in second.data.tags
     first = cpu_bf16["run"].data.metrics
     keys = ("latency_ms", "latency_p90_ms", "fps")

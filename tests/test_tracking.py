@@ -5,50 +5,87 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from ablate import tracking
 
+STEPS = 10
+
+
+def _short_busy_timeout() -> None:
+    """MLflow gives sqlite a 20 s busy timeout; these writers give up waiting after 1 s, so the test
+    meets "database is locked" without holding the lock for 20 s."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def shorter(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        return statement.replace("busy_timeout = 20000", "busy_timeout = 1000"), parameters
+
+    event.listen(Engine, "before_cursor_execute", shorter, retval=True)
+
 
 def _writer(uri: str, experiment_id: str, index: int, steps: int, folder: str) -> None:
-    client = tracking.client(uri)
-    run = client.create_run(experiment_id, tags={"writer": str(index)})
-    (Path(folder) / f"ready-{index}").touch()
-    while not (Path(folder) / "go").exists():
+    _short_busy_timeout()
+    here = Path(folder)
+    store = tracking.RunStore.open(uri)
+    run_id = store.start_parent_run(experiment_id, tracking.tags.Kind.STUDY, "writers", {"writer": str(index)})
+    (here / f"ready-{index}").touch()
+    while not (here / "go").exists():
         time.sleep(0.05)
+
+    def tell_once_it_waited() -> None:
+        while store.lock_retries == 0:
+            time.sleep(0.02)
+        (here / f"waited-{index}").touch()
+
+    threading.Thread(target=tell_once_it_waited, daemon=True).start()
     for step in range(steps):
-        tracking.log_metrics(client, run.info.run_id, {"loss": float(step), "IoU.road": step / 2}, step=step)
-        client.set_tag(run.info.run_id, "step", str(step))
-    client.set_terminated(run.info.run_id)
-    (Path(folder) / f"retries-{index}").write_text(str(client.lock_retries))
+        store.log_metrics(run_id, {"loss": float(step), "IoU.road": step / 2}, step=step)
+        store.log_tags(run_id, {"step": str(step)})
+    store.end_run(run_id, "FINISHED")
+    (here / f"retries-{index}").write_text(str(store.lock_retries))
+
+
+def _wait_for(folder: Path, pattern: str, count: int, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(list(folder.glob(pattern))) < count:
+        assert time.monotonic() < deadline, f"{len(list(folder.glob(pattern)))} of {count} {pattern} in {timeout_s} s"
+        time.sleep(0.05)
 
 
 def test_eight_writers_wait_out_a_locked_store_and_lose_nothing(tmp_path: Path) -> None:
-    """While another process holds sqlite's write lock past the busy timeout, every writer gets
-    "database is locked", waits it out (counted), and all 8 x 10 steps arrive."""
+    """8 processes write at once while another holds sqlite's write lock past their busy timeout:
+    every writer gets "database is locked", waits it out (counted), and all 8 x 10 steps arrive."""
     db = tmp_path / "mlruns.db"
     uri = f"sqlite:///{db}"
-    tracking.prepare_store(uri)
-    client = tracking.client(uri)
-    experiment_id = tracking.ensure_experiment(client, "writers", uri)
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(uri, experiment_id, i, 10, str(tmp_path))) for i in range(8)]
+    store = tracking.RunStore.open(uri)
+    store.prepare()
+    experiment_id = store.ensure_experiment("writers")
+    client = MlflowClient(uri)
+    ctx = multiprocessing.get_context("forkserver")  # fresh processes, MLflow imported once for all eight
+    ctx.set_forkserver_preload(["mlflow", "sqlalchemy", "ablate.tracking", "tests.test_tracking"])
+    procs = [ctx.Process(target=_writer, args=(uri, experiment_id, i, STEPS, str(tmp_path))) for i in range(8)]
     for proc in procs:
         proc.start()
-    deadline = time.time() + 180
-    while len(list(tmp_path.glob("ready-*"))) < 8 and time.time() < deadline:
-        time.sleep(0.1)
-    holder = sqlite3.connect(db, timeout=30, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    (tmp_path / "go").touch()
-    time.sleep(21)  # longer than the busy timeout MLflow gives sqlite (20 s)
-    holder.execute("COMMIT")
-    holder.close()
-    for proc in procs:
-        proc.join(timeout=240)
+    try:
+        _wait_for(tmp_path, "ready-*", 8)
+        holder = sqlite3.connect(db, timeout=30, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        (tmp_path / "go").touch()
+        _wait_for(tmp_path, "waited-*", 8)  # each writer met the lock and is waiting it out
+        holder.execute("COMMIT")
+        holder.close()
+        for proc in procs:
+            proc.join(timeout=240)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
     assert [p.exitcode for p in procs] == [0] * 8
     retries = [int((tmp_path / f"retries-{i}").read_text()) for i in range(8)]
     assert all(r > 0 for r in retries), retries
@@ -56,15 +93,17 @@ def test_eight_writers_wait_out_a_locked_store_and_lose_nothing(tmp_path: Path) 
     assert len(runs) == 8
     for run in runs:
         assert run.info.status == "FINISHED"
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(10))
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == list(range(STEPS))
+        assert len(client.get_metric_history(run.info.run_id, "IoU.road")) == STEPS
 
 
 def test_other_errors_are_not_retried(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    client = tracking.client(uri)
+    store = tracking.RunStore.open(uri)
     with pytest.raises(Exception, match="(?i)not found|does not exist|No Run"):
-        client.get_run("0" * 32)
-    assert client.lock_retries == 0
+        store.run_metrics("0" * 32)
+    assert store.get_run("0" * 32) is None  # a missing run is an answer, not an error
+    assert store.lock_retries == 0
 
 
 def test_complexity_is_counted_once_per_model_and_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,8 +17,7 @@ BUDGET = dict(iters=6, val_interval=6, batch_size=2, log_interval=1, workers=0, 
 
 
 def _cfg(tiny_data: Path, **budget: object):
-    cfg = config.resolve(B0_CONFIG, data_root=tiny_data, budget={**BUDGET, **budget}, seed=0, overrides={})
-    return cfg
+    return config.base_config(B0_CONFIG, data_root=tiny_data, budget={**BUDGET, **budget})
 
 
 def _apply(cfg, name: str, tiny_data: Path, checkpoint_of=None, **params: object):

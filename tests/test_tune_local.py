@@ -3,11 +3,13 @@ successive-halving pruners really consulted, `search.timeout`, and an interrupt.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from mlflow import MlflowClient
 
-from ablate import tracking
 from ablate.dispatch import Completion, InProcessDispatcher
 from ablate.search import default_storage, tune_study
 from ablate.study import load_study
@@ -44,7 +46,7 @@ def test_cli_tune_local_grid_with_hyperband(tmp_path: Path, tiny_data: Path, cap
     for t in trials:  # hyperband's rungs (min_resource 1, factor 3: steps 1 or 3) were reached
         assert "completed_rung_0" in t.system_attrs, t.system_attrs
         assert 1 in t.intermediate_values
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`ablate.kind` = 'trial'")
     assert sorted(r.data.tags["ablate.optuna_trial"] for r in runs) == ["0", "1"]
@@ -54,15 +56,24 @@ def test_cli_tune_local_grid_with_hyperband(tmp_path: Path, tiny_data: Path, cap
     assert "start  optuna-0" in err and "optuna-1" in err  # the log's event lines (no TTY)
 
 
-def test_successive_halving_and_the_timeout(tmp_path: Path, tiny_data: Path) -> None:
-    search = {"params": {LR: {"loguniform": [1.0e-3, 1.0e-1]}}, "n_trials": 3, "timeout": 2,
+def test_successive_halving_and_the_timeout(tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ablate.search import tune as tune_module
+
+    search = {"params": {LR: {"loguniform": [1.0e-3, 1.0e-1]}}, "n_trials": 3, "timeout": 60,
               "sampler": {"type": "random", "seed": 0},
               "pruner": {"type": "successive_halving", "min_resource": 1, "reduction_factor": 3}}
     study = load_study(write_study(tmp_path / "s.yaml", tiny_data, budget=BUDGET, search=search))
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    outcome = tune_study(study, uri, InProcessDispatcher(), runs_dir=tmp_path / "runs")
-    (result,) = outcome.results  # asked at once; when it ended the 2 s had passed: no second ask
-    assert result.duration_s > 2 and result.state is TrialState.FINISHED, result.error
+    ended: list[str] = []
+
+    # the search's clock: its 60 s pass the moment the first trial ends, however fast that was
+    clock = {name: getattr(time, name) for name in dir(time) if not name.startswith("_")}
+    clock["time"] = lambda: time.time() + (3600.0 if ended else 0.0)
+    monkeypatch.setattr(tune_module, "time", SimpleNamespace(**clock))
+    outcome = tune_study(study, uri, InProcessDispatcher(), runs_dir=tmp_path / "runs",
+                         on_result=lambda spec, result: ended.append(spec.name))
+    (result,) = outcome.results  # asked at once; when it ended the timeout had passed: no second ask
+    assert result.state is TrialState.FINISHED, result.error
     (trial,) = _optuna_trials(uri)  # of n_trials 3
     assert {"completed_rung_0", "completed_rung_1"} <= set(trial.system_attrs)  # steps 1 and 3
     assert sorted(trial.intermediate_values) == [1, 2, 3]
@@ -96,7 +107,7 @@ def test_an_interrupt_cancels_in_flight_trials_and_fails_them_in_optuna(tmp_path
     assert dispatcher.cancelled == [planned[0].trial_id]  # the one slot's trial
     (trial,) = _optuna_trials(uri)  # one slot: one asked, none left RUNNING
     assert trial.state == optuna.trial.TrialState.FAIL
-    client = tracking.client(uri)
+    client = MlflowClient(uri)
     (parent,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
                                    filter_string="tags.`ablate.kind` = 'tune'")
     assert parent.info.status == "KILLED"

@@ -42,6 +42,10 @@ def _build(path: Path) -> nn.Module:
         from ablate.config import use_plain_bn
 
         cfg = _load(path)
+        if cfg.get("custom_imports"):  # the Baseline's modules, as Config.fromfile would import them
+            from mmengine.utils import import_modules_from_strings
+
+            import_modules_from_strings(**cfg.custom_imports)
         register_all_modules(init_default_scope=True)
         use_plain_bn(cfg)
         model_cfg = cfg.model.copy()

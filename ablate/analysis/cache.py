@@ -3,23 +3,19 @@ and input size (latencies also by device and precision).
 
 `plan` estimates costs and every trial logs its complexity and latency; building and tracing a
 model costs about a second and timing it a few, so each is done once per machine, not per seed.
-Each table is one JSON file under `cache_dir()`.
+Each table is one JSON file under `cache_dir()`, updated under a file lock: trials of one study
+write their entries at the same time, and an unlocked read-modify-write would drop some.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ablate.analysis.flops import Complexity, count_config, count_model
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ABLATE_CACHE_DIR", Path.home() / ".cache" / "ablate"))
-
+from ablate.util.files import atomic_write, cache_dir, locked
 
 COMPLEXITY = "complexity"
 
@@ -47,16 +43,16 @@ def read_table(table: str) -> dict[str, Any]:
 
 
 def write_entry(table: str, key: str, value: dict[str, Any]) -> None:
-    entries = read_table(table)  # re-read: another process may have added entries meanwhile
-    entries[key] = value
+    """Add one entry; the table is re-read under the lock, so entries other processes added
+    meanwhile stay. Readers take no lock: the file is replaced whole."""
     path = table_path(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entries, indent=0))
-    os.replace(tmp, path)
+    with locked(path):
+        entries = read_table(table)
+        entries[key] = value
+        atomic_write(path, json.dumps(entries, indent=0))
 
 
-def cached_complexity(cfg: Any, height: int, width: int, model: Optional[Any] = None) -> Complexity:
+def cached_complexity(cfg: Any, height: int, width: int, model: Any | None = None) -> Complexity:
     """Complexity of the config's model at (height, width); counted on `model` when given
     (already built: no second build) and not yet cached."""
     key = model_key(model_dict(cfg), height, width)

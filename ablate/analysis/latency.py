@@ -18,9 +18,10 @@ import math
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ablate.analysis.cache import model_dict, model_key, read_table, write_entry
 
@@ -29,8 +30,18 @@ PROTOCOL = "batch1-median-v1"  # part of the cache key: a changed protocol re-me
 AUTOCAST = {"bf16": "bfloat16", "fp16": "float16"}
 # model-config keys no inference forward runs (see `_inference_only`)
 _NOT_INFERENCE = {
-    "init_cfg", "pretrained", "loss_decode", "sampler", "auxiliary_head", "data_preprocessor", "train_cfg",
-    "test_cfg", "teacher", "distill_loss", "distill_features", "feature_loss",
+    "init_cfg",
+    "pretrained",
+    "loss_decode",
+    "sampler",
+    "auxiliary_head",
+    "data_preprocessor",
+    "train_cfg",
+    "test_cfg",
+    "teacher",
+    "distill_loss",
+    "distill_features",
+    "feature_loss",
 }
 
 
@@ -163,15 +174,19 @@ def _inference_only(node: Any) -> Any:
     that differ only there (most rungs of a ladder, the seeds of a zoo row, a distilled student
     and the same model trained alone) share one measurement."""
     if isinstance(node, dict):
-        return {k: ("EncoderDecoder" if k == "type" and v == "DistillEncoderDecoder" else _inference_only(v))
-                for k, v in node.items() if k not in _NOT_INFERENCE}
+        return {
+            k: ("EncoderDecoder" if k == "type" and v == "DistillEncoderDecoder" else _inference_only(v))
+            for k, v in node.items()
+            if k not in _NOT_INFERENCE
+        }
     if isinstance(node, (list, tuple)):
         return [_inference_only(v) for v in node]
     return node
 
 
-def cached_latency(cfg: Any, model: Any, height: int, width: int, precision: str = "fp32",
-                   budget: Budget = Budget()) -> Latency:
+def cached_latency(
+    cfg: Any, model: Any, height: int, width: int, precision: str = "fp32", budget: Budget = Budget()
+) -> Latency:
     """Latency of `model` (built from `cfg`) at (height, width), timed the first time this model
     (as inference sees it), size, device and precision are seen, then read from the cache."""
     device = device_label(next(model.parameters()).device)

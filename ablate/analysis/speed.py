@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ablate.analysis.cache import read_table, write_entry
 
@@ -68,15 +68,20 @@ def _entry_key(speed_key: str, device: str) -> str:
     return f"{speed_key}|{device}"
 
 
-def cached_probe(speed_key: str, device: str) -> Optional[Probe]:
+def cached_probe(speed_key: str, device: str) -> Probe | None:
     """The newest probe of this model key on a device matching `device`."""
     found: list[tuple[float, Probe]] = []
     for key, value in read_table(PROBE_TABLE).items():
         if not key.startswith(speed_key + "|") or not isinstance(value, dict):
             continue
         try:
-            probe = Probe(str(value["device"]), float(value["s_per_iter"]), float(value["eval_s_per_image"]),
-                          float(value["build_s"]), int(value["steps"]))
+            probe = Probe(
+                str(value["device"]),
+                float(value["s_per_iter"]),
+                float(value["eval_s_per_image"]),
+                float(value["build_s"]),
+                int(value["steps"]),
+            )
         except (KeyError, TypeError, ValueError):
             continue
         if device_matches(probe.device, device):
@@ -97,8 +102,9 @@ def _random_batch(batch_size: int, height: int, width: int, classes: int) -> dic
     inputs, samples = [], []
     for _ in range(batch_size):
         inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8))
-        sample = SegDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
-                                             pad_shape=(height, width)))
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
+        )
         sample.gt_sem_seg = PixelData(data=torch.randint(0, classes, (1, height, width), dtype=torch.long))
         samples.append(sample)
     return {"inputs": inputs, "data_samples": samples}
@@ -110,8 +116,9 @@ def _classes(model_cfg: Any) -> int:
     return int((head or {}).get("num_classes", 19))
 
 
-def probe_training(cfg: Any, crop: tuple[int, int], batch_size: int, image_size: tuple[int, int],
-                   budget: ProbeBudget = ProbeBudget()) -> Probe:
+def probe_training(
+    cfg: Any, crop: tuple[int, int], batch_size: int, image_size: tuple[int, int], budget: ProbeBudget = ProbeBudget()
+) -> Probe:
     """Time `cfg`'s training step at `crop` x `batch_size`, and one inference at `image_size`."""
     import torch
     from mmengine.optim import build_optim_wrapper

@@ -11,35 +11,40 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import click
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from ablate.cli.console import err, out
 from ablate.cli.diff import diff_command
 from ablate.cli.plan import plan_command
 from ablate.cli.report import report_command
 from ablate.cli.server import server_command
 from ablate.errors import AblateError
+from ablate.util.devices import visible_gpus
+from ablate.util.logs import LOG_FILE, library_logs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Declarative ablation studies for MMSegmentation.")
 data_app = typer.Typer(no_args_is_help=True, help="Create, convert and inspect datasets.")
 app.add_typer(data_app, name="data")
-_WIDTH = None if sys.stdout.isatty() else 200  # pipes and logs get whole ids and names
-out = Console(soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 
-def _tracking_uri(value: Optional[str]) -> str:
+def _tracking_uri(value: str | None) -> str:
     """The resolved MLflow URI, refused here (exit 2, in seconds) when MLflow could not open it."""
     from ablate.tracking.uri import checked_tracking_uri
 
     return checked_tracking_uri(value)
 
 
-def _check_ray_address(value: Optional[str]) -> None:
+def _library_logs_to(ctx: typer.Context, folder: Path, title: str, *imports: str) -> None:
+    """For the rest of the command, other libraries' INFO records go to folder/ablate.log, and only
+    their warnings and errors to the terminal as well."""
+    ctx.with_resource(library_logs(folder / LOG_FILE, title, *imports))
+
+
+def _check_ray_address(value: str | None) -> None:
     """`--address` (or $RAY_ADDRESS) must reach a Ray cluster; Ray alone would retry for minutes."""
     from ablate.dispatch.address import check_ray_address
 
@@ -57,30 +62,24 @@ class DispatcherKind(str, enum.Enum):
     LOCAL = "local"
 
 
-_DISPATCHER_HELP = ("ray: Ray tasks, one GPU (resources.gpus_per_trial) per trial, on an embedded local Ray or "
-                    "--address; local: one trial at a time in this process, no Ray; auto (default): local where "
-                    "only one trial could run at a time anyway (no GPU, one CPU slot, no --address), else ray.")
+_DISPATCHER_HELP = (
+    "ray: Ray tasks of resources.gpus_per_trial GPUs (default 1) each, on an embedded local Ray or "
+    "--address; local: one trial at a time in this process, no Ray; auto (default): local where "
+    "only one trial could run at a time anyway (no GPU, one CPU slot, trials of one process, "
+    "no --address), else ray."
+)
 
 
-def _visible_gpus() -> int:
-    """NVIDIA GPUs this process may use, without importing torch (CUDA_VISIBLE_DEVICES wins)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return len(list(gpus.iterdir())) if gpus.is_dir() else 0
-
-
-def _one_slot_here(resources: Any, max_concurrent: Optional[int]) -> bool:
+def _one_slot_here(resources: Any, max_concurrent: int | None) -> bool:
     """True when an embedded Ray would run one trial at a time: it would only add its start-up."""
-    if _visible_gpus() > 0 or resources.placement()[0] > 1:  # DDP trials (several workers) need Ray
+    if visible_gpus() > 0 or resources.placement()[0] > 1:  # DDP trials (several workers) need Ray
         return False
     cpus = os.cpu_count() or 1
     slots = 1 if resources.cpus_per_trial is None else int(cpus // resources.cpus_per_trial)
     return min(slots, max_concurrent or resources.max_concurrent or slots) <= 1
 
 
-def _dispatcher(kind: DispatcherKind, address: Optional[str], resources: Any, max_concurrent: Optional[int]) -> Any:
+def _dispatcher(kind: DispatcherKind, address: str | None, resources: Any, max_concurrent: int | None) -> Any:
     """The Dispatcher `--dispatcher` names, built without starting anything."""
     from ablate.dispatch import InProcessDispatcher, RayDispatcher, refuse_workers
 
@@ -90,14 +89,18 @@ def _dispatcher(kind: DispatcherKind, address: Optional[str], resources: Any, ma
         kind = DispatcherKind.LOCAL if local else DispatcherKind.RAY
     if kind is DispatcherKind.LOCAL:
         if address:
-            raise AblateError("--address joins a Ray cluster and needs --dispatcher ray; drop --address to train "
-                              "in this process")
+            raise AblateError(
+                "--address joins a Ray cluster and needs --dispatcher ray; drop --address to train in this process"
+            )
         refuse_workers("each trial (resources)", resources.placement()[0])
         return InProcessDispatcher()
     _check_ray_address(address)
-    return RayDispatcher(address=address, gpus_per_trial=resources.gpus_per_trial,
-                         cpus_per_trial=resources.cpus_per_trial,
-                         max_concurrent=max_concurrent or resources.max_concurrent)
+    return RayDispatcher(
+        address=address,
+        gpus_per_trial=resources.gpus_per_trial,
+        cpus_per_trial=resources.cpus_per_trial,
+        max_concurrent=max_concurrent or resources.max_concurrent,
+    )
 
 
 def _check_before_training(loaded: Any, uri: str, dispatcher: Any) -> None:
@@ -131,7 +134,9 @@ def data_synth(
     """Generate the deterministic synthetic KITTI-like dataset."""
     from ablate import data
 
-    root = data.synthesize(out_dir, train=train, test=test, height=height, width=width, seed=seed, domain=domain, overwrite=overwrite)
+    root = data.synthesize(
+        out_dir, train=train, test=test, height=height, width=width, seed=seed, domain=domain, overwrite=overwrite
+    )
     out.print(f"synthetic dataset: {root} ({train} train / {test} val, {height}x{width}, seed {seed})")
 
 
@@ -155,7 +160,7 @@ def data_kitti(
 def data_cityscapes(
     raw_dir: Path = typer.Argument(..., help="Cityscapes download (holds leftImg8bit/ and gtFine/)."),
     out_dir: Path = typer.Option(..., "--out"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Threads converting labels (default: CPUs + 4)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Threads converting labels (default: CPUs + 4)."),
     overwrite: bool = typer.Option(False),
 ) -> None:
     """Convert the official Cityscapes train/val download to the mmseg layout (label ids -> train ids)."""
@@ -201,7 +206,9 @@ def flops(
     if as_json:
         out.print_json(json.dumps({"config": str(config_file), **info.to_dict()}))
     else:
-        out.print(f"{config_file}: {info.flops_g:.3f} GFLOPs, {info.params_m:.3f} M params at {info.height}x{info.width}")
+        out.print(
+            f"{config_file}: {info.flops_g:.3f} GFLOPs, {info.params_m:.3f} M params at {info.height}x{info.width}"
+        )
 
 
 def _result_table(title: str, rows: list) -> Table:
@@ -217,39 +224,76 @@ def _result_table(title: str, rows: list) -> Table:
 
 @app.command("run")
 def run(
+    ctx: typer.Context,
     study_file: Path = typer.Argument(..., help="Study YAML."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Named profile of the study (e.g. demo)."),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where trial work dirs go."),
+    profile: str | None = typer.Option(None, "--profile", help="Named profile of the study (e.g. demo)."),
+    tracking_uri: str | None = typer.Option(
+        None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."
+    ),
+    runs_dir: Path = typer.Option(
+        Path("runs"),
+        "--runs-dir",
+        help=f"Where trial work dirs go, and {LOG_FILE}: what MLflow, Ray and other libraries log below a warning.",
+    ),
     rerun: bool = typer.Option(False, "--rerun", help="Retrain trials that already finished."),
-    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray on 127.0.0.1)."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Cap on trials running at once."),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="Join this Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray on 127.0.0.1).",
+    ),
+    max_concurrent: int | None = typer.Option(None, "--max-concurrent", min=1, help="Cap on trials running at once."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON (no live table)."),
     dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.AUTO, "--dispatcher", help=_DISPATCHER_HELP),
 ) -> None:
-    """Run every trial of a study (on Ray, one GPU per trial, by default), logging to MLflow."""
+    """Run every trial of a study, logging to MLflow: as Ray tasks with resources.gpus_per_trial GPUs each, or
+    one at a time in this process where only one could run at once anyway (--dispatcher auto, the default)."""
     from ablate import study as studies
     from ablate.cli.board import ProgressBoard
 
     loaded = studies.load_study(study_file, profile)
+    _library_logs_to(ctx, runs_dir, f"ablate run {study_file}")
     uri = _tracking_uri(tracking_uri)
     dispatcher = _dispatcher(dispatcher_kind, address, loaded.spec.resources, max_concurrent)
     _check_before_training(loaded, uri, dispatcher)
     err.print(f"study {loaded.name}: tracking to {uri}", markup=False, highlight=False)
     board = ProgressBoard(err, f"{loaded.name}" + (f" ({profile})" if profile else ""), live=False if as_json else None)
     with board:
-        outcome = studies.run_study(loaded, uri, runs_dir=runs_dir, rerun=rerun, dispatcher=dispatcher,
-                                    on_start=board.on_start, on_result=board.on_result, on_planned=board.add,
-                                    on_round=board.on_round)
+        outcome = studies.run_study(
+            loaded,
+            uri,
+            runs_dir=runs_dir,
+            rerun=rerun,
+            dispatcher=dispatcher,
+            on_start=board.on_start,
+            on_result=board.on_result,
+            on_planned=board.add,
+            on_round=board.on_round,
+        )
     if as_json:
-        out.print_json(json.dumps({
-            "study": loaded.name, "experiment_id": outcome.experiment_id, "parent_run_id": outcome.parent_run_id,
-            "tracking_uri": uri,
-            "trials": [{"trial_id": r.trial_id, "name": r.name, "seed": r.seed, "state": r.state.value,
-                        "mIoU": r.miou, "run_id": r.run_id, "error": r.error, "duration_s": round(r.duration_s, 1)}
-                       for r in outcome.results],
-            "seed_rounds": [r.to_dict() for r in outcome.rounds],
-        }))
+        out.print_json(
+            json.dumps(
+                {
+                    "study": loaded.name,
+                    "experiment_id": outcome.experiment_id,
+                    "parent_run_id": outcome.parent_run_id,
+                    "tracking_uri": uri,
+                    "trials": [
+                        {
+                            "trial_id": r.trial_id,
+                            "name": r.name,
+                            "seed": r.seed,
+                            "state": r.state.value,
+                            "mIoU": r.miou,
+                            "run_id": r.run_id,
+                            "error": r.error,
+                            "duration_s": round(r.duration_s, 1),
+                        }
+                        for r in outcome.results
+                    ],
+                    "seed_rounds": [r.to_dict() for r in outcome.rounds],
+                }
+            )
+        )
     else:
         out.print(_result_table(f"{loaded.name}: {len(outcome.results)} trials", outcome.results))
     if outcome.failed:
@@ -259,14 +303,24 @@ def run(
 
 @app.command("tune")
 def tune(
+    ctx: typer.Context,
     study_file: Path = typer.Argument(..., help="Study YAML with a `search:` block."),
-    n_trials: Optional[int] = typer.Option(None, "--n-trials", min=1, help="Trials to run now (default: search.n_trials)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: sqlite optuna.db beside the MLflow store)."),
-    profile: Optional[str] = typer.Option(None, "--profile"),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri"),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
-    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1),
+    n_trials: int | None = typer.Option(
+        None, "--n-trials", min=1, help="Trials to run now (default: search.n_trials)."
+    ),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Optuna storage URL (default: sqlite optuna.db beside the MLflow store)."
+    ),
+    profile: str | None = typer.Option(None, "--profile"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri"),
+    runs_dir: Path = typer.Option(
+        Path("runs"),
+        "--runs-dir",
+        help=f"Where trial work dirs go, and {LOG_FILE}: what "
+        "MLflow, optuna, Ray and other libraries log below a warning.",
+    ),
+    address: str | None = typer.Option(None, "--address", help="Join this Ray cluster."),
+    max_concurrent: int | None = typer.Option(None, "--max-concurrent", min=1),
     dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.AUTO, "--dispatcher", help=_DISPATCHER_HELP),
 ) -> None:
     """Optuna search over the study's `search:` parameters, pruned, parallel, resumable."""
@@ -277,6 +331,7 @@ def tune(
     loaded = studies.load_study(study_file, profile)
     if loaded.spec.search is None:
         raise AblateError(f"{study_file}: no `search:` block; add one (params, sampler, pruner, n_trials) to tune")
+    _library_logs_to(ctx, runs_dir, f"ablate tune {study_file}", "optuna")
     uri = _tracking_uri(tracking_uri)
     if storage is not None:
         check_storage_url(storage)
@@ -284,8 +339,17 @@ def tune(
     _check_before_training(loaded, uri, dispatcher)
     board = ProgressBoard(err, f"{loaded.name} search")
     with board:
-        outcome = tune_study(loaded, uri, dispatcher, storage=storage, n_trials=n_trials, runs_dir=runs_dir,
-                             on_start=board.on_start, on_result=board.on_result, on_planned=board.add)
+        outcome = tune_study(
+            loaded,
+            uri,
+            dispatcher,
+            storage=storage,
+            n_trials=n_trials,
+            runs_dir=runs_dir,
+            on_start=board.on_start,
+            on_result=board.on_result,
+            on_planned=board.add,
+        )
     out.print(_result_table(f"{loaded.name}: {len(outcome.results)} search trials", outcome.results))
     err.print(f"optuna study '{outcome.optuna_study}' in {outcome.storage}", markup=False, highlight=False)
     for note in outcome.notes:
@@ -300,8 +364,12 @@ def tune(
     if outcome.best_trial is None:
         err.print("no trial completed yet" + (" within the constraints" if loaded.spec.search.constraints else ""))
         raise typer.Exit(1)
-    out.print(f"best: trial {outcome.best_trial}, {outcome.objectives[0]} {outcome.best_value:.4f}, "
-              f"params {outcome.best_params}", markup=False, highlight=False)
+    out.print(
+        f"best: trial {outcome.best_trial}, {outcome.objectives[0]} {outcome.best_value:.4f}, "
+        f"params {outcome.best_params}",
+        markup=False,
+        highlight=False,
+    )
     out.print(f"snippet for a study's `include:`: {outcome.snippet}", markup=False, highlight=False)
 
 
@@ -315,13 +383,21 @@ def _pareto_table(outcome: Any) -> Table:
     return table
 
 
-app.command("plan", help="Every trial a run would train: id, rung/model, seed, dependencies, cost, estimated time and GPU-hours, cached/pending; runs and writes nothing.")(plan_command)
+app.command(
+    "plan",
+    help=(
+        "Every trial a run would train: id, rung/model, seed, dependencies, cost, estimated time and GPU-hours, "
+        "cached/pending; runs and writes nothing."
+    ),
+)(plan_command)
 app.command("report", help="Rebuild Table 1, the ladder, the figures and index.html from MLflow.")(report_command)
 app.command("diff", help="What differs between two trial runs: config, dataset, environment, metrics.")(diff_command)
-app.command("server", help="An MLflow tracking server every machine of a cluster reaches; prints its URI.")(server_command)
+app.command("server", help="An MLflow tracking server every machine of a cluster reaches; prints its URI.")(
+    server_command
+)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if not debug:  # the OpenMMLab stack warns about its own deprecations on every import

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -21,6 +22,7 @@ from rich.table import Table
 from ablate.study.estimate import estimated_seconds
 from ablate.trial.progress_file import read_progress
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+from ablate.util.text import duration
 
 TRAIN = "train"
 
@@ -53,7 +55,7 @@ class _Row:
     attempt: int = 0
     device: str = "-"
     progress: dict[str, Any] = field(default_factory=dict)
-    miou: Optional[float] = None
+    miou: float | None = None
     note: str = ""
     started: float = field(default_factory=time.time)
 
@@ -72,40 +74,33 @@ class _Row:
         trial shows its whole estimate."""
         estimate = estimated_seconds(self.spec)
         if self.state == TrialState.PENDING.value:
-            return "-" if estimate is None else "~" + _eta(estimate)
+            return "-" if estimate is None else "~" + duration(estimate)
         training = (self.progress.get("phase") or TRAIN) == TRAIN
         if self.state != TrialState.RUNNING.value or not training:
             return "-"
         if self.progress.get("eta_s") is None and estimate is not None:
-            return "~" + _eta(max(0.0, estimate - (time.time() - self.started)))
-        return _eta(self.progress.get("eta_s"))
-
-
-def _eta(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "-"
-    minutes, sec = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
+            return "~" + duration(max(0.0, estimate - (time.time() - self.started)))
+        return duration(self.progress.get("eta_s"))
 
 
 class ProgressBoard:
-    def __init__(self, console: Console, title: str, live: Optional[bool] = None, heartbeat_s: float = 30.0,
-                 tick_s: float = 2.0) -> None:
+    def __init__(
+        self, console: Console, title: str, live: bool | None = None, heartbeat_s: float = 30.0, tick_s: float = 2.0
+    ) -> None:
         self.console = console
         self.title = title
         self.rows: dict[str, _Row] = {}
         self.live_enabled = console.is_terminal if live is None else live
         self.heartbeat_s = heartbeat_s
         self.tick_s = tick_s
-        self._live: Optional[Live] = None
+        self._live: Live | None = None
         self._last_beat = time.time()
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._ticker: Optional[threading.Thread] = None
+        self._ticker: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> "ProgressBoard":
+    def __enter__(self) -> ProgressBoard:
         if self.live_enabled:
             self._live = Live(self.render(), console=self.console, refresh_per_second=2, transient=False)
             self._live.__enter__()
@@ -149,8 +144,11 @@ class ProgressBoard:
                 row.spec = spec
             row.state, row.attempt, row.started = TrialState.RUNNING.value, attempt, time.time()
             row.progress = {}
-            self._say(f"start  {spec.label} [{spec.trial_id}]" + (f" (attempt {attempt})" if attempt > 1 else "")
-                      + (f" on {placement_text(spec)}" if spec.workers > 1 else ""))
+            self._say(
+                f"start  {spec.label} [{spec.trial_id}]"
+                + (f" (attempt {attempt})" if attempt > 1 else "")
+                + (f" on {placement_text(spec)}" if spec.workers > 1 else "")
+            )
             self._redraw()
 
     def on_result(self, spec: TrialSpec, result: TrialResult) -> None:
@@ -162,8 +160,10 @@ class ProgressBoard:
             if result.state.is_done:  # finished now or in an earlier run
                 row.progress = {"phase": TRAIN, "iter": spec.iters, "max_iters": spec.iters}
             miou = f" mIoU {result.miou:.2f}" if result.miou is not None else ""
-            self._say(f"{result.state.value.lower():8s} {spec.label} [{spec.trial_id}]{miou}"
-                      + (f" - {result.error}" if result.error else ""))
+            self._say(
+                f"{result.state.value.lower():8s} {spec.label} [{spec.trial_id}]{miou}"
+                + (f" - {result.error}" if result.error else "")
+            )
             self._redraw()
 
     def on_round(self, found: Any) -> None:
@@ -207,8 +207,17 @@ class ProgressBoard:
                 state = row.state + (f" #{row.attempt}" if row.attempt > 1 else "")
                 if row.note:
                     state += f": {row.note[:60]}"
-                table.add_row(row.name, str(row.spec.seed), row.spec.trial_id, state, placement_text(row.spec),
-                              row.device, row.counter, miou, row.eta)
+                table.add_row(
+                    row.name,
+                    str(row.spec.seed),
+                    row.spec.trial_id,
+                    state,
+                    placement_text(row.spec),
+                    row.device,
+                    row.counter,
+                    miou,
+                    row.eta,
+                )
         return table
 
     def _redraw(self) -> None:

@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-_WIDTH = None if sys.stdout.isatty() else 200
+from ablate.cli.console import out
 
 
 def _text(value: Any) -> str:
@@ -30,7 +29,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _delta(value: Optional[float]) -> str:
+def _delta(value: float | None) -> str:
     if value is None or math.isnan(value):
         return ""
     return f"{value:+.6g}"
@@ -72,16 +71,16 @@ def render(diff: Any, console: Console) -> None:
 def diff_command(
     run_a: str = typer.Argument(..., help="Trial id, trial name, run name (<name>-s<seed>) or MLflow run id."),
     run_b: str = typer.Argument(..., help="The run to compare it with (same forms)."),
-    experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="Look names up in this experiment only."),
-    study_file: Optional[Path] = typer.Option(None, "--study", help="Study YAML: look names up in its experiment."),
-    tracking_uri: Optional[str] = typer.Option(
+    experiment: str | None = typer.Option(None, "--experiment", "-e", help="Look names up in this experiment only."),
+    study_file: Path | None = typer.Option(None, "--study", help="Study YAML: look names up in its experiment."),
+    tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """What differs between two trial runs: resolved config, dataset, environment, and metrics."""
     from ablate.errors import AblateError
-    from ablate.tracking import client, store_exists
+    from ablate.tracking import RunStore, store_exists
     from ablate.tracking.diff import compare
     from ablate.tracking.uri import checked_tracking_uri
 
@@ -96,8 +95,8 @@ def diff_command(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not store_exists(uri):
         raise AblateError(f"--tracking-uri {uri}: no MLflow store there yet; pass the store the study ran with")
-    diff = compare(client(uri), run_a, run_b, experiment)
-    console = Console(soft_wrap=True, width=_WIDTH)
+    diff = compare(RunStore.open(uri), run_a, run_b, experiment)
+    console = out
     if as_json:
         console.print_json(json.dumps(diff.to_dict(), default=str))
     else:

@@ -8,20 +8,17 @@ store, else a probe, else FLOPs (marked rough).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from ablate.cli.console import err, out
 from ablate.errors import AblateError
 from ablate.tracking import tags as T
-
-_WIDTH = None if sys.stdout.isatty() else 200  # pipes and logs get whole ids and names
-out = Console(soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
+from ablate.util.devices import visible_gpus
+from ablate.util.text import duration
 
 
 def flop_text(gflop: float) -> str:
@@ -29,17 +26,6 @@ def flop_text(gflop: float) -> str:
         if gflop >= scale:
             return f"{gflop / scale:,.1f} {unit}"
     return f"{gflop:,.1f} GFLOP"
-
-
-def duration_text(seconds: Optional[float]) -> str:
-    """`42 s`, `12:05`, `3:02:10`; `-` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return "<0.1 s" if 0 < seconds < 0.05 else f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{sec:02d}" if hours else f"{minutes}:{sec:02d}"
 
 
 def _default_slots(device: str, here: str, resources: Any) -> int:
@@ -51,9 +37,7 @@ def _default_slots(device: str, here: str, resources: Any) -> int:
     from ablate.study.estimate import is_gpu
 
     if is_gpu(device) and device_matches(here, device) and resources.gpus_per_trial > 0:
-        import torch
-
-        return max(1, int(torch.cuda.device_count() / resources.gpus_per_trial))
+        return max(1, int(visible_gpus() / resources.gpus_per_trial))
     return 1
 
 
@@ -63,32 +47,54 @@ def _calibrate(trials: list, estimator: Any) -> list[dict[str, Any]]:
     done = []
     for found in calibrate(trials, estimator):
         if found.probe is None:
-            err.print(f"calibrate {found.trial}: not measured ({found.error}); its estimate stays as it was",
-                      markup=False, highlight=False)
+            err.print(
+                f"calibrate {found.trial}: not measured ({found.error}); its estimate stays as it was",
+                markup=False,
+                highlight=False,
+            )
             done.append({"speed_key": found.speed_key, "trial": found.trial, "error": found.error})
             continue
         p = found.probe
-        err.print(f"calibrate {found.trial}: {p.s_per_iter:.4g} s per training step ({p.steps} timed), "
-                  f"{p.eval_s_per_image:.4g} s per evaluated image, {p.build_s:.2g} s to build, on {p.device}",
-                  markup=False, highlight=False)
+        err.print(
+            f"calibrate {found.trial}: {p.s_per_iter:.4g} s per training step ({p.steps} timed), "
+            f"{p.eval_s_per_image:.4g} s per evaluated image, {p.build_s:.2g} s to build, on {p.device}",
+            markup=False,
+            highlight=False,
+        )
         done.append({"speed_key": found.speed_key, "trial": found.trial, **p.to_dict()})
     return done
 
 
 def plan_command(
     study_file: Path = typer.Argument(..., help="Study YAML."),
-    profile: Optional[str] = typer.Option(None, "--profile"),
-    tracking_uri: Optional[str] = typer.Option(None, "--tracking-uri"),
+    profile: str | None = typer.Option(None, "--profile"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable, with each trial's resolved overrides."),
-    cost: bool = typer.Option(True, "--cost/--no-cost", help="Estimate each trial's cost (FLOPs x iters x batch); "
-                              "the first estimate of a large model builds it, seconds to minutes on a CPU."),
-    calibrate: bool = typer.Option(False, "--calibrate", help="Time a few training steps of every model the store "
-                                   "has no earlier run of, on this machine, and keep the result for later plans."),
-    device: Optional[str] = typer.Option(None, "--device", help="Estimate for this kind of device, by any part of its "
-                                         "name (e.g. H100); default: this machine's."),
-    slots: Optional[int] = typer.Option(None, "--slots", min=1, help="Trials at once for the study's wall time (default: "
-                                        "resources.max_concurrent, else this machine's GPUs per trial, else 1)."),
+    cost: bool = typer.Option(
+        True,
+        "--cost/--no-cost",
+        help="Estimate each trial's cost (FLOPs x iters x batch); "
+        "the first estimate of a large model builds it, seconds to minutes on a CPU.",
+    ),
+    calibrate: bool = typer.Option(
+        False,
+        "--calibrate",
+        help="Time a few training steps of every model the store "
+        "has no earlier run of, on this machine, and keep the result for later plans.",
+    ),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="Estimate for this kind of device, by any part of its name (e.g. H100); default: this machine's.",
+    ),
+    slots: int | None = typer.Option(
+        None,
+        "--slots",
+        min=1,
+        help="Trials at once for the study's wall time (default: "
+        "resources.max_concurrent, else this machine's GPUs per trial, else 1).",
+    ),
 ) -> None:
     """Print every trial (id, rung/model, seed, dependencies, cost, estimated time, cached/pending); write nothing."""
     from ablate import study as studies
@@ -102,8 +108,10 @@ def plan_command(
     here = this_device()
     target = device or here
     if calibrate and not device_matches(here, target):
-        raise AblateError(f"--calibrate times this machine ({here}), not '{device}'; drop --device, or plan with "
-                          f"--calibrate on a machine with that device")
+        raise AblateError(
+            f"--calibrate times this machine ({here}), not '{device}'; drop --device, or plan with "
+            f"--calibrate on a machine with that device"
+        )
     datasets = studies.data_plans(loaded)
     trials = studies.plan_trials(loaded, runs_dir, generate_data=False, with_cost=cost)
     known = [t for t in trials if studies.id_known(t.trial_id)]
@@ -116,52 +124,87 @@ def plan_command(
     rows = []
     for t, est in zip(trials, estimates):
         has_id = studies.id_known(t.trial_id)
-        rows.append({
-            "trial_id": t.trial_id if has_id else None, "name": t.name, "seed": t.seed,
-            "shape": t.tags.get(T.SHAPE), "rung": t.tags.get(T.RUNG), "model": t.tags.get(T.MODEL),
-            "tricks": [x for x in t.tags.get(T.TRICKS, "").split(",") if x],
-            "depends_on": [names.get(d, d) for d in t.depends_on], "cost_gflop": t.cost if cost else None,
-            "est_time_s": est.seconds, "est_source": est.source or None, "est_basis": est.basis,
-            "gpu_hours": est.gpu_hours,
-            "status": "cached" if t.trial_id in cached else "pending", "work_dir": str(t.work_dir) if has_id else None,
-            "resolved_overrides": t.resolved_overrides,
-        })
+        rows.append(
+            {
+                "trial_id": t.trial_id if has_id else None,
+                "name": t.name,
+                "seed": t.seed,
+                "shape": t.tags.get(T.SHAPE),
+                "rung": t.tags.get(T.RUNG),
+                "model": t.tags.get(T.MODEL),
+                "tricks": [x for x in t.tags.get(T.TRICKS, "").split(",") if x],
+                "depends_on": [names.get(d, d) for d in t.depends_on],
+                "cost_gflop": t.cost if cost else None,
+                "est_time_s": est.seconds,
+                "est_source": est.source or None,
+                "est_basis": est.basis,
+                "gpu_hours": est.gpu_hours,
+                "status": "cached" if t.trial_id in cached else "pending",
+                "work_dir": str(t.work_dir) if has_id else None,
+                "resolved_overrides": t.resolved_overrides,
+            }
+        )
     pending = [t for t in trials if t.trial_id not in cached]
     seconds = {e.trial_id: e.seconds for e in estimates if e.seconds is not None}
     parallel = slots or _default_slots(target, here, resources)
     once = {e.trial_id: e for e in estimates if e.trial_id not in cached}  # names sharing an id train once
     sources = {s: sum(1 for e in once.values() if e.source == s) for s in ("store", "calibrated", "rough")}
-    total = {
-        "device": target, "slots": parallel, "pending_trials": len(once),
+    total: dict[str, Any] = {
+        "device": target,
+        "slots": parallel,
+        "pending_trials": len(once),
         "wall_s": makespan(pending, seconds, parallel),
         "trial_s": sum(e.seconds or 0.0 for e in once.values()),
         "gpu_hours": sum(e.gpu_hours or 0.0 for e in once.values()),
-        "sources": sources, "unknown": sum(1 for e in once.values() if e.seconds is None),
+        "sources": sources,
+        "unknown": sum(1 for e in once.values() if e.seconds is None),
         "rough": sources["rough"] > 0,
     }
     auto = loaded.spec.auto_seeds
-    seeds = {"planned": loaded.spec.seed_list, "auto": auto.model_dump() if auto is not None else None}
+    seeds: dict[str, Any] = {"planned": loaded.spec.seed_list, "auto": auto.model_dump() if auto is not None else None}
     if auto is not None:  # what one more round adds: one seed of every seeded design
         first = loaded.spec.seed_list[0]
-        total["per_extra_seed_s"] = sum(e.seconds or 0.0 for t, e in zip(trials, estimates)
-                                        if t.seed == first and T.PRETRAIN not in t.tags)
+        total["per_extra_seed_s"] = sum(
+            e.seconds or 0.0 for t, e in zip(trials, estimates) if t.seed == first and not t.pretrain
+        )
     if as_json:
-        data = [{"root": str(d.root), "ready": d.ready, "generate": d.generate.model_dump() if d.generate else None}
-                for d in datasets]
-        out.print_json(json.dumps({"study": loaded.name, "profile": profile, "data": data, "seeds": seeds,
-                                   "estimate": total, "calibrated": calibrated, "trials": rows}, default=str))
+        data = [
+            {"root": str(d.root), "ready": d.ready, "generate": d.generate.model_dump() if d.generate else None}
+            for d in datasets
+        ]
+        out.print_json(
+            json.dumps(
+                {
+                    "study": loaded.name,
+                    "profile": profile,
+                    "data": data,
+                    "seeds": seeds,
+                    "estimate": total,
+                    "calibrated": calibrated,
+                    "trials": rows,
+                },
+                default=str,
+            )
+        )
         return
     for dataset in datasets:
         if not dataset.ready:
-            out.print(dataset.describe() + "; `ablate run` generates it first, and trial ids follow from its content",
-                      markup=False, highlight=False)
+            out.print(
+                dataset.describe() + "; `ablate run` generates it first, and trial ids follow from its content",
+                markup=False,
+                highlight=False,
+            )
     out.print(_table(loaded.name, rows, cost))
     out.print(_summary(total), markup=False, highlight=False)
     if auto is not None:
-        out.print(f"seeds: auto - planned the first {auto.min} seeds ({', '.join(map(str, seeds['planned']))}); "
-                  f"rounds of one more seed may follow until every ladder delta's 95% interval is narrower than "
-                  f"{auto.ci_width:g} mIoU, up to {auto.max} seeds (about {duration_text(total['per_extra_seed_s'])} "
-                  f"of trial time per round)", markup=False, highlight=False)
+        out.print(
+            f"seeds: auto - planned the first {auto.min} seeds ({', '.join(map(str, seeds['planned']))}); "
+            f"rounds of one more seed may follow until every ladder delta's 95% interval is narrower than "
+            f"{auto.ci_width:g} mIoU, up to {auto.max} seeds (about {duration(total['per_extra_seed_s'])} "
+            f"of trial time per round)",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _table(name: str, rows: list[dict[str, Any]], cost: bool) -> Table:
@@ -172,19 +215,30 @@ def _table(name: str, rows: list[dict[str, Any]], cost: bool) -> Table:
         table.add_column(col, justify="right" if col in ("est. time", "GPU-h") else "left")
     for r in rows:
         where = f"rung {r['rung']}" if r["rung"] is not None else (r["model"] or "")
-        when = duration_text(r["est_time_s"]) + (" ~" if r["est_source"] == "rough" else "")
+        when = duration(r["est_time_s"]) + (" ~" if r["est_source"] == "rough" else "")
         gpu_h = "-" if r["gpu_hours"] is None else f"{r['gpu_hours']:.2f}"
-        table.add_row(r["trial_id"] or AFTER_DATA, r["name"], str(r["seed"]), where, ", ".join(r["depends_on"]) or "-",
-                      flop_text(r["cost_gflop"]) if cost else "-", when, gpu_h, r["status"])
+        table.add_row(
+            r["trial_id"] or AFTER_DATA,
+            r["name"],
+            str(r["seed"]),
+            where,
+            ", ".join(r["depends_on"]) or "-",
+            flop_text(r["cost_gflop"]) if cost else "-",
+            when,
+            gpu_h,
+            r["status"],
+        )
     return table
 
 
 def _summary(total: dict[str, Any]) -> str:
     used = ", ".join(f"{n} {s}" for s, n in total["sources"].items() if n)
-    text = (f"estimate on {total['device']}: {total['pending_trials']} pending trial(s), "
-            f"wall time {duration_text(total['wall_s'])} on {total['slots']} slot(s), "
-            f"{duration_text(total['trial_s'])} of trial time, {total['gpu_hours']:.2f} GPU-hours"
-            + (f" (from {used})" if used else ""))
+    text = (
+        f"estimate on {total['device']}: {total['pending_trials']} pending trial(s), "
+        f"wall time {duration(total['wall_s'])} on {total['slots']} slot(s), "
+        f"{duration(total['trial_s'])} of trial time, {total['gpu_hours']:.2f} GPU-hours"
+        + (f" (from {used})" if used else "")
+    )
     if total["rough"]:
         text += "; ~ rough: FLOPs at a nominal throughput (`--calibrate` measures this machine)"
     if total["unknown"]:

@@ -7,46 +7,65 @@ have) are AblateErrors the application's `main` prints on one line (exit 2).
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
-from rich.console import Console
 
-_WIDTH = None if sys.stdout.isatty() else 200
+from ablate.cli.console import err, out
 
 
 def server_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on: 127.0.0.1 (this machine only), "
-                             "an address of this machine, or 0.0.0.0 (every interface)."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Interface to listen on: 127.0.0.1 (this machine only), "
+        "an address of this machine, or 0.0.0.0 (every interface).",
+    ),
     port: int = typer.Option(5000, "--port", min=1, max=65535),
-    backend_store_uri: Optional[str] = typer.Option(
-        None, "--backend-store-uri", help="Where runs are stored: sqlite:///mlruns.db (default) or any SQLAlchemy "
-        "URL, e.g. postgresql://user@host/db."),
-    artifacts_destination: Optional[str] = typer.Option(
-        None, "--artifacts-destination", help="Where the server keeps artifacts (checkpoints included): a folder "
-        "(default: mlartifacts/ beside the sqlite file, else in the working directory) or s3://, gs://, ..."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Web server processes (MLflow's default: 4)."),
-    allowed_hosts: Optional[str] = typer.Option(
-        None, "--allowed-hosts", help="Host headers the server accepts (MLflow's default: localhost and private "
-        "addresses); e.g. mlflow.lab.example,203.0.113.7:5000."),
+    backend_store_uri: str | None = typer.Option(
+        None,
+        "--backend-store-uri",
+        help="Where runs are stored: sqlite:///mlruns.db (default) or any SQLAlchemy "
+        "URL, e.g. postgresql://user@host/db.",
+    ),
+    artifacts_destination: str | None = typer.Option(
+        None,
+        "--artifacts-destination",
+        help="Where the server keeps artifacts (checkpoints included): a folder "
+        "(default: mlartifacts/ beside the sqlite file, else in the working directory) or s3://, gs://, ...",
+    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Web server processes (MLflow's default: 4)."),
+    allowed_hosts: str | None = typer.Option(
+        None,
+        "--allowed-hosts",
+        help="Host headers the server accepts (MLflow's default: localhost and private "
+        "addresses); e.g. mlflow.lab.example,203.0.113.7:5000.",
+    ),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
 ) -> None:
     """Start an MLflow tracking server; pass the http:// URI it prints as --tracking-uri. Ctrl-C stops it."""
     from ablate.tracking.server import loopback_only, serve, server_spec
 
-    out = Console(soft_wrap=True, width=_WIDTH)
-    err = Console(stderr=True, soft_wrap=True, width=_WIDTH)
     spec = server_spec(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, access_log)
-    err.print(f"starting mlflow server: store {spec.backend_store_uri}, artifacts {spec.artifacts_destination}",
-              markup=False, highlight=False)
+    err.print(
+        f"starting mlflow server: store {spec.backend_store_uri}, artifacts {spec.artifacts_destination}",
+        markup=False,
+        highlight=False,
+    )
 
     def announce(ready: Any) -> None:
         out.print(ready.uri, markup=False, highlight=False)
         sys.stdout.flush()
-        where = ("this machine only; --host <address> lets other machines in" if loopback_only(ready.host)
-                 else "every machine that reaches this address")
-        err.print(f"ready for {where}: ablate run STUDY --tracking-uri {ready.uri}   (Ctrl-C stops the server)",
-                  markup=False, highlight=False)
+        where = (
+            "this machine only; --host <address> lets other machines in"
+            if loopback_only(ready.host)
+            else "every machine that reaches this address"
+        )
+        err.print(
+            f"ready for {where}: ablate run STUDY --tracking-uri {ready.uri}   (Ctrl-C stops the server)",
+            markup=False,
+            highlight=False,
+        )
 
     code = serve(spec, announce)
     if code:

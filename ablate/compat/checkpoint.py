@@ -8,7 +8,8 @@ of one checkpoint load only, exactly those globals are allowed. Everything else 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _installed = False
 

@@ -17,8 +17,9 @@ import importlib.abc
 import importlib.util
 import sys
 import types
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 _MARK = "__ablate_lite_ops__"
 
@@ -48,8 +49,11 @@ def has_compiled_ops() -> bool:
         return False
     if spec is None:
         return False
-    return any(entry.name.startswith("_ext") for folder in spec.submodule_search_locations or ()
-               for entry in Path(folder).iterdir())
+    return any(
+        entry.name.startswith("_ext")
+        for folder in spec.submodule_search_locations or ()
+        for entry in Path(folder).iterdir()
+    )
 
 
 def point_sample(input: Any, points: Any, align_corners: bool = False, **kwargs: Any) -> Any:
@@ -116,7 +120,7 @@ class _LiteOps(types.ModuleType):
 class _LiteOpsFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Answers the import of `mmcv.ops` (and only that name) with the lite module."""
 
-    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None, target: Any = None) -> Any:
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: Any = None) -> Any:
         if fullname != "mmcv.ops":
             return None
         return importlib.util.spec_from_loader(fullname, self)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ablate.config import keys
 from ablate.config.resolve import has_sync_bn, use_plain_bn
 
 LAUNCHER = "pytorch"
-FALLBACK_KEY = "ablate_sync_bn_fallback"  # why SyncBN was replaced in this process's config
 NORM_STATS_HOOK = "SyncNormStatsHook"
 CPU_FALLBACK = "SyncBN needs GPUs: CPU workers train with BN, running statistics averaged over the workers"
 
@@ -36,4 +36,4 @@ def fit_to_world(cfg: Any, world_size: int, cuda: bool) -> None:
     if has_sync_bn(cfg):
         use_plain_bn(cfg)
         cfg.custom_hooks = [dict(type=NORM_STATS_HOOK), *(cfg.get("custom_hooks") or [])]
-        cfg[FALLBACK_KEY] = CPU_FALLBACK
+        cfg[keys.SYNC_BN_FALLBACK] = CPU_FALLBACK

@@ -8,11 +8,13 @@ are applied with mmengine's own `Config.merge_from_dict`.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable
-
-from mmengine.config import Config
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ablate.errors import ConfigError
+
+if TYPE_CHECKING:  # mmengine (and yapf with it) is imported by whoever parses a config, not here
+    from mmengine.config import Config
 
 
 def _child(node: Any, part: str) -> tuple[bool, Any]:

@@ -17,9 +17,10 @@ with the effective precision and the reason (`ablate.amp_fallback`), and warns i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
-REQUEST_KEY = "ablate_amp"  # top-level config key carrying `budget.amp` (absent: off)
+from ablate.config import keys
+
 OFF, FP32 = "off", "fp32"
 DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 AMP_WRAPPER, PLAIN_WRAPPER = "AmpOptimWrapper", "OptimWrapper"
@@ -71,13 +72,13 @@ def request_amp(cfg: Any, amp: str) -> None:
     if amp not in (*DTYPES, OFF):
         raise ValueError(f"amp must be one of bf16, fp16, off; got {amp!r}")
     if amp == OFF:
-        cfg.pop(REQUEST_KEY, None)
+        cfg.pop(keys.AMP, None)
     else:
-        cfg[REQUEST_KEY] = amp
+        cfg[keys.AMP] = amp
 
 
 def requested(cfg: Any) -> str:
-    return str(cfg.get(REQUEST_KEY) or OFF)
+    return str(cfg.get(keys.AMP) or OFF)
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -96,7 +97,7 @@ def unavailable(amp: str, accelerator: Accelerator) -> str:
     return ""
 
 
-def fit_to_device(cfg: Any, accelerator: Optional[Accelerator] = None) -> Precision:
+def fit_to_device(cfg: Any, accelerator: Accelerator | None = None) -> Precision:
     """Precision and data-loading settings for the device this process trains on, in place.
 
     Called by the worker on the trial's runtime config (never on the hashed one): the
@@ -113,7 +114,10 @@ def fit_to_device(cfg: Any, accelerator: Optional[Accelerator] = None) -> Precis
     amp = requested(cfg)
     why = unavailable(amp, accelerator)
     if amp in DTYPES and (wrapper is None or kind not in (PLAIN_WRAPPER, AMP_WRAPPER)):
-        raise ValueError(f"budget.amp needs mmengine's OptimWrapper or AmpOptimWrapper; this config has {kind if wrapper else 'none'}")
+        raise ValueError(
+            "budget.amp needs mmengine's OptimWrapper or AmpOptimWrapper; "
+            f"this config has {kind if wrapper else 'none'}"
+        )
     if amp in DTYPES and not why:
         wrapper.update(type=AMP_WRAPPER, dtype=DTYPES[amp])
     elif kind == AMP_WRAPPER and (why or not accelerator.can_amp):
@@ -139,7 +143,7 @@ def trained_precision(optim_wrapper: Any) -> str:
     return FP32
 
 
-def runner_precision(runner: Any, accelerator: Optional[Accelerator] = None) -> Precision:
+def runner_precision(runner: Any, accelerator: Accelerator | None = None) -> Precision:
     """What a built Runner trains in, against what its config asked for."""
     asked = requested(runner.cfg)
     effective = trained_precision(runner.optim_wrapper)

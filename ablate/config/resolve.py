@@ -9,18 +9,26 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
-from ablate.config.overrides import apply_overrides
 from ablate.config.precision import request_amp
 from ablate.errors import ConfigError
 
 # Keys that change how a trial is watched (or how fast it runs), not what it learns: left out
-# of the trial id. The precision (`ablate_amp`) is not among them.
+# of the trial id. The precision (`keys.AMP`) is not among them.
 _COSMETIC_TOP = {
-    "work_dir", "log_level", "visualizer", "vis_backends", "log_processor", "env_cfg",
-    "launcher", "custom_imports", "resume", "compile",
+    "work_dir",
+    "log_level",
+    "visualizer",
+    "vis_backends",
+    "log_processor",
+    "env_cfg",
+    "launcher",
+    "custom_imports",
+    "resume",
+    "compile",
 }
 _COSMETIC_DATALOADER = {"num_workers", "persistent_workers", "pin_memory"}
 _COSMETIC_HOOKS = {"logger", "checkpoint", "timer", "visualization"}
@@ -77,12 +85,12 @@ def apply_budget(
     cfg: Any,
     *,
     iters: int,
-    val_interval: Optional[int],
+    val_interval: int | None,
     batch_size: int,
     log_interval: int,
     workers: int,
-    crop: Optional[tuple[int, int]] = None,
-    image_scale: Optional[tuple[int, int]] = None,
+    crop: tuple[int, int] | None = None,
+    image_scale: tuple[int, int] | None = None,
     amp: str = "off",
     compile: bool = False,
 ) -> None:
@@ -124,6 +132,7 @@ def apply_budget(
 
 def set_data_root(cfg: Any, root: Path) -> None:
     """Point every dataloader (and wrapped datasets) at `root`."""
+
     def visit(node: dict) -> None:
         if "data_root" in node:
             node["data_root"] = str(root)
@@ -155,22 +164,13 @@ def use_plain_bn(cfg: Any, world_size: int = 1) -> None:
     _walk(cfg._cfg_dict, visit)
 
 
-def resolve(
-    base: str | Path,
-    *,
-    data_root: Path,
-    budget: dict[str, Any],
-    seed: int,
-    overrides: dict[str, Any],
-    distributed: bool = False,
-) -> Any:
-    """The full config of one trial (without run-time parts such as work_dir or tracking)."""
+def base_config(base: str | Path, *, data_root: Path, budget: dict[str, Any], world_size: int = 1) -> Any:
+    """A study's base config on its data and budget, before the trial's own overrides, tricks and
+    seed (the plan shares it between the trials of one base)."""
     cfg = load_base(base)
     set_data_root(cfg, data_root)
     apply_budget(cfg, **budget)
-    apply_overrides(cfg, overrides)
-    use_plain_bn(cfg, world_size=2 if distributed else 1)
-    cfg.randomness = dict(seed=seed, deterministic=False)
+    use_plain_bn(cfg, world_size=world_size)
     return cfg
 
 
@@ -211,3 +211,11 @@ def config_digest(cfg: Any, *, data_fingerprint: str, extra: dict[str, Any] | No
             hooks.pop(key, None)
     payload = json.dumps({"config": plain, "data": data_fingerprint, **(extra or {})}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def add_import(cfg: Any, module: str) -> None:
+    """Name a module in `custom_imports`, so the dumped config builds under a plain Runner too."""
+    imports = dict(cfg.get("custom_imports") or {"imports": [], "allow_failed_imports": False})
+    if module not in imports["imports"]:
+        imports["imports"] = [*imports["imports"], module]
+    cfg.custom_imports = imports

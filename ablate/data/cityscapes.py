@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -46,12 +46,16 @@ def _pairs(raw_dir: Path, split: str) -> dict[str, tuple[Path, Path]]:
         raise DataError(f"{image_root}: no <city>/*{IMAGE_SUFFIX} images; unzip leftImg8bit_trainvaltest.zip again")
     no_label = sorted(set(images) - set(labels))
     if no_label:
-        raise DataError(f"{label_root}: no *{LABEL_SUFFIX} for {len(no_label)} image(s) ({_shown(no_label)}); "
-                        "unzip gtFine_trainvaltest.zip again (the label ids, not only the colour images)")
+        raise DataError(
+            f"{label_root}: no *{LABEL_SUFFIX} for {len(no_label)} image(s) ({_shown(no_label)}); "
+            "unzip gtFine_trainvaltest.zip again (the label ids, not only the colour images)"
+        )
     no_image = sorted(set(labels) - set(images))
     if no_image:
-        raise DataError(f"{image_root}: no image for {len(no_image)} label(s) ({_shown(no_image)}); "
-                        "unzip leftImg8bit_trainvaltest.zip again")
+        raise DataError(
+            f"{image_root}: no image for {len(no_image)} label(s) ({_shown(no_image)}); "
+            "unzip leftImg8bit_trainvaltest.zip again"
+        )
     return {stem: (images[stem], labels[stem]) for stem in sorted(images)}
 
 
@@ -63,18 +67,24 @@ def _check_pair(image: Path, label: Path) -> None:
         with Image.open(label) as lab:
             label_mode, label_size = lab.mode, lab.size
     except OSError as exc:
-        raise DataError(f"{image.parent}: cannot read the pair {image.name} / {label.name} ({exc}); re-download it") from None
+        raise DataError(
+            f"{image.parent}: cannot read the pair {image.name} / {label.name} ({exc}); re-download it"
+        ) from None
     if image_mode != "RGB":
         raise DataError(f"{image}: image mode is {image_mode!r}, expected 8-bit 'RGB'; use the leftImg8bit PNGs")
     if label_mode not in ("L", "P"):
-        raise DataError(f"{label}: label mode is {label_mode!r}, expected 8-bit label ids; use the "
-                        f"*{LABEL_SUFFIX} files, not the colour or instance images")
+        raise DataError(
+            f"{label}: label mode is {label_mode!r}, expected 8-bit label ids; use the "
+            f"*{LABEL_SUFFIX} files, not the colour or instance images"
+        )
     if image_size != label_size:
-        raise DataError(f"{label}: label size {label_size[0]}x{label_size[1]} differs from image size "
-                        f"{image_size[0]}x{image_size[1]}; replace it with the original gtFine file")
+        raise DataError(
+            f"{label}: label size {label_size[0]}x{label_size[1]} differs from image size "
+            f"{image_size[0]}x{image_size[1]}; replace it with the original gtFine file"
+        )
 
 
-def convert_cityscapes(raw_dir: Path, out: Path, overwrite: bool = False, workers: Optional[int] = None) -> Path:
+def convert_cityscapes(raw_dir: Path, out: Path, overwrite: bool = False, workers: int | None = None) -> Path:
     """Write Cityscapes' train and val splits with train-id labels into `out`.
 
     Images are copied byte for byte; labels go through the Cityscapes id -> train id table
@@ -82,8 +92,10 @@ def convert_cityscapes(raw_dir: Path, out: Path, overwrite: bool = False, worker
     """
     raw_dir, out = Path(raw_dir), Path(out)
     if not raw_dir.is_dir():
-        raise DataError(f"{raw_dir}: Cityscapes folder not found; unzip leftImg8bit_trainvaltest.zip and "
-                        f"gtFine_trainvaltest.zip into one folder and pass it (it holds {IMAGE_DIR}/ and {LABEL_DIR}/)")
+        raise DataError(
+            f"{raw_dir}: Cityscapes folder not found; unzip leftImg8bit_trainvaltest.zip and "
+            f"gtFine_trainvaltest.zip into one folder and pass it (it holds {IMAGE_DIR}/ and {LABEL_DIR}/)"
+        )
     splits = {ours: _pairs(raw_dir, theirs) for theirs, ours in SPLITS.items()}
     for pairs in splits.values():
         for image, label in pairs.values():
@@ -100,7 +112,9 @@ def convert_cityscapes(raw_dir: Path, out: Path, overwrite: bool = False, worker
         jobs = [(tmp, split, stem, *pair) for split, pairs in splits.items() for stem, pair in pairs.items()]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda job: convert(*job), jobs))  # list(): the first failure is raised here
-        return {"counts": {split: len(pairs) for split, pairs in splits.items()},
-                "cities": {split: sorted({p[0].parent.name for p in pairs.values()}) for split, pairs in splits.items()}}
+        return {
+            "counts": {split: len(pairs) for split, pairs in splits.items()},
+            "cities": {split: sorted({p[0].parent.name for p in pairs.values()}) for split, pairs in splits.items()},
+        }
 
     return write_dataset(out, "cityscapes", {"raw_dir": str(raw_dir.resolve())}, build, overwrite=overwrite)

@@ -8,14 +8,10 @@ from cityscapesscripts.helpers.labels import labels as _LABELS
 IGNORE_INDEX: int = 255
 """Label value that mmseg's losses and metrics skip."""
 
-_TRAIN_LABELS = sorted(
-    (lab for lab in _LABELS if 0 <= lab.trainId < IGNORE_INDEX), key=lambda lab: lab.trainId
-)
+_TRAIN_LABELS = sorted((lab for lab in _LABELS if 0 <= lab.trainId < IGNORE_INDEX), key=lambda lab: lab.trainId)
 
 if tuple(lab.trainId for lab in _TRAIN_LABELS) != tuple(range(19)):  # pragma: no cover - broken install
-    raise ImportError(
-        "cityscapesscripts: label table does not define train ids 0..18; reinstall cityscapesscripts"
-    )
+    raise ImportError("cityscapesscripts: label table does not define train ids 0..18; reinstall cityscapesscripts")
 
 CLASSES: tuple[str, ...] = tuple(lab.name for lab in _TRAIN_LABELS)
 """Class names in train-id order; the index of a name is its value in label PNGs."""

@@ -26,9 +26,7 @@ def _shown(stems: list[str]) -> str:
 
 def _check_count(field: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise DataError(
-            f"kitti.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {minimum} or more"
-        )
+        raise DataError(f"kitti.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {minimum} or more")
     return int(value)
 
 

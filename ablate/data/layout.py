@@ -15,6 +15,7 @@ from PIL import Image
 
 from ablate.data.classes import CLASSES
 from ablate.errors import DataError
+from ablate.util.files import replace_folder
 
 SPLITS: tuple[str, ...] = ("train", "val")
 """mmseg split folder names; the generators' `test` images go to `val`."""
@@ -167,8 +168,7 @@ def write_dataset(
             return out
         if not overwrite:
             raise DataError(
-                f"{out}: already exists and differs ({why}); "
-                "pass a new --out, delete the folder, or pass --overwrite"
+                f"{out}: already exists and differs ({why}); pass a new --out, delete the folder, or pass --overwrite"
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
@@ -193,15 +193,8 @@ def write_dataset(
 def _publish(tmp: Path, out: Path, source: str, params: Mapping[str, Any]) -> None:
     if out.is_dir() and not any(out.iterdir()):
         out.rmdir()
-    if out.exists():
-        # Only reached with overwrite=True: move the old dataset aside so `out` is never missing
-        # for longer than two renames.
-        old = out.parent / f"{out.name}.old-{os.getpid()}"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+    if out.exists():  # only reached with overwrite=True
+        replace_folder(tmp, out)
         return
     try:
         os.replace(tmp, out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from PIL import Image
 from ablate.data.classes import CLASSES, IGNORE_INDEX
 from ablate.data.layout import ANN_DIR, SPLITS, check_layout, dataset_fingerprint
 from ablate.errors import DataError
+from ablate.util.files import atomic_write
 
 _CACHE_VERSION = 1
 
@@ -81,8 +81,7 @@ def _scan_labels(ann_split: Path) -> tuple[np.ndarray, int]:
         with Image.open(path) as im:
             if im.mode != "L":
                 raise DataError(
-                    f"{path}: label mode is {im.mode!r}, expected 8-bit single-channel 'L'; "
-                    "regenerate the dataset"
+                    f"{path}: label mode is {im.mode!r}, expected 8-bit single-channel 'L'; regenerate the dataset"
                 )
             arr = np.asarray(im)
         hist = np.bincount(arr.ravel(), minlength=256)
@@ -138,10 +137,5 @@ def _read_cache(cache: Path, fingerprint: str, split: str) -> ClassStats | None:
 
 def _write_cache(cache: Path, payload: Mapping[str, Any]) -> None:
     """Best effort: a read-only dataset still gets stats, just without the cache."""
-    tmp = cache.with_name(f"{cache.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, cache)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        atomic_write(cache, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -15,8 +15,8 @@ from ablate.dispatch.protocol import (
     Trainable,
 )
 from ablate.dispatch.ray_pool import RayDispatcher
-from ablate.dispatch.workers import launch_on_workers, run_on_workers
 from ablate.dispatch.scheduler import Action, DependencyCycleError, Scheduler, critical_path_costs, widest_first
+from ablate.dispatch.workers import launch_on_workers, run_on_workers
 
 __all__ = [
     "Action",

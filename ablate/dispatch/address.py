@@ -10,7 +10,6 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Optional
 from urllib.parse import urlsplit
 
 from ablate.errors import AblateError
@@ -38,9 +37,10 @@ def parse_ray_address(address: str, option: str = "--address") -> tuple[str, int
         try:
             text = recorded.read_text().strip()
         except OSError:
-            raise AblateError(f"{option}: auto finds no Ray cluster started on this machine ({recorded} is missing); "
-                              f"{_FIX}") from None
-    rest = text[len("ray://"):] if text.startswith("ray://") else text
+            raise AblateError(
+                f"{option}: auto finds no Ray cluster started on this machine ({recorded} is missing); {_FIX}"
+            ) from None
+    rest = text[len("ray://") :] if text.startswith("ray://") else text
     if "://" in rest or not rest:
         raise AblateError(f"{option}: '{address}' is not host:port, ray://host:port or auto")
     parts = urlsplit("//" + rest)
@@ -49,12 +49,14 @@ def parse_ray_address(address: str, option: str = "--address") -> tuple[str, int
     except ValueError:
         port = None
     if not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise AblateError(f"{option}: '{address}' is not host:port, ray://host:port or auto "
-                          "(e.g. 10.0.0.5:6379 or ray://10.0.0.5:10001)")
+        raise AblateError(
+            f"{option}: '{address}' is not host:port, ray://host:port or auto "
+            "(e.g. 10.0.0.5:6379 or ray://10.0.0.5:10001)"
+        )
     return parts.hostname, port
 
 
-def check_ray_address(address: Optional[str], timeout_s: float = CONNECT_TIMEOUT_S, option: str = "--address") -> None:
+def check_ray_address(address: str | None, timeout_s: float = CONNECT_TIMEOUT_S, option: str = "--address") -> None:
     """Refuse a Ray address nothing listens on; None (an embedded local Ray) is always fine."""
     if not address:
         return
@@ -65,5 +67,6 @@ def check_ray_address(address: Optional[str], timeout_s: float = CONNECT_TIMEOUT
     except OSError as exc:
         reason = "no answer" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
         shown = f"[{host}]" if ":" in host else host
-        raise AblateError(f"{option}: no Ray cluster answers at {shown}:{port} ({reason}; waited up to {timeout_s:g} s); "
-                          f"{_FIX}") from None
+        raise AblateError(
+            f"{option}: no Ray cluster answers at {shown}:{port} ({reason}; waited up to {timeout_s:g} s); {_FIX}"
+        ) from None

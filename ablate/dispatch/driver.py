@@ -9,7 +9,7 @@ flight are cancelled through the dispatcher before it is closed.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ablate.dispatch.protocol import Capacity, Dispatcher, EventSink, Resources, RunContext, StartSink
 from ablate.dispatch.scheduler import Priority, Report, Scheduler, widest_first
@@ -30,7 +30,8 @@ def _check_fits(specs: Iterable[TrialSpec], dispatcher: Dispatcher, capacity: Ca
             raise CapacityError(
                 f"trial {spec.name} needs {need} ({spec.workers} worker{'s' if spec.workers != 1 else ''}), but the "
                 f"dispatcher has {capacity.total} in all; lower resources.gpus_per_trial / workers_per_trial / "
-                "cpus_per_trial, or run on a larger Ray cluster (--address)")
+                "cpus_per_trial, or run on a larger Ray cluster (--address)"
+            )
 
 
 def drive(
@@ -39,9 +40,9 @@ def drive(
     context: RunContext,
     *,
     retries: int = 0,
-    on_start: Optional[StartSink] = None,
-    on_result: Optional[EventSink] = None,
-    feed: Optional[Feed] = None,
+    on_start: StartSink | None = None,
+    on_result: EventSink | None = None,
+    feed: Feed | None = None,
     poll_s: float = 1.0,
     priority: Priority = widest_first,
 ) -> list[TrialResult]:
@@ -64,7 +65,7 @@ def drive(
         return scheduler.results()
     capacity = dispatcher.open()
     holding: dict[str, Resources] = {}  # what each running trial holds
-    fed: Optional[Resources] = None  # the demand of the last trial a search handed in
+    fed: Resources | None = None  # the demand of the last trial a search handed in
     try:
         _check_fits(trials, dispatcher, capacity)
         while True:

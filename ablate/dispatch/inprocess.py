@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
-from typing import Optional
 
 from ablate.dispatch.protocol import Capacity, Completion, Resources, RunContext, Trainable
 from ablate.errors import AblateError
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+from ablate.util.text import one_line
 
 ONE_TRIAL = Resources(gpus=0.0, cpus=1.0)
 
@@ -29,7 +29,8 @@ def refuse_workers(who: str, workers: int) -> None:
     if workers > 1:
         raise NeedsWorkersError(
             f"{who} trains as {workers} DDP workers (resources.gpus_per_trial / workers_per_trial above 1), "
-            "which only the Ray dispatcher runs: use --dispatcher ray, or resources of 1 for --dispatcher local")
+            "which only the Ray dispatcher runs: use --dispatcher ray, or resources of 1 for --dispatcher local"
+        )
 
 
 def train_here(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResult:
@@ -37,14 +38,19 @@ def train_here(spec: TrialSpec, context: RunContext, attempt: int) -> TrialResul
     from ablate.tracking import tags
     from ablate.trial.train import train_trial
 
-    return train_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
-                         extra_tags={tags.ATTEMPT: str(attempt)})
+    return train_trial(
+        spec,
+        context.tracking_uri,
+        context.experiment_id,
+        context.parent_run_id,
+        extra_tags={tags.ATTEMPT: str(attempt)},
+    )
 
 
 class InProcessDispatcher:
     """One slot, trained in the calling process on `poll`."""
 
-    def __init__(self, trainable: Optional[Trainable] = None) -> None:
+    def __init__(self, trainable: Trainable | None = None) -> None:
         self.trainable = trainable or train_here
         self._queue: deque[tuple[TrialSpec, RunContext, int]] = deque()
 
@@ -59,7 +65,7 @@ class InProcessDispatcher:
     def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
         self._queue.append((spec, context, attempt))
 
-    def poll(self, timeout: Optional[float] = None) -> list[Completion]:
+    def poll(self, timeout: float | None = None) -> list[Completion]:
         """Train the next queued trial to its end (`timeout` cannot cut a trial short here)."""
         if not self._queue:
             return []
@@ -70,8 +76,7 @@ class InProcessDispatcher:
             with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
                 result = self.trainable(spec, context, attempt)
         except Exception as exc:  # the trial's own failures are results; this is anything else
-            result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
-                                 error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+            result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED, error=one_line(exc))
         return [Completion(spec, result, attempt)]
 
     def cancel(self, trial_id: str) -> None:

@@ -12,8 +12,9 @@ trials that fit what is free.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ablate.trial.spec import TrialResult, TrialSpec
 
@@ -27,22 +28,24 @@ class Resources:
     gpus: float = 0.0
     cpus: float = 0.0
 
-    def __add__(self, other: "Resources") -> "Resources":
+    def __add__(self, other: Resources) -> Resources:
         return Resources(self.gpus + other.gpus, self.cpus + other.cpus)
 
-    def __sub__(self, other: "Resources") -> "Resources":
+    def __sub__(self, other: Resources) -> Resources:
         return Resources(self.gpus - other.gpus, self.cpus - other.cpus)
 
-    def fits(self, free: "Resources") -> bool:
+    def fits(self, free: Resources) -> bool:
         """Whether this demand fits in `free`; a kind it does not ask for never stands in the way
         (even where `free` is negative because it is promised to a waiting trial)."""
-        return all(need <= _EPS or need <= have + _EPS
-                   for need, have in ((self.gpus, free.gpus), (self.cpus, free.cpus)))
+        return all(
+            need <= _EPS or need <= have + _EPS for need, have in ((self.gpus, free.gpus), (self.cpus, free.cpus))
+        )
 
-    def times_in(self, free: "Resources") -> Optional[int]:
+    def times_in(self, free: Resources) -> int | None:
         """How many of this demand fit in `free` at once (None: it asks for nothing)."""
-        counts = [int((have + _EPS) // need) for need, have in ((self.gpus, free.gpus), (self.cpus, free.cpus))
-                  if need > _EPS]
+        counts = [
+            int((have + _EPS) // need) for need, have in ((self.gpus, free.gpus), (self.cpus, free.cpus)) if need > _EPS
+        ]
         return max(0, min(counts)) if counts else None
 
     def __str__(self) -> str:
@@ -54,7 +57,7 @@ class Capacity:
     """What a dispatcher can run at once: its GPUs and CPUs, and a cap on trials (None: none)."""
 
     total: Resources
-    trials: Optional[int] = None
+    trials: int | None = None
 
 
 EventSink = Callable[[TrialSpec, TrialResult], None]
@@ -67,7 +70,7 @@ class RunContext:
 
     tracking_uri: str
     experiment_id: str
-    parent_run_id: Optional[str] = None
+    parent_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Dispatcher(Protocol):
         """Start (or queue) one attempt of a trial; `attempt` counts from 1."""
         ...
 
-    def poll(self, timeout: Optional[float] = None) -> list[Completion]:
+    def poll(self, timeout: float | None = None) -> list[Completion]:
         """Attempts that ended within `timeout` seconds (None: wait for at least one); [] when idle."""
         ...
 

@@ -17,12 +17,15 @@ import dataclasses
 import ipaddress
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from ablate.dispatch.protocol import Capacity, Completion, Resources, RunContext, Trainable
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+from ablate.util.logs import follow as follow_library_logs
+from ablate.util.text import one_line
 
 # Read by Ray when it is imported: 0 keeps every Ray process and address on 127.0.0.1 (Ray
 # otherwise advertises, and rewrites 127.0.0.1 to, the machine's external address).
@@ -40,11 +43,22 @@ def train_on_assigned_device(spec: TrialSpec, context: RunContext, attempt: int)
     if spec.workers > 1:
         from ablate.dispatch.workers import launch_on_workers
 
-        return train_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
-                           extra_tags={tags.ATTEMPT: str(attempt)}, launch=launch_on_workers)
+        return train_trial(
+            spec,
+            context.tracking_uri,
+            context.experiment_id,
+            context.parent_run_id,
+            extra_tags={tags.ATTEMPT: str(attempt)},
+            launch=launch_on_workers,
+        )
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-    return train_trial(spec, context.tracking_uri, context.experiment_id, context.parent_run_id,
-                       extra_tags={tags.GPU_IDS: ",".join(gpu_ids) or "none", tags.ATTEMPT: str(attempt)})
+    return train_trial(
+        spec,
+        context.tracking_uri,
+        context.experiment_id,
+        context.parent_run_id,
+        extra_tags={tags.GPU_IDS: ",".join(gpu_ids) or "none", tags.ATTEMPT: str(attempt)},
+    )
 
 
 def is_loopback(address: str) -> bool:
@@ -90,8 +104,11 @@ def _token_auth_for_cluster() -> None:
     """`ray start` clusters check a token; a client only sends one when RAY_AUTH_MODE says so."""
     if "RAY_AUTH_MODE" in os.environ:
         return
-    has_token = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-                 or (Path.home() / ".ray" / "auth_token").exists())
+    has_token = (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").exists()
+    )
     if has_token:
         os.environ["RAY_AUTH_MODE"] = "token"
 
@@ -113,13 +130,13 @@ class RayDispatcher:
     def __init__(
         self,
         *,
-        address: Optional[str] = None,
+        address: str | None = None,
         gpus_per_trial: float = 1.0,
-        cpus_per_trial: Optional[float] = None,
-        max_concurrent: Optional[int] = None,
-        num_cpus: Optional[int] = None,
-        num_gpus: Optional[int] = None,
-        trainable: Optional[Trainable] = None,
+        cpus_per_trial: float | None = None,
+        max_concurrent: int | None = None,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+        trainable: Trainable | None = None,
     ) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS")
         self.gpus_per_trial = gpus_per_trial
@@ -139,18 +156,25 @@ class RayDispatcher:
         if self.address:
             _token_auth_for_cluster()
             # A cluster on this machine's loopback is only reachable with the loopback setting.
-            with (_loopback_ray() if is_loopback(self.address) else _cluster_ray()):
+            with _loopback_ray() if is_loopback(self.address) else _cluster_ray():
                 import ray
 
+                follow_library_logs()  # Ray attached its own stderr handler on import
                 if not ray.is_initialized():
                     ray.init(address=self.address, log_to_driver=False)
             return ray
         with _loopback_ray():
             import ray
 
+            follow_library_logs()
             if not ray.is_initialized():
-                ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus,
-                         include_dashboard=False, log_to_driver=False)
+                ray.init(
+                    address="local",
+                    num_cpus=self.num_cpus,
+                    num_gpus=self.num_gpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
                 self._started_ray = True
         return ray
 
@@ -161,7 +185,7 @@ class RayDispatcher:
         ray = self._connect()
         return sum(1 for node in ray.nodes() if node.get("Alive"))
 
-    def _per_worker(self, spec: TrialSpec) -> tuple[float, Optional[float]]:
+    def _per_worker(self, spec: TrialSpec) -> tuple[float, float | None]:
         gpus = self.gpus_per_trial if spec.gpus_per_worker is None else spec.gpus_per_worker
         cpus = self.cpus_per_trial if spec.cpus_per_worker is None else spec.cpus_per_worker
         return gpus, cpus
@@ -183,8 +207,9 @@ class RayDispatcher:
         need = self.demand(spec)
         if spec.workers == 1:
             return spec, {"num_gpus": need.gpus, "num_cpus": need.cpus}
-        placed = dataclasses.replace(spec, gpus_per_worker=need.gpus / spec.workers,
-                                     cpus_per_worker=need.cpus / spec.workers)
+        placed = dataclasses.replace(
+            spec, gpus_per_worker=need.gpus / spec.workers, cpus_per_worker=need.cpus / spec.workers
+        )
         return placed, {"num_gpus": 0, "num_cpus": 0}  # it waits; its Ray Train workers hold the trial's share
 
     # -- the Dispatcher protocol ---------------------------------------------------------------
@@ -203,7 +228,7 @@ class RayDispatcher:
         self._flights[ref] = _Flight(spec, attempt, time.time())
         self._refs[spec.trial_id] = ref
 
-    def poll(self, timeout: Optional[float] = None) -> list[Completion]:
+    def poll(self, timeout: float | None = None) -> list[Completion]:
         import ray
 
         if not self._flights:
@@ -221,9 +246,14 @@ class RayDispatcher:
                 result = ray.get(ref)
             except Exception as exc:  # the worker died (OOM-killed, node lost, ...)
                 spec = flight.spec
-                result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.FAILED,
-                                     error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
-                                     duration_s=time.time() - flight.started)
+                result = TrialResult(
+                    spec.trial_id,
+                    spec.name,
+                    spec.seed,
+                    TrialState.FAILED,
+                    error=one_line(exc),
+                    duration_s=time.time() - flight.started,
+                )
             out.append(Completion(flight.spec, result, flight.attempt))
         return out
 

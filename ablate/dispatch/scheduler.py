@@ -22,14 +22,15 @@ Packing trials of different sizes (`Scheduler.pick`, a 4-GPU DDP trial among 1-G
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from graphlib import CycleError, TopologicalSorter
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from graphlib import TopologicalSorter
+from typing import Any, cast
 
 from ablate.dispatch.protocol import Resources
 from ablate.errors import AblateError
-from ablate.tracking.tags import ALIASES, PRETRAIN
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+from ablate.util.graph import Cycle, prepared
 
 Report = tuple[TrialSpec, TrialResult]
 # trial id -> a value ordering ready trials, highest first (floats, or tuples compared in order)
@@ -41,8 +42,11 @@ class DependencyCycleError(AblateError):
 
     def __init__(self, cycle: Sequence[str]) -> None:
         self.cycle = list(cycle)
-        super().__init__("circular dependency between trials: " + " -> ".join(self.cycle)
-                         + " (each waits for the next's checkpoint); remove one of these transfers")
+        super().__init__(
+            "circular dependency between trials: "
+            + " -> ".join(self.cycle)
+            + " (each waits for the next's checkpoint); remove one of these transfers"
+        )
 
 
 @dataclass(frozen=True)
@@ -89,15 +93,11 @@ def widest_first(trials: Sequence[TrialSpec]) -> dict[str, tuple[int, float]]:
 
 def _sorter(graph: Mapping[str, Iterable[str]], names: Mapping[str, str]) -> TopologicalSorter:
     """A prepared sorter; a cycle is named by trial names, in the order they wait on each other."""
-    sorter: TopologicalSorter = TopologicalSorter(graph)
     try:
-        sorter.prepare()
-    except CycleError as exc:
-        # graphlib lists the cycle with each node a dependency of the next; reversed, each
-        # trial named waits for the one after it.
-        nodes = list(exc.args[1])
-        raise DependencyCycleError([names.get(n, n) for n in reversed(nodes)]) from None
-    return sorter
+        return prepared(graph)
+    except Cycle as cycle:
+        trial_ids = cast("list[str]", cycle.nodes)  # the nodes of `graph`
+        raise DependencyCycleError([names.get(n, n) for n in trial_ids]) from None
 
 
 def _renamed(result: TrialResult, spec: TrialSpec) -> TrialResult:
@@ -112,14 +112,13 @@ class Scheduler:
     `ready()` gives the trials that may start now, highest critical path first; `started()`
     records an attempt; `finished()` says whether to retry it and which final results to report.
     Specs sharing a trial id are one trial: it trains once (as the spec that is not a
-    pretraining, whose tags gain the others' plus `ablate.aliases`) and its result is handed to
-    every name. A dependency the scheduler does not know (a trial finished in an earlier run) is
+    pretraining, which absorbs the others' tags and roles, their names as its aliases) and its
+    result is handed to every name. A dependency the scheduler does not know (a trial finished in an earlier run) is
     taken as satisfied. `priority` is the ordering rule among ready trials (the packing
     benchmark compares others with the default, `widest_first`).
     """
 
-    def __init__(self, trials: Iterable[TrialSpec] = (), retries: int = 0,
-                 priority: Priority = widest_first) -> None:
+    def __init__(self, trials: Iterable[TrialSpec] = (), retries: int = 0, priority: Priority = widest_first) -> None:
         self.retries = retries
         self.priority = priority
         self._names: list[TrialSpec] = []  # every spec handed in, in order (one per name)
@@ -159,8 +158,7 @@ class Scheduler:
                 fresh.append(tid)
         self._rebuild()
         for tid in fresh:
-            broken = [d for d in self._runner[tid].depends_on
-                      if d in self._final and not self._final[d].state.is_done]
+            broken = [d for d in self._runner[tid].depends_on if d in self._final and not self._final[d].state.is_done]
             if broken and tid not in self._final:
                 reports += self._fail_unrun(tid, broken[0])
         return reports
@@ -168,22 +166,17 @@ class Scheduler:
     @staticmethod
     def _merged(group: list[TrialSpec]) -> TrialSpec:
         """The spec that trains for a trial id several names refer to."""
-        runner = next((s for s in group if PRETRAIN not in s.tags), group[0])
-        others = [s for s in group if s is not runner and s.name != runner.name]
-        if not others:
-            return runner
-        tags: dict[str, str] = {}
-        for other in others:
-            tags.update(other.tags)
-        tags.update(runner.tags)
-        tags[ALIASES] = ",".join(dict.fromkeys(s.name for s in others))
-        return dataclasses.replace(runner, tags=tags)
+        runner = next((s for s in group if not s.pretrain), group[0])
+        return runner.absorbing(group)
 
     def _rebuild(self) -> None:
         """A fresh sorter over the trials not yet final (graphlib sorters cannot grow)."""
         names = {tid: spec.name for tid, spec in self._runner.items()}
-        graph = {tid: {d for d in spec.depends_on if d in self._runner and d != tid and d not in self._final}
-                 for tid, spec in self._runner.items() if tid not in self._final}
+        graph = {
+            tid: {d for d in spec.depends_on if d in self._runner and d != tid and d not in self._final}
+            for tid, spec in self._runner.items()
+            if tid not in self._final
+        }
         self._sorter = _sorter(graph, names)
         self._priority = self.priority(list(self._runner.values()))
         self._release()
@@ -200,8 +193,9 @@ class Scheduler:
         order = sorted(self._pool, key=lambda t: (self._priority[t], -self._index[t]), reverse=True)
         return [self._runner[t] for t in order]
 
-    def pick(self, free: Resources, demand: Callable[[TrialSpec], Resources],
-             room: Optional[int] = None) -> list[TrialSpec]:
+    def pick(
+        self, free: Resources, demand: Callable[[TrialSpec], Resources], room: int | None = None
+    ) -> list[TrialSpec]:
         """Ready trials to start now into `free` (at most `room` of them), in priority order.
 
         Each trial that fits starts; the first that does not is the head of the queue and claims

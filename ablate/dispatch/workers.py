@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ablate.trial.spec import TrialSpec
 
@@ -61,12 +62,15 @@ def run_on_workers(spec: TrialSpec, loop: Callable[[dict[str, Any]], None], conf
     trainer = TorchTrainer(
         loop,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=spec.workers, use_gpu=gpus > 0, resources_per_worker=per_worker,
-                                     placement_strategy="PACK"),
+        scaling_config=ScalingConfig(
+            num_workers=spec.workers, use_gpu=gpus > 0, resources_per_worker=per_worker, placement_strategy="PACK"
+        ),
         torch_config=TorchConfig(backend=backend(spec)),
-        run_config=RunConfig(name=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}",
-                             storage_path=str((spec.work_dir / RAY_TRAIN_DIR).resolve()),
-                             failure_config=FailureConfig(max_failures=0)),
+        run_config=RunConfig(
+            name=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}",
+            storage_path=str((spec.work_dir / RAY_TRAIN_DIR).resolve()),
+            failure_config=FailureConfig(max_failures=0),
+        ),
     )
     try:
         trainer.fit()
@@ -82,11 +86,20 @@ def _train_rank(config: dict[str, Any]) -> None:
     from ablate.trial.train import train_rank
 
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids()) or "none"
-    train_rank(config["spec"], config["tracking_uri"], config["experiment_id"], config["run_id"], config["resume"],
-               placement={tags.GPU_IDS: gpu_ids})
+    train_rank(
+        config["spec"],
+        config["tracking_uri"],
+        config["experiment_id"],
+        config["run_id"],
+        config["resume"],
+        placement={tags.GPU_IDS: gpu_ids},
+    )
 
 
 def launch_on_workers(spec: TrialSpec, tracking_uri: str, experiment_id: str, run_id: str, resume: bool) -> None:
     """What `train_trial` calls for a trial of several workers, with its run already open."""
-    run_on_workers(spec, _train_rank, dict(spec=spec, tracking_uri=tracking_uri, experiment_id=experiment_id,
-                                           run_id=run_id, resume=resume))
+    run_on_workers(
+        spec,
+        _train_rank,
+        dict(spec=spec, tracking_uri=tracking_uri, experiment_id=experiment_id, run_id=run_id, resume=resume),
+    )

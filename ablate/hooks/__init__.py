@@ -2,7 +2,7 @@
 predictions and the per-image table, training pressure, `best.pth`, the non-finite-loss
 guard, the precision trained in, the measured latency and the training speed. Importing registers them in `HOOKS`."""
 
-from ablate.hooks.checkpoint import BEST_CHECKPOINT, BestCheckpointHook, link_or_copy
+from ablate.hooks.checkpoint import BestCheckpointHook
 from ablate.hooks.complexity import ComplexityHook
 from ablate.hooks.distributed import SyncNormStatsHook
 from ablate.hooks.evaluation import PREDICTIONS_DIR, WORST_DIR, FinalEvalHook, PredictionHook, colorize
@@ -14,7 +14,6 @@ from ablate.hooks.speed import SpeedHook
 from ablate.hooks.stored_checkpoint import StoredCheckpointHook
 
 __all__ = [
-    "BEST_CHECKPOINT",
     "PREDICTIONS_DIR",
     "WORST_DIR",
     "BestCheckpointHook",
@@ -30,5 +29,4 @@ __all__ = [
     "SyncNormStatsHook",
     "TrainingPressureHook",
     "colorize",
-    "link_or_copy",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +9,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-BEST_CHECKPOINT = "best.pth"
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """Atomically make `target` the same file as `source` (hard link, else a copy)."""
-    tmp = target.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+from ablate.tracking.checkpoints import BEST_CHECKPOINT
+from ablate.util.files import atomic_link
 
 
 @HOOKS.register_module()
@@ -32,10 +20,16 @@ class BestCheckpointHook(Hook):
     priority = "LOW"
 
     def after_train(self, runner: Any) -> None:
-        if not is_main_process():  # checkpoints are saved by rank 0 of a DDP trial only
-            return
-        work_dir = Path(runner.work_dir)
-        best = runner.message_hub.get_info("best_ckpt")
-        source = Path(best) if best else work_dir / f"iter_{runner.max_iters}.pth"
-        if source.exists():
-            link_or_copy(source, work_dir / BEST_CHECKPOINT)
+        if is_main_process():  # checkpoints are saved by rank 0 of a DDP trial only
+            name_best(runner)
+
+
+def name_best(runner: Any) -> Path:
+    """Make `best.pth` the checkpoint CheckpointHook kept as best, else the last one; idempotent,
+    so every hook that needs the file calls it rather than counting on running after another."""
+    work_dir = Path(runner.work_dir)
+    best = runner.message_hub.get_info("best_ckpt")
+    source = Path(best) if best else work_dir / f"iter_{runner.max_iters}.pth"
+    if source.exists():
+        atomic_link(source, work_dir / BEST_CHECKPOINT)
+    return work_dir / BEST_CHECKPOINT

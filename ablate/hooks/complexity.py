@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
@@ -20,7 +21,7 @@ class ComplexityHook(TrackedHook):
 
     priority = "LOW"
 
-    def __init__(self, image_size: Sequence[int], tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+    def __init__(self, image_size: Sequence[int], tracking_uri: str | None = None, run_id: str | None = None) -> None:
         super().__init__(tracking_uri, run_id)
         self.height, self.width = (int(v) for v in image_size)
 

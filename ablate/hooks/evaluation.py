@@ -16,22 +16,26 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from mmengine.dist import is_main_process
 from mmengine.registry import HOOKS
 
+from ablate.config import keys
 from ablate.data import IGNORE_INDEX, PALETTE
 from ablate.metrics.iou import PER_IMAGE_INFO, image_scores
+from ablate.statistics.per_image import PER_IMAGE_FILE, WORST_DIR, PerImageTable, write_table
 from ablate.tracking.hook import TrackedHook, numbers
-from ablate.tracking.per_image import PER_IMAGE_FILE, WORST_DIR, PerImageTable, write_table
 from ablate.trial.progress_file import PHASE_INFO
 
 PREDICTIONS_DIR = "predictions"
 WORST_IMAGES = 4
+# PNG encoding releases the GIL: the images are written beside the evaluation, not after it.
+_WRITERS = 4
 
 
 def colorize(label: np.ndarray) -> Any:
@@ -49,7 +53,7 @@ def final(runner: Any) -> bool:
 
 def tta_follows(runner: Any) -> bool:
     """The test-time-augmented test after training will be the final evaluation."""
-    return runner.cfg.get("ablate_final_eval") == "tta"
+    return runner.cfg.get(keys.FINAL_EVAL) == keys.FINAL_EVAL_TTA
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def _same_size(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
         return pred
     from PIL import Image
 
-    return np.array(Image.fromarray(pred.astype(np.uint8)).resize(truth.shape[::-1], Image.NEAREST))
+    return np.array(Image.fromarray(pred.astype(np.uint8)).resize(truth.shape[::-1], Image.Resampling.NEAREST))
 
 
 def _write(out_dir: Path, stem: str, img_path: str, truth: np.ndarray, pred: np.ndarray) -> None:
@@ -99,12 +103,17 @@ class PredictionHook(TrackedHook):
     (`per_image.csv`).
 
     The worst images are picked while the evaluation runs, holding at most `worst` predictions, so
-    the failure gallery costs no second pass over the data."""
+    the failure gallery costs no second pass over the data. The PNGs are encoded in a few threads
+    while the evaluation goes on, and all written before any is logged."""
 
     priority = "LOW"
 
     def __init__(
-        self, count: int = 3, worst: int = WORST_IMAGES, tracking_uri: Optional[str] = None, run_id: Optional[str] = None,
+        self,
+        count: int = 3,
+        worst: int = WORST_IMAGES,
+        tracking_uri: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         super().__init__(tracking_uri, run_id)
         self.count = count
@@ -112,12 +121,32 @@ class PredictionHook(TrackedHook):
         self._saved = 0
         self._worst: list[_Candidate] = []
         self._ignore_index = IGNORE_INDEX
+        self._pool: ThreadPoolExecutor | None = None
+        self._writes: list[Future] = []
+
+    def _write(self, *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="ablate-predictions")
+        self._writes.append(self._pool.submit(_write, *args))
+
+    def _written(self) -> None:
+        """Every PNG submitted so far is on disk (a failed write raises here, as it did inline)."""
+        writes, self._writes = self._writes, []
+        try:
+            for write in writes:
+                write.result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def _start(self, runner: Any) -> None:
         self._saved = 0
         self._worst = []
         evaluator = runner.cfg.get("val_evaluator") or {}
-        self._ignore_index = int(evaluator.get("ignore_index", IGNORE_INDEX)) if isinstance(evaluator, dict) else IGNORE_INDEX
+        self._ignore_index = (
+            int(evaluator.get("ignore_index", IGNORE_INDEX)) if isinstance(evaluator, dict) else IGNORE_INDEX
+        )
         if is_main_process():
             shutil.rmtree(Path(runner.work_dir) / WORST_DIR, ignore_errors=True)
         runner.message_hub.update_info(PER_IMAGE_INFO, None, resumed=False)
@@ -133,7 +162,13 @@ class PredictionHook(TrackedHook):
             stem = Path(img_path).stem
             gt_path = sample.metainfo.get("seg_map_path")
             if self._saved < self.count and gt_path and is_main_process():  # rank 0's share, in DDP
-                _write(out_dir, stem, img_path, np.array(Image.open(gt_path)), sample.pred_sem_seg.data[0].cpu().numpy())
+                self._write(
+                    out_dir,
+                    stem,
+                    img_path,
+                    np.array(Image.open(gt_path)),
+                    sample.pred_sem_seg.data[0].cpu().numpy().copy(),
+                )
                 self._saved += 1
             if self.worst > 0 and "gt_sem_seg" in sample:
                 self._consider(stem, img_path, sample)
@@ -158,8 +193,9 @@ class PredictionHook(TrackedHook):
         seen = {c.key: c for part in all_gather_object(self._worst) for c in part}  # padding repeats images
         self._worst = sorted(seen.values(), key=lambda c: c.key)[: self.worst] if is_main_process() else []
         for candidate in self._worst:
-            _write(work_dir / WORST_DIR, candidate.key[1], candidate.img_path, candidate.truth, candidate.pred)
+            self._write(work_dir / WORST_DIR, candidate.key[1], candidate.img_path, candidate.truth, candidate.pred)
         self._worst = []
+        self._written()
         for name in (PREDICTIONS_DIR, WORST_DIR):
             if (work_dir / name).is_dir() and any((work_dir / name).iterdir()):
                 self.log_artifacts(str(work_dir / name), name)
@@ -180,7 +216,7 @@ class PredictionHook(TrackedHook):
         if self._final_val(runner):
             self._save(runner, outputs)
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         if self._final_val(runner):
             self._finish(runner)
 
@@ -190,7 +226,7 @@ class PredictionHook(TrackedHook):
     def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         self._save(runner, outputs)
 
-    def after_test_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+    def after_test_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         self._finish(runner)
 
 
@@ -201,11 +237,11 @@ class FinalEvalHook(TrackedHook):
 
     priority = "LOWEST"
 
-    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, run_id: str | None = None) -> None:
         super().__init__(tracking_uri, run_id)
-        self._final_metrics: Optional[dict[str, float]] = None
+        self._final_metrics: dict[str, float] | None = None
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         if final(runner) and metrics:
             self._final_metrics = numbers(metrics)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -17,7 +17,9 @@ class NonFiniteLossError(RuntimeError):
 class NonFiniteLossHook(Hook):
     priority = "HIGHEST"
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Optional[dict] = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None
+    ) -> None:
         loss = (outputs or {}).get("loss")
         if loss is None:
             return

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from mmengine.registry import HOOKS
 
@@ -10,6 +11,7 @@ from ablate.analysis.latency import Budget, cached_latency
 from ablate.config.precision import trained_precision
 from ablate.tracking import tags as T
 from ablate.tracking.hook import TrackedHook
+from ablate.util.text import one_line
 
 
 @HOOKS.register_module()
@@ -26,8 +28,13 @@ class LatencyHook(TrackedHook):
 
     priority = "LOWEST"
 
-    def __init__(self, image_size: Sequence[int], tracking_uri: Optional[str] = None, run_id: Optional[str] = None,
-                 max_s: float = Budget.max_s) -> None:
+    def __init__(
+        self,
+        image_size: Sequence[int],
+        tracking_uri: str | None = None,
+        run_id: str | None = None,
+        max_s: float = Budget.max_s,
+    ) -> None:
         super().__init__(tracking_uri, run_id)
         self.height, self.width = (int(v) for v in image_size)
         self.budget = Budget(max_s=max_s)
@@ -44,7 +51,7 @@ class LatencyHook(TrackedHook):
         try:
             result = cached_latency(runner.cfg, model, self.height, self.width, precision, self.budget)
         except Exception as exc:  # the trained model and its numbers stand without a latency
-            problem = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            problem = one_line(exc)
             runner.logger.warning(f"latency not measured: {problem}")
             self.log_tags({T.LATENCY_ERROR: problem})
             return

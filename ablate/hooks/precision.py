@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from mmengine.dist import is_main_process
 from mmengine.registry import HOOKS
 
-from ablate.config.precision import FP32, runner_precision
+from ablate.config.precision import runner_precision
 from ablate.tracking import tags as T
 from ablate.tracking.hook import TrackedHook
-from ablate.trial.progress_file import read_progress, write_progress
 
 
 @HOOKS.register_module()
 class PrecisionHook(TrackedHook):
     """Tags `ablate.amp` (asked for), `ablate.precision` (trained in) and, when the two differ,
     `ablate.amp_fallback` (why); a fallback is also a warning in the training log and shows in
-    the board's device column, so a bf16 study run on a CPU never passes for a bf16 result."""
+    the board's device column (`ProgressFileHook`), so a bf16 study run on a CPU never passes for a
+    bf16 result."""
 
-    priority = "HIGH"
-
-    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, run_id: str | None = None) -> None:
         super().__init__(tracking_uri, run_id)
 
     def before_run(self, runner: Any) -> None:
@@ -32,9 +28,3 @@ class PrecisionHook(TrackedHook):
             values[T.AMP_FALLBACK] = precision.fallback
             runner.logger.warning(f"budget.amp is {precision.requested}, but {precision.fallback}")
         self.log_tags(values)
-        if is_main_process() and (precision.fallback or precision.effective != FP32):
-            work_dir = Path(runner.work_dir)
-            progress = read_progress(work_dir)
-            if progress.get("device"):
-                progress["device"] = f"{progress['device']} {precision.describe()}"
-                write_progress(work_dir, progress)

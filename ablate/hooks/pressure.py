@@ -17,7 +17,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.registry import HOOKS
 
@@ -53,11 +53,11 @@ class TrainingPressureHook(TrackedHook):
 
     priority = "VERY_LOW"  # starts after the FLOPs count, ends before the post-train evaluations
 
-    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, run_id: str | None = None) -> None:
         super().__init__(tracking_uri, run_id)
-        self._started: Optional[float] = None
+        self._started: float | None = None
         self._start_iter = 0
-        self._val_started: Optional[float] = None
+        self._val_started: float | None = None
         self._val_s = 0.0
 
     def before_train(self, runner: Any) -> None:
@@ -98,7 +98,8 @@ class TrainingPressureHook(TrackedHook):
         elapsed = max(time.perf_counter() - float(self._started or 0.0) - self._val_s, 1e-9)
         peak = torch.tensor(
             [torch.cuda.max_memory_allocated(device) / GIB if on_gpu else peak_rss_gb()],
-            dtype=torch.float64, device=device if on_gpu else "cpu",
+            dtype=torch.float64,
+            device=device if on_gpu else "cpu",
         )
         dist.all_reduce(peak, op="max")  # nothing happens outside a distributed run
         batch = int(getattr(runner.train_dataloader, "batch_size", None) or 1) * dist.get_world_size()

@@ -12,7 +12,7 @@ Logged once, after training, with the device it trained on (`ablate.device_kind`
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.registry import HOOKS
 
@@ -28,13 +28,13 @@ class SpeedHook(TrackedHook):
 
     priority = "VERY_LOW"
 
-    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, run_id: str | None = None) -> None:
         super().__init__(tracking_uri, run_id)
-        self._last: Optional[float] = None
+        self._last: float | None = None
         self._iters = 0
         self._steady_s = 0.0  # iterations after the first
         self._first_s = 0.0
-        self._val_started: Optional[float] = None
+        self._val_started: float | None = None
         self._val_since_last = 0.0
         self._val_s = 0.0
         self._val_runs = 0
@@ -77,12 +77,15 @@ class SpeedHook(TrackedHook):
         from ablate.analysis.latency import device_label
 
         per_iter = self._steady_s / (self._iters - 1) if self._iters > 1 else self._first_s
-        self.log_metrics({
-            S_PER_ITER: round(per_iter, 6),
-            VAL_S: round(self._val_s / self._val_runs, 4) if self._val_runs else 0.0,
-            VAL_RUNS: float(self._val_runs),
-            TIMED_ITERS: float(self._iters),
-        }, step=runner.iter)
+        self.log_metrics(
+            {
+                S_PER_ITER: round(per_iter, 6),
+                VAL_S: round(self._val_s / self._val_runs, 4) if self._val_runs else 0.0,
+                VAL_RUNS: float(self._val_runs),
+                TIMED_ITERS: float(self._iters),
+            },
+            step=runner.iter,
+        )
         model = runner.model
         device = next(model.parameters()).device if any(True for _ in model.parameters()) else "cpu"
         self.log_tags({T.DEVICE_KIND: device_label(device)})

@@ -12,7 +12,7 @@ every labelled pixel of the batch (hundreds of thousands at full size), far past
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +22,13 @@ from mmseg.registry import MODELS
 
 @MODELS.register_module()
 class BalancedCrossEntropyLoss(CrossEntropyLoss):
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         cls_score: torch.Tensor,
         label: torch.Tensor,
-        weight: Optional[torch.Tensor] = None,
-        avg_factor: Optional[float] = None,
-        reduction_override: Optional[str] = None,
+        weight: torch.Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
         ignore_index: int = 255,
         **kwargs: Any,
     ) -> torch.Tensor:

@@ -31,8 +31,9 @@ class ChannelWiseDivergence(nn.Module):
         align_corners: Used when the student's map is resized to the teacher's size.
     """
 
-    def __init__(self, tau: float = 4.0, loss_weight: float = 3.0, align_corners: bool = False,
-                 loss_name: str = "loss_cwd") -> None:
+    def __init__(
+        self, tau: float = 4.0, loss_weight: float = 3.0, align_corners: bool = False, loss_name: str = "loss_cwd"
+    ) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f"tau must be > 0, got {tau}")

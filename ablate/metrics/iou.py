@@ -6,7 +6,7 @@ numbers would never reach MLflow or the report. This subclass returns them as `I
 ground truth).
 
 The intersections and unions mmseg keeps per image are also turned into a per-image table (see
-`ablate.tracking.per_image` for what an image's mIoU means), from the same pass: the summary
+`ablate.statistics.per_image` for what an image's mIoU means), from the same pass: the summary
 numbers `image_mIoU` (mean over images), `worst10_mIoU` (mean of the worst 10% of images) and
 `min_class_IoU` are returned with the others, and the table is left in the runner's MessageHub
 under `PER_IMAGE_INFO` for the hook that writes the final evaluation's artifacts.
@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from mmengine.logging import MessageHub, print_log
 from mmseg.evaluation.metrics import IoUMetric
 from mmseg.registry import METRICS
 
-from ablate.tracking.per_image import ImageScore, PerImageTable, metric_key, worst_fraction_mean
+from ablate.statistics.per_image import ImageScore, PerImageTable, metric_key, worst_fraction_mean
 
 PER_IMAGE_INFO = "ablate.per_image"
 
@@ -106,8 +107,11 @@ class PerClassIoUMetric(IoUMetric):
         metrics.update(self._summary(table, [metrics[metric_key("IoU", c)] for c in classes]))
         shown = ", ".join(f"{c}={metrics[metric_key('IoU', c)]:.1f}" for c in classes)
         print_log(f"per-class IoU: {shown}", logger="current")
-        print_log(f"per-image: mean mIoU {metrics['image_mIoU']:.2f}, worst 10% {metrics['worst10_mIoU']:.2f} "
-                  f"over {len(table.rows)} images", logger="current")
+        print_log(
+            f"per-image: mean mIoU {metrics['image_mIoU']:.2f}, worst 10% {metrics['worst10_mIoU']:.2f} "
+            f"over {len(table.rows)} images",
+            logger="current",
+        )
         MessageHub.get_current_instance().update_info(PER_IMAGE_INFO, table, resumed=False)
         return metrics
 
@@ -119,7 +123,10 @@ class PerClassIoUMetric(IoUMetric):
         names = [r[4] if len(r) > 4 and r[4] else f"image_{i}" for i, r in enumerate(results)]
         rows = tuple(
             ImageScore(
-                image=names[i], miou=float(scores.miou[i]), aacc=float(scores.aacc[i]), pixels=int(scores.pixels[i]),
+                image=names[i],
+                miou=float(scores.miou[i]),
+                aacc=float(scores.aacc[i]),
+                pixels=int(scores.pixels[i]),
                 class_iou=tuple(float(v) for v in scores.class_iou[i]),
                 extra=tuple(c for c, flag in zip(classes, scores.extra[i]) if flag),
             )

@@ -29,7 +29,7 @@ Keeping the encoder a registered backbone that returns every stage lets the usua
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,9 +62,9 @@ class PlainFCNEncoder(BaseModule):
         num_convs: Sequence[int] = (2, 2, 2, 2),
         bottleneck_kernels: Sequence[int] = (3, 1),
         out_indices: Sequence[int] = (0, 1, 2, 3, 4),
-        norm_cfg: Optional[ConfigDict] = None,
-        act_cfg: Optional[ConfigDict] = None,
-        init_cfg: Optional[ConfigDict | list[ConfigDict]] = None,
+        norm_cfg: ConfigDict | None = None,
+        act_cfg: ConfigDict | None = None,
+        init_cfg: ConfigDict | list[ConfigDict] | None = None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(channels) != len(num_convs) + 1:
@@ -78,8 +78,9 @@ class PlainFCNEncoder(BaseModule):
         self.out_indices = tuple(out_indices)
 
         def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> ConvModule:
-            return ConvModule(c_in, c_out, kernel, stride=stride, padding=kernel // 2,
-                              norm_cfg=norm_cfg, act_cfg=act_cfg)
+            return ConvModule(
+                c_in, c_out, kernel, stride=stride, padding=kernel // 2, norm_cfg=norm_cfg, act_cfg=act_cfg
+            )
 
         self.stages = nn.ModuleList()
         c_in = in_channels
@@ -105,13 +106,24 @@ class PlainFCNEncoder(BaseModule):
 class _UpStage(nn.Module):
     """Deconvolution to the skip's stride and channels, crop to its size, add it, then convs."""
 
-    def __init__(self, c_in: int, c_skip: int, c_out: int, *, kernel: int, num_convs: int,
-                 skip: bool, norm_cfg: Optional[ConfigDict], act_cfg: Optional[ConfigDict]) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        c_skip: int,
+        c_out: int,
+        *,
+        kernel: int,
+        num_convs: int,
+        skip: bool,
+        norm_cfg: ConfigDict | None,
+        act_cfg: ConfigDict | None,
+    ) -> None:
         super().__init__()
         self.skip = skip
         pad = (kernel - 1) // 2  # with output_padding below: exactly 2x the input size
-        self.deconv = nn.ConvTranspose2d(c_in, c_skip, kernel, stride=2, padding=pad,
-                                         output_padding=2 * pad - (kernel - 2), bias=norm_cfg is None)
+        self.deconv = nn.ConvTranspose2d(
+            c_in, c_skip, kernel, stride=2, padding=pad, output_padding=2 * pad - (kernel - 2), bias=norm_cfg is None
+        )
         self.norm = build_norm_layer(norm_cfg, c_skip)[1] if norm_cfg is not None else nn.Identity()
         self.act = build_activation_layer(act_cfg) if act_cfg is not None else nn.Identity()
         convs = []
@@ -164,9 +176,18 @@ class PlainFCNDecoderHead(BaseDecodeHead):
         self.up_stages = nn.ModuleList()
         for i in range(len(chans) - 1, 0, -1):
             c_out = self.channels if i == 1 else chans[i - 1]
-            self.up_stages.append(_UpStage(chans[i], chans[i - 1], c_out, kernel=upsample_kernel,
-                                           num_convs=num_convs, skip=skip,
-                                           norm_cfg=self.norm_cfg, act_cfg=self.act_cfg))
+            self.up_stages.append(
+                _UpStage(
+                    chans[i],
+                    chans[i - 1],
+                    c_out,
+                    kernel=upsample_kernel,
+                    num_convs=num_convs,
+                    skip=skip,
+                    norm_cfg=self.norm_cfg,
+                    act_cfg=self.act_cfg,
+                )
+            )
 
     def _forward_feature(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         feats = self._transform_inputs(inputs)

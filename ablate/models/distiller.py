@@ -26,8 +26,9 @@ must predict the same classes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 from mmengine.config import ConfigDict
@@ -41,12 +42,12 @@ from torch import nn
 import ablate.losses  # noqa: F401  (registers ChannelWiseDivergence)
 
 
-def load_teacher(model: dict, checkpoint: str) -> nn.Module:
+def load_teacher(model: dict, checkpoint: str) -> EncoderDecoder:
     """Build the teacher, load every one of its weights, freeze it and put it in eval mode."""
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from ablate.compat import install_checkpoint_loader
-    from ablate.tricks.distill import plain_model_config
+    from ablate.config.distillation import plain_model_config
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -55,7 +56,7 @@ def load_teacher(model: dict, checkpoint: str) -> nn.Module:
     install_checkpoint_loader()  # weights-only loading of mmengine checkpoints (ablate.compat)
     loaded = CheckpointLoader.load_checkpoint(str(path), map_location="cpu")
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
     missing, _unexpected = teacher.load_state_dict(state, strict=False)
     if missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
@@ -89,9 +90,9 @@ class DistillEncoderDecoder(EncoderDecoder):
     def __init__(
         self,
         teacher: dict,
-        distill_loss: Optional[dict] = None,
+        distill_loss: dict | None = None,
         distill_features: Sequence[dict] = (),
-        feature_loss: Optional[dict] = None,
+        feature_loss: dict | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,18 +106,19 @@ class DistillEncoderDecoder(EncoderDecoder):
             self.feature_loss = MODELS.build(feature_loss or distill_loss)
             self.distill_adapters = nn.ModuleList(
                 nn.Conv2d(int(f["student_channels"]), int(f["teacher_channels"]), 1)
-                if int(f["student_channels"]) != int(f["teacher_channels"]) else nn.Identity()
+                if int(f["student_channels"]) != int(f["teacher_channels"])
+                else nn.Identity()
                 for f in distill_features
             )
         # the teacher lives in a plain attribute, outside the module tree (see the module docstring)
         self.__dict__["_teacher"] = None
 
     @property
-    def teacher(self) -> Optional[nn.Module]:
+    def teacher(self) -> EncoderDecoder | None:
         """The loaded teacher, or None before the first training step."""
         return self.__dict__["_teacher"]
 
-    def teacher_on(self, device: torch.device) -> nn.Module:
+    def teacher_on(self, device: torch.device) -> EncoderDecoder:
         """The teacher on the student's device; `model.to()` cannot reach it, so it follows here."""
         teacher = self.__dict__["_teacher"]
         if teacher is None:

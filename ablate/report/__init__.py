@@ -9,14 +9,20 @@ from ablate.report.choice import Choice, choice_csv, choice_table, choices
 from ablate.report.collect import Collection, Excluded, TrialRun, TuneRun, collect, runs_frame
 from ablate.report.folder import FORMATS, parse_formats
 from ablate.report.groups import FAMILIES, ModelRow, model_rows
-from ablate.report.ladder import Ladder, LadderStep, ladders
+from ablate.report.ladder_tables import class_delta_csv, class_effects_table, ladder_csv, ladder_table
+from ablate.report.latex import latex_escape
+from ablate.report.model_table import table1, table1_csv
 from ablate.report.speed import LatencyView, latency_view
-from ablate.report.stats import (
+from ablate.report.tables import Table
+from ablate.statistics import (
     Comparison,
+    Ladder,
+    LadderStep,
     Summary,
     adjust,
     compare,
     holm,
+    ladders,
     paired_t,
     pareto_front,
     permutation_p,
@@ -24,16 +30,6 @@ from ablate.report.stats import (
     seeds_for_power,
     summarize,
     welch,
-)
-from ablate.report.tables import (
-    Table,
-    class_delta_csv,
-    class_effects_table,
-    ladder_csv,
-    ladder_table,
-    latex_escape,
-    table1,
-    table1_csv,
 )
 
 __all__ = [

@@ -14,14 +14,14 @@ import csv
 import io
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 from ablate.report.folder import Writer, slug
-from ablate.report.groups import ModelRow, mean_of
+from ablate.report.groups import ModelRow
 from ablate.report.html import Section
-from ablate.report.stats import pareto_front
 from ablate.report.tables import CHECK, Table, fmt, fmt_duration, fmt_mean_std, raw_number
+from ablate.statistics import mean_of, pareto_front
 
 LATENCY, FLOPS = "latency", "FLOPs"
 
@@ -109,18 +109,40 @@ def _memory(item: Choice) -> str:
 
 
 HEADER = [
-    "Model", "mIoU (%)", "n", "Worst 10% (%)", "Min class IoU (%)", "FLOPs (G)", "Latency (ms)", "FPS",
-    "Peak mem. (GiB)", "Train time", "Train img/s", "Pareto",
+    "Model",
+    "mIoU (%)",
+    "n",
+    "Worst 10% (%)",
+    "Min class IoU (%)",
+    "FLOPs (G)",
+    "Latency (ms)",
+    "FPS",
+    "Peak mem. (GiB)",
+    "Train time",
+    "Train img/s",
+    "Pareto",
 ]
+
+
+PAPER_CAPTION = "Which model: accuracy, robustness and cost."
 
 
 def choice_table(study: str, items: Sequence[Choice], multi: bool = False) -> Table:
     axis, device = cost_axis(items), latency_device(items)
     body = [
         [
-            c.row.label, fmt_mean_std(c.row.miou.mean, c.row.miou.std) + ("†" if c.row.tta else ""), str(c.row.miou.n),
-            fmt(c.worst10_miou), fmt(c.min_class_iou), fmt(c.row.flops_g, 1), fmt(c.latency_ms, 1), fmt(c.fps, 1),
-            _memory(c), fmt_duration(c.train_time_s), fmt(c.train_images_per_s, 1), CHECK if c.pareto else "",
+            c.row.label,
+            fmt_mean_std(c.row.miou.mean, c.row.miou.std) + ("†" if c.row.tta else ""),
+            str(c.row.miou.n),
+            fmt(c.worst10_miou),
+            fmt(c.min_class_iou),
+            fmt(c.row.flops_g, 1),
+            fmt(c.latency_ms, 1),
+            fmt(c.fps, 1),
+            _memory(c),
+            fmt_duration(c.train_time_s),
+            fmt(c.train_images_per_s, 1),
+            CHECK if c.pareto else "",
         ]
         for c in items
     ]
@@ -132,7 +154,8 @@ def choice_table(study: str, items: Sequence[Choice], multi: bool = False) -> Ta
         "class; FLOPs of one inference pass; latency and FPS as measured"
         + (f" on {', '.join(devices)}" if devices else "")
         + "; peak memory while training (GPU: torch max allocated per GPU, RSS: peak resident memory of a CPU run); "
-        "train time of the training loop without validation and its images per second. Means over seeds; blank: not logged. "
+        "train time of the training loop without validation and its images per second. "
+        "Means over seeds; blank: not logged. "
         f"Pareto: on the front of mIoU against {against} within this study."
     )
     notes = ["† multi-scale (+flip) test-time augmentation."] if any(c.row.tta for c in items) else []
@@ -149,16 +172,45 @@ def choice_csv(items: Sequence[Choice]) -> str:
     axis = cost_axis(items)
     axis = f"latency on {latency_device(items)}" if axis == LATENCY else axis
     header = [
-        "experiment", "model", "trial", "miou_mean", "miou_std", "n", "worst10_miou", "min_class_iou", "flops_g",
-        "latency_ms", "fps", "latency_device", "peak_mem_gb", "peak_mem_kind", "train_time_s", "train_images_per_s",
-        "pareto", "pareto_axis",
+        "experiment",
+        "model",
+        "trial",
+        "miou_mean",
+        "miou_std",
+        "n",
+        "worst10_miou",
+        "min_class_iou",
+        "flops_g",
+        "latency_ms",
+        "fps",
+        "latency_device",
+        "peak_mem_gb",
+        "peak_mem_kind",
+        "train_time_s",
+        "train_images_per_s",
+        "pareto",
+        "pareto_axis",
     ]
     rows = [
         [
-            c.row.experiment, c.row.label, c.row.trial_name, raw_number(c.row.miou.mean), raw_number(c.row.miou.std),
-            c.row.miou.n, raw_number(c.worst10_miou), raw_number(c.min_class_iou), raw_number(c.row.flops_g),
-            raw_number(c.latency_ms), raw_number(c.fps), c.latency_device, raw_number(c.peak_mem_gb), c.peak_mem_kind,
-            raw_number(c.train_time_s), raw_number(c.train_images_per_s), c.pareto, axis,
+            c.row.experiment,
+            c.row.label,
+            c.row.trial_name,
+            raw_number(c.row.miou.mean),
+            raw_number(c.row.miou.std),
+            c.row.miou.n,
+            raw_number(c.worst10_miou),
+            raw_number(c.min_class_iou),
+            raw_number(c.row.flops_g),
+            raw_number(c.latency_ms),
+            raw_number(c.fps),
+            c.latency_device,
+            raw_number(c.peak_mem_gb),
+            c.peak_mem_kind,
+            raw_number(c.train_time_s),
+            raw_number(c.train_images_per_s),
+            c.pareto,
+            axis,
         ]
         for c in items
     ]
@@ -181,7 +233,7 @@ def section(rows: Sequence[ModelRow], writer: Writer, multi: bool) -> Section:
         name, where = (f"choice-{slug(study)}", f" ({study})") if multi else ("choice", "")
         s.links += [
             (f"Markdown{where}", writer.text(f"{name}.md", table.markdown())),
-            (f"LaTeX{where}", writer.text(f"{name}.tex", table.latex())),
+            (f"LaTeX{where}", writer.text(f"{name}.tex", replace(table, short=PAPER_CAPTION).latex(wide=True))),
             (f"CSV{where}", writer.text(f"{name}.csv", choice_csv(items))),
         ]
     return s

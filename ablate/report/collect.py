@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from ablate import tracking
 from ablate.errors import AblateError
-from ablate.tracking import TrialRun, TuneRun
+from ablate.tracking.records import TrialRun, TuneRun, deduplicate
 
 __all__ = ["Collection", "Excluded", "TrialRun", "TuneRun", "collect", "deduplicate", "runs_frame"]
 
@@ -39,7 +39,7 @@ class Collection:
     @property
     def table_runs(self) -> list[TrialRun]:
         """Finished, non-pretraining, non-search trials that logged an mIoU."""
-        return [r for r in self.trials if r.finished and not r.pretrain and not r.is_search and not math.isnan(r.miou)]
+        return [r for r in self.trials if r.reportable]
 
     @property
     def search_runs(self) -> list[TrialRun]:
@@ -53,7 +53,9 @@ class Collection:
             if run.is_search:
                 continue
             if not run.finished:
-                out.append(Excluded(run, run.failure or ("still running" if run.status == "RUNNING" else run.status.lower())))
+                out.append(
+                    Excluded(run, run.failure or ("still running" if run.status == "RUNNING" else run.status.lower()))
+                )
             elif math.isnan(run.miou) and not run.pretrain:
                 out.append(Excluded(run, "finished without an mIoU metric"))
         return out
@@ -63,45 +65,30 @@ class Collection:
         return sorted({r.params.get("profile", "") for r in self.table_runs})
 
 
-def deduplicate(trials: Iterable[TrialRun]) -> tuple[list[TrialRun], int]:
-    """One run per (experiment, trial id): the newest finished one, else the newest attempt.
-
-    `--rerun` and resumed trials leave several runs behind; averaging them would count one seed
-    twice, and a failure that a later attempt fixed is not a failure.
-    """
-    best: dict[tuple[str, str], TrialRun] = {}
-    total = 0
-    for run in trials:
-        total += 1
-        key = (run.experiment, run.trial_id)
-        held = best.get(key)
-        if held is None or (run.finished, run.start_time) > (held.finished, held.start_time):
-            best[key] = run
-    kept = sorted(best.values(), key=lambda r: (r.experiment, r.start_time, r.run_id))
-    return kept, total - len(kept)
-
-
 def _check_store(uri: str) -> None:
     """A missing sqlite file would be created empty by MLflow; say what is wrong instead."""
     if not tracking.store_exists(uri):
-        raise AblateError(f"{tracking.sqlite_path(uri)}: no MLflow store there; run `ablate run STUDY.yaml` first or pass --tracking-uri")
+        raise AblateError(
+            f"{tracking.sqlite_path(uri)}: no MLflow store there; "
+            "run `ablate run STUDY.yaml` first or pass --tracking-uri"
+        )
 
 
-def collect(uri: str, experiments: list[str], profile: Optional[str] = None, mlflow_client: Any = None) -> Collection:
+def collect(uri: str, experiments: list[str], profile: str | None = None) -> Collection:
     """Fetch every named experiment; raises AblateError when one is unknown or has nothing finished."""
     if not experiments:
         raise AblateError("no experiment to report on: give a study file or --experiment NAME")
     _check_store(uri)
-    mlflow_client = mlflow_client or tracking.client(uri)
+    store = tracking.RunStore.open(uri)
     trials: list[TrialRun] = []
     tunes: list[TuneRun] = []
     for name in experiments:
-        experiment = mlflow_client.get_experiment_by_name(name)
-        if experiment is None:
-            known = sorted(e.name for e in mlflow_client.search_experiments() if e.name != "Default")
+        experiment_id = store.find_experiment(name)
+        if experiment_id is None:
+            known = sorted(e for e in store.experiments().values() if e != "Default")
             hint = f" (known: {', '.join(known)})" if known else ""
             raise AblateError(f"{name}: no such experiment in {uri}{hint}; run `ablate run STUDY.yaml` first")
-        runs, tune_runs = tracking.read_experiment(mlflow_client, experiment.experiment_id, name)
+        runs, tune_runs = store.read_experiment(experiment_id, name)
         found = [r for r in runs if profile is None or r.params.get("profile") == profile]
         tunes.extend(tune_runs)
         if not any(r.finished for r in found):
@@ -119,11 +106,24 @@ def runs_frame(collection: Collection) -> Any:
     rows = []
     for run in collection.trials:
         row: dict[str, Any] = {
-            "experiment": run.experiment, "trial": run.name, "trial_id": run.trial_id, "seed": run.seed,
-            "status": run.status, "shape": run.shape, "rung": run.rung, "trick": run.trick,
-            "model": run.model, "enc_pretrained": run.enc_pretrained, "dec_pretrained": run.dec_pretrained,
-            "pretrain": run.pretrain, "tta": run.tta, "duration_s": run.duration_s, "failure": run.failure,
-            "optuna_trial": run.optuna_trial, "optuna_state": run.optuna_state, "run_id": run.run_id,
+            "experiment": run.experiment,
+            "trial": run.name,
+            "trial_id": run.trial_id,
+            "seed": run.seed,
+            "status": run.status,
+            "shape": run.shape,
+            "rung": run.rung,
+            "trick": run.trick,
+            "model": run.model,
+            "enc_pretrained": run.enc_pretrained,
+            "dec_pretrained": run.dec_pretrained,
+            "pretrain": run.pretrain,
+            "tta": run.tta,
+            "duration_s": run.duration_s,
+            "failure": run.failure,
+            "optuna_trial": run.optuna_trial,
+            "optuna_state": run.optuna_state,
+            "run_id": run.run_id,
         }
         row.update(run.metrics)
         row.update({f"param.{k}": v for k, v in run.params.items()})

@@ -7,8 +7,9 @@ report never touches a global backend or leaks open figures into a caller's sess
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -16,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ablate.report.groups import ModelRow
-from ablate.report.ladder import Ladder, LadderStep
+from ablate.statistics import Ladder, LadderStep
 
 DPI = 150
 _LABEL_ALL_BELOW = 30  # more points than this: label only the Pareto front and the best ten
@@ -48,8 +49,13 @@ def save(fig: Figure, stem: Path, formats: Sequence[str], tight: bool = False) -
 
 
 def miou_vs_cost(
-    rows: Sequence[ModelRow], front: Sequence[str], stem: Path, formats: Sequence[str],
-    cost: Callable[[ModelRow], float], xlabel: str, title: str,
+    rows: Sequence[ModelRow],
+    front: Sequence[str],
+    stem: Path,
+    formats: Sequence[str],
+    cost: Callable[[ModelRow], float],
+    xlabel: str,
+    title: str,
 ) -> list[Path]:
     """Accuracy against a cost (log scale), seeds as error bars, the Pareto front drawn."""
     points = [r for r in rows if not (math.isnan(cost(r)) or math.isnan(r.miou.mean)) and cost(r) > 0]
@@ -60,19 +66,40 @@ def miou_vs_cost(
         if not chosen:
             continue
         ax.errorbar(
-            [cost(r) for r in chosen], [r.miou.mean for r in chosen],
-            yerr=[r.miou.std or 0.0 for r in chosen], fmt=marker, color=colour, ecolor=colour,
-            elinewidth=1, capsize=3, markersize=11 if marker == "*" else 7, label=group, linestyle="none",
+            [cost(r) for r in chosen],
+            [r.miou.mean for r in chosen],
+            yerr=[r.miou.std or 0.0 for r in chosen],
+            fmt=marker,
+            color=colour,
+            ecolor=colour,
+            elinewidth=1,
+            capsize=3,
+            markersize=11 if marker == "*" else 7,
+            label=group,
+            linestyle="none",
         )
     by_label = {r.label: r for r in points}
     front_rows = [by_label[label] for label in front if label in by_label]
     if front_rows:
         ax.plot(
-            [cost(r) for r in front_rows], [r.miou.mean for r in front_rows], drawstyle="steps-post",
-            color="black", linestyle="--", linewidth=1, label="Pareto front", zorder=1,
+            [cost(r) for r in front_rows],
+            [r.miou.mean for r in front_rows],
+            drawstyle="steps-post",
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label="Pareto front",
+            zorder=1,
         )
-        ax.scatter([cost(r) for r in front_rows], [r.miou.mean for r in front_rows], s=160,
-                   facecolors="none", edgecolors="black", linewidths=1, zorder=3)
+        ax.scatter(
+            [cost(r) for r in front_rows],
+            [r.miou.mean for r in front_rows],
+            s=160,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1,
+            zorder=3,
+        )
     if len(points) <= _LABEL_ALL_BELOW:
         labelled = points
     else:
@@ -95,11 +122,22 @@ def miou_vs_flops(rows: Sequence[ModelRow], front: Sequence[str], stem: Path, fo
 
 
 def miou_vs_latency(
-    rows: Sequence[ModelRow], front: Sequence[str], stem: Path, formats: Sequence[str], device: str,
+    rows: Sequence[ModelRow],
+    front: Sequence[str],
+    stem: Path,
+    formats: Sequence[str],
+    device: str,
 ) -> list[Path]:
     """Figure 1's twin: accuracy against measured batch-1 latency on `device`."""
-    return miou_vs_cost(rows, front, stem, formats, lambda r: r.latency_ms, "latency, ms per image (log scale)",
-                        f"mIoU vs latency\n{device}")
+    return miou_vs_cost(
+        rows,
+        front,
+        stem,
+        formats,
+        lambda r: r.latency_ms,
+        "latency, ms per image (log scale)",
+        f"mIoU vs latency\n{device}",
+    )
 
 
 def _star(step: LadderStep) -> str:
@@ -133,7 +171,9 @@ def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
         ax.bar(i, step.delta, bottom=start, color=colour, width=0.6)
         if step.comparison is not None:
             low, high = start + step.comparison.ci_low, start + step.comparison.ci_high
-            ax.errorbar(i + 0.15, means[i], yerr=[[means[i] - low], [high - means[i]]], color="black", capsize=3, linewidth=1)
+            ax.errorbar(
+                i + 0.15, means[i], yerr=[[means[i] - low], [high - means[i]]], color="black", capsize=3, linewidth=1
+            )
         ax.plot([i - 1 + 0.3, i - 0.3], [start, start], color="black", linewidth=0.6)
         ax.text(i - 0.05, max(means[i], start), f"{step.delta:+.2f}{_star(step)}", ha="right", va="bottom", fontsize=8)
     last = len(steps)
@@ -142,7 +182,11 @@ def waterfall(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]:
     ax.set_xticks(range(last + 1), labels + ["final"], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(floor, max(reach) + 0.1 * span)
     ax.set_ylabel("mIoU (%)")
-    ax.set_title(f"Trick ladder ({ladder.experiment}): change per rung" + ("\n95% CI; * p (Holm) < 0.05" if ladder.tested else ""), fontsize=10)
+    ax.set_title(
+        f"Trick ladder ({ladder.experiment}): change per rung"
+        + ("\n95% CI; * p (Holm) < 0.05" if ladder.tested else ""),
+        fontsize=10,
+    )
     ax.grid(True, axis="y", alpha=0.3)
     return save(fig, stem, formats)
 
@@ -161,16 +205,29 @@ def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]
     for i, s in enumerate(steps):
         if s.comparison is not None:
             c = s.comparison
-            ax.errorbar(c.delta, i + 0.12, xerr=[[c.delta - c.ci_low], [c.ci_high - c.delta]], color="black", capsize=3, linewidth=1)
+            ax.errorbar(
+                c.delta,
+                i + 0.12,
+                xerr=[[c.delta - c.ci_low], [c.ci_high - c.delta]],
+                color="black",
+                capsize=3,
+                linewidth=1,
+            )
             reach += [abs(c.ci_low), abs(c.ci_high)]
         if not math.isnan(deltas[i]):  # on the far side of zero, clear of bar and interval
-            ax.text(0, i, f" {deltas[i]:+.2f}{_star(s)} ", va="center", ha="left" if deltas[i] < 0 else "right", fontsize=8)
+            ax.text(
+                0, i, f" {deltas[i]:+.2f}{_star(s)} ", va="center", ha="left" if deltas[i] < 0 else "right", fontsize=8
+            )
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     full = next((s.miou.mean for s in ladder.steps if s.rung == 0), float("nan"))
     ax.set_xlabel("Δ mIoU vs full recipe (points)")
-    ax.set_title(f"Recipe minus trick ({ladder.experiment}); full recipe {full:.2f}" + ("\n95% CI; * p (Holm) < 0.05" if ladder.tested else ""), fontsize=10)
+    ax.set_title(
+        f"Recipe minus trick ({ladder.experiment}); full recipe {full:.2f}"
+        + ("\n95% CI; * p (Holm) < 0.05" if ladder.tested else ""),
+        fontsize=10,
+    )
     ax.grid(True, axis="x", alpha=0.3)
     lim = max(reach) * 1.15
     ax.set_xlim(-lim, lim)
@@ -185,8 +242,14 @@ def _with_bad(name: str) -> Any:
 
 
 def class_heatmap(
-    row_labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str],
-    title: str, diverging: bool = False, significant: Optional[np.ndarray] = None,
+    row_labels: Sequence[str],
+    classes: Sequence[str],
+    matrix: np.ndarray,
+    stem: Path,
+    formats: Sequence[str],
+    title: str,
+    diverging: bool = False,
+    significant: np.ndarray | None = None,
 ) -> list[Path]:
     """Rows x classes; absolute IoU on a 0-100 scale, or signed changes centred on zero.
 
@@ -200,18 +263,39 @@ def class_heatmap(
     if diverging:
         lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
         lim = lim or 1.0
-        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("RdBu"), vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+        image = ax.imshow(
+            np.ma.masked_invalid(data),
+            cmap=_with_bad("RdBu"),
+            vmin=-lim,
+            vmax=lim,
+            aspect="auto",
+            interpolation="nearest",
+        )
         bar_label = "Δ IoU (points)"
     else:
-        image = ax.imshow(np.ma.masked_invalid(data), cmap=_with_bad("viridis"), vmin=0, vmax=100, aspect="auto", interpolation="nearest")
+        image = ax.imshow(
+            np.ma.masked_invalid(data),
+            cmap=_with_bad("viridis"),
+            vmin=0,
+            vmax=100,
+            aspect="auto",
+            interpolation="nearest",
+        )
         bar_label = "IoU (%)"
     if data.size <= 19 * 14:
         for (i, j), value in np.ndenumerate(data):
             if math.isfinite(value):
                 dark = abs(value) > 0.6 * lim if diverging else value < 55
                 text = f"{value:.0f}" if not diverging else f"{value:+.1f}"
-                ax.text(j, i, text + ("*" if marked[i, j] else ""), ha="center", va="center",
-                        fontsize=6, color="white" if dark else "black")
+                ax.text(
+                    j,
+                    i,
+                    text + ("*" if marked[i, j] else ""),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if dark else "black",
+                )
     for i, j in zip(*np.nonzero(marked)):
         frame = Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=1.4)
         frame.set_gid(f"significant-{i}-{j}")
@@ -223,7 +307,9 @@ def class_heatmap(
     return save(fig, stem, formats)
 
 
-def class_bars(labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str]) -> list[Path]:
+def class_bars(
+    labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str]
+) -> list[Path]:
     """Grouped bars: per-class IoU of a few models side by side."""
     data = np.asarray(matrix, dtype=float)
     fig = new_figure(max(9.0, 0.6 * len(classes) + 2.0), 4.2)
@@ -242,8 +328,12 @@ def class_bars(labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray
 
 
 def class_distribution(
-    classes: Sequence[str], frequencies: Sequence[float], palette: Sequence[tuple[int, int, int]], images: int,
-    stem: Path, formats: Sequence[str],
+    classes: Sequence[str],
+    frequencies: Sequence[float],
+    palette: Sequence[tuple[int, int, int]],
+    images: int,
+    stem: Path,
+    formats: Sequence[str],
 ) -> list[Path]:
     """Figure 4: how unequal the classes are, which is why class-balanced loss and OHEM help."""
     share = np.asarray(frequencies, dtype=float) * 100
@@ -264,8 +354,11 @@ def class_distribution(
 
 
 def qualitative(
-    cells: Sequence[Sequence[Optional[np.ndarray]]], row_labels: Sequence[str], col_labels: Sequence[str],
-    stem: Path, formats: Sequence[str],
+    cells: Sequence[Sequence[np.ndarray | None]],
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    stem: Path,
+    formats: Sequence[str],
 ) -> list[Path]:
     """Figure 2: test images, ground truth and each selected trial's prediction, one row per image."""
     first = next((c for row in cells for c in row if c is not None), None)

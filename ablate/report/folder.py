@@ -6,13 +6,12 @@ report folder is always complete: an error half-way leaves the previous report u
 
 from __future__ import annotations
 
-import os
-import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from ablate.errors import AblateError
+from ablate.util.files import replace_folder
 
 FORMATS = ("png", "svg", "pdf")
 MARKER = ".ablate-report"
@@ -69,14 +68,10 @@ def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise AblateError(f"{out}: exists and is not a folder; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise AblateError(f"{out}: folder exists and was not written by `ablate report`; choose another --out or empty it")
+        raise AblateError(
+            f"{out}: folder exists and was not written by `ablate report`; choose another --out or empty it"
+        )
 
 
 def move_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_folder(tmp, out)

@@ -15,9 +15,9 @@ import io
 import math
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -28,7 +28,8 @@ from ablate.report.groups import ModelRow
 from ablate.report.html import FigureRef, Section
 from ablate.report.predictions import list_predictions, load_image
 from ablate.report.tables import Table, fmt, raw_number
-from ablate.tracking.per_image import PER_IMAGE_FILE, WORST_DIR, ImageScore, PerImageTable, read_table, worst
+from ablate.statistics.per_image import PER_IMAGE_FILE, WORST_DIR, ImageScore, PerImageTable, read_table, worst
+from ablate.tracking import RunStore, TrackingUnavailable
 
 MAX_MODELS = 4
 MAX_CHECKED = 8
@@ -64,33 +65,35 @@ class Disagreement:
         return max(finite) - min(finite) if len(finite) > 1 else float("nan")
 
 
-def _table(mlflow_client: Any, run_id: str, dest: Path) -> Optional[PerImageTable]:
+def _table(store: RunStore, run_id: str, dest: Path) -> PerImageTable | None:
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        local = mlflow_client.download_artifacts(run_id, PER_IMAGE_FILE, str(dest))
+        local = store.download_artifact(run_id, PER_IMAGE_FILE, dest)
         return read_table(Path(local))
+    except TrackingUnavailable:
+        raise
     except Exception:  # no table (a run older than it) or an unreadable one: the run is skipped
         return None
 
 
-def _files(mlflow_client: Any, run_id: str) -> dict[str, dict[str, str]]:
+def _files(store: RunStore, run_id: str) -> dict[str, dict[str, str]]:
     """The worst-image PNGs first; the first-image PNGs fill in images the worst folder lacks."""
-    found = list_predictions(mlflow_client, run_id, WORST_DIR)
-    for image, kinds in list_predictions(mlflow_client, run_id).items():
+    found = list_predictions(store, run_id, WORST_DIR)
+    for image, kinds in list_predictions(store, run_id).items():
         found.setdefault(image, kinds)
     return found
 
 
-def select(rows: Sequence[ModelRow], mlflow_client: Any, workdir: Path) -> list[ModelImages]:
+def select(rows: Sequence[ModelRow], store: RunStore, workdir: Path) -> list[ModelImages]:
     """The best-seed run of the top rows by mIoU that logged a per-image table (up to MAX_MODELS)."""
     chosen: list[ModelImages] = []
     ranked = sorted((r for r in rows if not math.isnan(r.miou.mean)), key=lambda r: -r.miou.mean)
     for index, row in enumerate(ranked[:MAX_CHECKED]):
         run = row.best_run
-        table = _table(mlflow_client, run.run_id, workdir / f"table{index}")
+        table = _table(store, run.run_id, workdir / f"table{index}")
         if table is None or not any(r.ranked for r in table.rows):
             continue
-        chosen.append(ModelImages(row, run, table, _files(mlflow_client, run.run_id)))
+        chosen.append(ModelImages(row, run, table, _files(store, run.run_id)))
         if len(chosen) == MAX_MODELS:
             break
     return chosen
@@ -107,8 +110,7 @@ def disagreements(models: Sequence[ModelImages]) -> list[Disagreement]:
     scores = [m.scores for m in models]
     images = sorted({name for table in scores for name in table})
     found = [
-        Disagreement(name, [table[name].miou if name in table else float("nan") for table in scores])
-        for name in images
+        Disagreement(name, [table[name].miou if name in table else float("nan") for table in scores]) for name in images
     ]
     found = [d for d in found if not math.isnan(d.spread)]
     return sorted(found, key=lambda d: (-d.spread, d.image))
@@ -120,37 +122,42 @@ def drawable(models: Sequence[ModelImages], ranked: Sequence[Disagreement], coun
     return [d for d in ranked if all("pred" in m.files.get(d.image, {}) for m in models)][:count]
 
 
-def _image(mlflow_client: Any, models: Sequence[ModelImages], image: str, kind: str, dest: Path) -> Optional[np.ndarray]:
+def _image(store: RunStore, models: Sequence[ModelImages], image: str, kind: str, dest: Path) -> np.ndarray | None:
     """The input or ground truth of an image from whichever compared run kept it."""
     for model in models:
         artifact = model.files.get(image, {}).get(kind)
         if artifact is not None:
-            found = load_image(mlflow_client, model.run.run_id, artifact, dest)
+            found = load_image(store, model.run.run_id, artifact, dest)
             if found is not None:
                 return found
     return None
 
 
-def failure_cells(mlflow_client: Any, model: ModelImages, shown: Sequence[ImageScore], workdir: Path) -> list[list[Optional[np.ndarray]]]:
+def failure_cells(
+    store: RunStore, model: ModelImages, shown: Sequence[ImageScore], workdir: Path
+) -> list[list[np.ndarray | None]]:
     """Per worst image: the image, its ground truth and the model's prediction."""
     cells = []
     for index, score in enumerate(shown):
         kinds = model.files.get(score.image, {})
         dest = workdir / str(index)
-        cells.append([load_image(mlflow_client, model.run.run_id, kinds.get(kind), dest) for kind in ("img", "gt", "pred")])
+        cells.append([load_image(store, model.run.run_id, kinds.get(kind), dest) for kind in ("img", "gt", "pred")])
     return cells
 
 
 def disagreement_cells(
-    mlflow_client: Any, models: Sequence[ModelImages], shown: Sequence[Disagreement], workdir: Path,
-) -> list[list[Optional[np.ndarray]]]:
+    store: RunStore,
+    models: Sequence[ModelImages],
+    shown: Sequence[Disagreement],
+    workdir: Path,
+) -> list[list[np.ndarray | None]]:
     """Per image: the image, its ground truth, then every model's prediction where its run kept one."""
     cells = []
     for index, item in enumerate(shown):
         dest = workdir / str(index)
-        row = [_image(mlflow_client, models, item.image, kind, dest / kind) for kind in ("img", "gt")]
+        row = [_image(store, models, item.image, kind, dest / kind) for kind in ("img", "gt")]
         row += [
-            load_image(mlflow_client, m.run.run_id, m.files.get(item.image, {}).get("pred"), dest / str(k))
+            load_image(store, m.run.run_id, m.files.get(item.image, {}).get("pred"), dest / str(k))
             for k, m in enumerate(models)
         ]
         cells.append(row)
@@ -161,14 +168,26 @@ def failures_csv(models: Sequence[ModelImages], count: int = WORST_SHOWN) -> str
     """Every shown failure with its numbers; `saved` says whether the run kept its three PNGs."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["experiment", "model", "run_id", "rank", "image", "mIoU", "aAcc", "pixels", "extra_classes", "saved"])
+    writer.writerow(
+        ["experiment", "model", "run_id", "rank", "image", "mIoU", "aAcc", "pixels", "extra_classes", "saved"]
+    )
     for model in models:
         for rank, score in enumerate(failures(model, count), start=1):
             kinds = model.files.get(score.image, {})
-            writer.writerow([
-                model.row.experiment, model.row.label, model.run.run_id, rank, score.image, raw_number(score.miou),
-                raw_number(score.aacc), score.pixels, " ".join(score.extra), all(k in kinds for k in ("img", "gt", "pred")),
-            ])
+            writer.writerow(
+                [
+                    model.row.experiment,
+                    model.row.label,
+                    model.run.run_id,
+                    rank,
+                    score.image,
+                    raw_number(score.miou),
+                    raw_number(score.aacc),
+                    score.pixels,
+                    " ".join(score.extra),
+                    all(k in kinds for k in ("img", "gt", "pred")),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -183,7 +202,9 @@ def disagreement_table(models: Sequence[ModelImages], shown: Sequence[Disagreeme
     return Table("Disagreement", caption, header, rows, "l" + "r" * (len(models) + 1), "disagreement")
 
 
-def disagreement_csv(models: Sequence[ModelImages], ranked: Sequence[Disagreement], drawn: Sequence[Disagreement]) -> str:
+def disagreement_csv(
+    models: Sequence[ModelImages], ranked: Sequence[Disagreement], drawn: Sequence[Disagreement]
+) -> str:
     """Every image scored by two or more models, largest spread first; `drawn`: in the figure."""
     shown = {d.image for d in drawn}
     buf = io.StringIO()
@@ -194,12 +215,12 @@ def disagreement_csv(models: Sequence[ModelImages], ranked: Sequence[Disagreemen
     return buf.getvalue()
 
 
-def section(rows: Sequence[ModelRow], mlflow_client: Any, writer: Writer) -> Section:
+def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer) -> Section:
     """Per compared model its worst images, then the images the models disagree on most."""
     s = Section("Failure analysis", "failures")
     workdir = Path(tempfile.mkdtemp(prefix="ablate-failures-"))
     try:
-        models = select(rows, mlflow_client, workdir / "tables")
+        models = select(rows, store, workdir / "tables")
         if not models:
             s.notes.append(f"none of the top trials logged a {PER_IMAGE_FILE} artifact: failure gallery skipped")
             return s
@@ -210,20 +231,23 @@ def section(rows: Sequence[ModelRow], mlflow_client: Any, writer: Writer) -> Sec
         for index, model in enumerate(models):
             shown = failures(model)
             paths = figures.qualitative(
-                failure_cells(mlflow_client, model, shown, workdir / f"worst{index}"),
+                failure_cells(store, model, shown, workdir / f"worst{index}"),
                 [f"{f.image}\nmIoU {f.miou:.1f}" for f in shown],
                 ["image", "ground truth", f"prediction: {model.row.label}"],
-                writer.figure_stem(f"failures_{index}_{slug(model.row.label)}"), writer.formats,
+                writer.figure_stem(f"failures_{index}_{slug(model.row.label)}"),
+                writer.formats,
             )
-            s.figures.append(FigureRef(f"{model.row.label}: worst images (run {model.run.run_id})", writer.record(paths)))
+            s.figures.append(
+                FigureRef(f"{model.row.label}: worst images (run {model.run.run_id})", writer.record(paths))
+            )
         s.links.append(("worst images (CSV)", writer.text("failures.csv", failures_csv(models))))
-        _disagreement(s, models, mlflow_client, writer, workdir / "disagreement")
+        _disagreement(s, models, store, writer, workdir / "disagreement")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return s
 
 
-def _disagreement(s: Section, models: list[ModelImages], mlflow_client: Any, writer: Writer, workdir: Path) -> None:
+def _disagreement(s: Section, models: list[ModelImages], store: RunStore, writer: Writer, workdir: Path) -> None:
     ranked = disagreements(models)
     if not ranked:
         if len(models) > 1:
@@ -231,18 +255,26 @@ def _disagreement(s: Section, models: list[ModelImages], mlflow_client: Any, wri
         return
     drawn = drawable(models, ranked)
     s.tables.append(disagreement_table(models, ranked[:DISAGREEMENTS]))
-    s.links.append(("disagreement, every shared image (CSV)", writer.text("disagreement.csv", disagreement_csv(models, ranked, drawn))))
+    s.links.append(
+        (
+            "disagreement, every shared image (CSV)",
+            writer.text("disagreement.csv", disagreement_csv(models, ranked, drawn)),
+        )
+    )
     if not drawn:
         s.notes.append("no image has a kept prediction of every compared model: disagreement figure skipped")
         return
     paths = figures.qualitative(
-        disagreement_cells(mlflow_client, models, drawn, workdir),
+        disagreement_cells(store, models, drawn, workdir),
         [f"{d.image}\nspread {d.spread:.1f}" for d in drawn],
         ["image", "ground truth", *(m.row.label for m in models)],
-        writer.figure_stem("disagreement"), writer.formats,
+        writer.figure_stem("disagreement"),
+        writer.formats,
     )
-    s.figures.append(FigureRef(
-        "Of the images every compared run kept a prediction of (its first and worst images), those the models "
-        "disagree on most (spread: best minus worst per-image mIoU)",
-        writer.record(paths),
-    ))
+    s.figures.append(
+        FigureRef(
+            "Of the images every compared run kept a prediction of (its first and worst images), those the models "
+            "disagree on most (spread: best minus worst per-image mIoU)",
+            writer.record(paths),
+        )
+    )

@@ -1,4 +1,4 @@
-"""Runs -> the rows of Table 1 (ladders and their tests live in `ablate.report.ladder`).
+"""Runs -> the rows of Table 1 (ladders and their tests live in `ablate.statistics.ladder`).
 
 Sort order of Table 1 (kept simple and stable, so tables of different studies line up):
   1. zoo rows, by family as the paper lists them (baseline/FCN, UNet, DeepLabV3+, Swin, SegFormer,
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
-
-import numpy as np
 
 from ablate.report.collect import Collection, TrialRun
-from ablate.report.stats import Summary, summarize
+from ablate.statistics import SHAPE_ORDER, Summary, mean_of, metric_key, summarize
 
 FAMILIES = ("baseline", "UNet", "DeepLabV3+", "Swin", "SegFormer", "PSPNet")
 # Checked in this order (most specific first: UNet uses an FCN head, Swin here a SegFormer head).
@@ -30,7 +28,6 @@ _FAMILY_PATTERNS = (
     ("SegFormer", r"segformer|mit-?b\d|mixvision"),
     ("baseline", r"baseline|fcn"),
 )
-SHAPE_ORDER = {"zoo": 0, "ladder": 1, "leave_one_out": 2}
 
 
 def family(*texts: str) -> str:
@@ -40,11 +37,6 @@ def family(*texts: str) -> str:
         if re.search(pattern, text):
             return name
     return "other"
-
-
-def class_key(name: str) -> str:
-    """Metric key of a class, the way the tracker writes it (spaces -> underscores)."""
-    return name.replace(" ", "_")
 
 
 @dataclass(frozen=True)
@@ -58,13 +50,13 @@ class ModelRow:
     family: str
     enc_pretrained: bool
     dec_pretrained: bool
-    rung: Optional[int]
+    rung: int | None
     runs: tuple[TrialRun, ...]
     miou: Summary
     flops_g: float
     params_m: float
     duration_s: float
-    reference: Optional[float]
+    reference: float | None
     tta: bool
 
     @property
@@ -72,7 +64,7 @@ class ModelRow:
         return self.runs[0].name
 
     @property
-    def seeds(self) -> list[Optional[int]]:
+    def seeds(self) -> list[int | None]:
         return [r.seed for r in self.runs]
 
     @property
@@ -125,9 +117,7 @@ class ModelRow:
         """Mean IoU per class over seeds; NaN where no seed saw the class."""
         out = []
         for name in classes:
-            values = [r.metric(f"IoU.{class_key(name)}") for r in self.runs]
-            finite = [v for v in values if not math.isnan(v)]
-            out.append(float(np.mean(finite)) if finite else float("nan"))
+            out.append(mean_of([r.metric(metric_key("IoU", name)) for r in self.runs]))
         return out
 
 
@@ -136,11 +126,6 @@ def _gpus(run: TrialRun) -> str:
     if cuda:
         return str(cuda)
     return "CPU" if run.world_size == 1 else f"CPU ({run.world_size})"
-
-
-def mean_of(values: Sequence[Optional[float]]) -> float:
-    finite = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _group_key(run: TrialRun) -> tuple[str, ...]:
@@ -181,7 +166,7 @@ def _unique_labels(rows: list[ModelRow]) -> list[ModelRow]:
     return out
 
 
-def model_rows(collection: Collection, reference: Optional[Mapping[str, float]] = None) -> list[ModelRow]:
+def model_rows(collection: Collection, reference: Mapping[str, float] | None = None) -> list[ModelRow]:
     """Table 1: finished runs grouped by model variant (zoo) or trial name, in the documented order."""
     reference = reference or {}
     groups: dict[tuple[str, ...], list[TrialRun]] = {}
@@ -201,7 +186,9 @@ def model_rows(collection: Collection, reference: Optional[Mapping[str, float]] 
                 experiment=first.experiment,
                 shape=first.shape,
                 model=first.model,
-                family=family(first.model, first.name, first.params.get("backbone", ""), first.params.get("decode_head", "")),
+                family=family(
+                    first.model, first.name, first.params.get("backbone", ""), first.params.get("decode_head", "")
+                ),
                 enc_pretrained=first.enc_pretrained,
                 dec_pretrained=first.dec_pretrained,
                 rung=first.rung,

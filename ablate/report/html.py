@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
-from typing import Optional
 
 from ablate.report.tables import Table, markdown_escape
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;
+     padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{padding:.25em .7em;border-bottom:1px solid #ddd}th{border-bottom:2px solid #444;text-align:left}
@@ -33,7 +33,7 @@ class FigureRef:
     files: list[str]
 
     @property
-    def shown(self) -> Optional[str]:
+    def shown(self) -> str | None:
         for ext in (".png", ".svg"):
             for f in self.files:
                 if f.endswith(ext):
@@ -50,7 +50,7 @@ class Section:
     links: list[tuple[str, str]] = field(default_factory=list)
     figures: list[FigureRef] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    rows: Optional[tuple[list[str], list[list[str]]]] = None  # a plain header + rows listing
+    rows: tuple[list[str], list[list[str]]] | None = None  # a plain header + rows listing
 
 
 @dataclass
@@ -80,7 +80,11 @@ def _plain_rows(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _links(links: list[tuple[str, str]]) -> str:
-    return '<p class="links">' + " ".join(f'<a href="{escape(href)}">{escape(label)}</a>' for label, href in links) + "</p>"
+    return (
+        '<p class="links">'
+        + " ".join(f'<a href="{escape(href)}">{escape(label)}</a>' for label, href in links)
+        + "</p>"
+    )
 
 
 def render_html(doc: Document) -> str:
@@ -136,7 +140,8 @@ def render_markdown(doc: Document) -> str:
                 lines.append(f"![{markdown_escape(fig.caption)}]({fig.shown})")
             lines += [
                 f"*{markdown_escape(fig.caption)}* ("
-                + ", ".join(f"[{f.rsplit('.', 1)[-1]}]({f})" for f in fig.files) + ")",
+                + ", ".join(f"[{f.rsplit('.', 1)[-1]}]({f})" for f in fig.files)
+                + ")",
                 "",
             ]
         for n in s.notes:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from ablate.report.collect import TuneRun
 from ablate.report.figures import save
 from ablate.report.folder import slug
+from ablate.util.text import one_line
 
 
 @dataclass
@@ -29,7 +32,7 @@ class SearchResult:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     states: dict[str, int] = field(default_factory=dict)
-    best_value: Optional[float] = None
+    best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
     directions: list[str] = field(default_factory=list)
     metric_names: list[str] = field(default_factory=list)
@@ -69,22 +72,43 @@ def _plots(names: list[str]) -> list[tuple[str, str, Callable[[Any], Any], int]]
     from optuna.visualization import matplotlib as ovm
 
     if len(names) == 1:
-        return [("history", "optimisation history", ovm.plot_optimization_history, 1),
-                ("importance", "parameter importance", ovm.plot_param_importances, 2),
-                ("slice", "slice plot", ovm.plot_slice, 1)]
+        return [
+            ("history", "optimisation history", ovm.plot_optimization_history, 1),
+            ("importance", "parameter importance", ovm.plot_param_importances, 2),
+            ("slice", "slice plot", ovm.plot_slice, 1),
+        ]
     plots: list[tuple[str, str, Callable[[Any], Any], int]] = []
     if len(names) in (2, 3):  # Optuna draws a front in two or three dimensions
-        plots.append(("pareto", f"Pareto front ({' vs '.join(names)})",
-                      lambda s: ovm.plot_pareto_front(s, target_names=names), 1))
+        plots.append(
+            (
+                "pareto",
+                f"Pareto front ({' vs '.join(names)})",
+                lambda s: ovm.plot_pareto_front(s, target_names=names),
+                1,
+            )
+        )
     plots.append(("importance", "parameter importance per objective", ovm.plot_param_importances, 2))
     for index, name in enumerate(names):
+
         def target(trial: Any, i: int = index) -> float:
             return float(trial.values[i])
 
-        plots.append((f"history_{slug(name)}", f"optimisation history of {name}",
-                      lambda s, t=target, n=name: ovm.plot_optimization_history(s, target=t, target_name=n), 1))
-        plots.append((f"slice_{slug(name)}", f"slice plot of {name}",
-                      lambda s, t=target, n=name: ovm.plot_slice(s, target=t, target_name=n), 1))
+        plots.append(
+            (
+                f"history_{slug(name)}",
+                f"optimisation history of {name}",
+                partial(ovm.plot_optimization_history, target=target, target_name=name),
+                1,
+            )
+        )
+        plots.append(
+            (
+                f"slice_{slug(name)}",
+                f"slice plot of {name}",
+                partial(ovm.plot_slice, target=target, target_name=name),
+                1,
+            )
+        )
     return plots
 
 
@@ -99,7 +123,9 @@ def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchR
     try:
         study = load(tune)
     except Exception as exc:  # any storage/driver problem: report it, carry on
-        result.notes.append(f"Optuna study {tune.study_name!r} at {tune.storage}: cannot load ({type(exc).__name__}: {exc}); search plots skipped")
+        result.notes.append(
+            f"Optuna study {tune.study_name!r} at {tune.storage}: cannot load ({one_line(exc)}); search plots skipped"
+        )
         return result
     import optuna
 
@@ -118,13 +144,17 @@ def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchR
     elif complete:
         result.pareto = [(t.number, dict(zip(result.metric_names, t.values))) for t in study.best_trials]
         if not result.pareto:
-            result.notes.append(f"{result.label}: no complete trial satisfies the search's constraints; no Pareto front")
+            result.notes.append(
+                f"{result.label}: no complete trial satisfies the search's constraints; no Pareto front"
+            )
     plt = _pyplot()
     import matplotlib
 
     for suffix, caption, plot, needed in _plots(result.metric_names):
         if len(complete) < needed:
-            result.notes.append(f"{result.label}: {caption} needs at least {needed} complete trial(s), found {len(complete)}")
+            result.notes.append(
+                f"{result.label}: {caption} needs at least {needed} complete trial(s), found {len(complete)}"
+            )
             continue
         try:
             # Optuna switches pyplot's style globally; the context puts every rcParam back after.
@@ -140,14 +170,16 @@ def search_figures(tune: TuneRun, stem: Path, formats: Sequence[str]) -> SearchR
             result.files += files
             result.figures.append((caption, files))
         except Exception as exc:  # e.g. importance on parameters that never varied
-            result.notes.append(f"{result.label}: {caption} failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            result.notes.append(f"{result.label}: {caption} failed ({one_line(exc)})")
     return result
 
 
 def best_text(result: SearchResult) -> str:
     """The best trial of one objective, or the Pareto set of several (empty when none)."""
     if result.pareto:
-        trials = "; ".join(f"trial {n} ({', '.join(f'{k} {v:.4g}' for k, v in values.items())})" for n, values in result.pareto)
+        trials = "; ".join(
+            f"trial {n} ({', '.join(f'{k} {v:.4g}' for k, v in values.items())})" for n, values in result.pareto
+        )
         return f"Pareto front of {len(result.pareto)} trial(s): {trials}"
     if result.best_value is None or (isinstance(result.best_value, float) and math.isnan(result.best_value)):
         return ""

@@ -8,14 +8,14 @@ is one, else every Table 1 row.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ablate.report import figures
 from ablate.report.folder import Writer
 from ablate.report.groups import ModelRow
 from ablate.report.html import FigureRef, Section
-from ablate.report.stats import pareto_front
+from ablate.statistics import pareto_front
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,20 @@ def add_figure(section: Section, view: LatencyView, writer: Writer) -> None:
     scope = "zoo models" if any(r.shape == "zoo" for r in view.rows) else "table rows"
     section.paragraphs.append(
         f"Pareto front against latency on {view.device} (highest mIoU for the latency, fastest first): "
-        + ", ".join(view.front) + "."
+        + ", ".join(view.front)
+        + "."
     )
-    paths = figures.miou_vs_latency(view.rows, view.front, writer.figure_stem("miou_vs_latency"), writer.formats,
-                                    view.device)
-    section.figures.append(FigureRef(
-        f"mIoU of the {scope} against measured latency (batch 1, image size, each row's precision; log scale) on "
-        f"{view.device}; error bars: std over seeds; dashed: Pareto front",
-        writer.record(paths),
-    ))
+    paths = figures.miou_vs_latency(
+        view.rows, view.front, writer.figure_stem("miou_vs_latency"), writer.formats, view.device
+    )
+    section.figures.append(
+        FigureRef(
+            f"mIoU of the {scope} against measured latency (batch 1, image size, each row's precision; log scale) on "
+            f"{view.device}; error bars: std over seeds; dashed: Pareto front",
+            writer.record(paths),
+        )
+    )
     if view.elsewhere:
-        section.notes.append(f"timed on another device than {view.device}, not plotted against latency: "
-                             + ", ".join(view.elsewhere))
+        section.notes.append(
+            f"timed on another device than {view.device}, not plotted against latency: " + ", ".join(view.elsewhere)
+        )

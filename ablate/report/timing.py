@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 from ablate.report.collect import Collection, TrialRun
 from ablate.report.folder import Writer
@@ -22,8 +22,11 @@ HEADER = ["trial", "seed", "source", "estimated_s", "actual_s", "actual_over_est
 
 def timed_runs(collection: Collection) -> list[TrialRun]:
     """Finished trials that carry both an estimate and a duration."""
-    return [r for r in collection.trials
-            if r.finished and r.est_time_s is not None and r.est_time_s > 0 and r.duration_s is not None]
+    return [
+        r
+        for r in collection.trials
+        if r.finished and r.est_time_s is not None and r.est_time_s > 0 and r.duration_s is not None
+    ]
 
 
 def _ratio(run: TrialRun) -> float:
@@ -31,9 +34,18 @@ def _ratio(run: TrialRun) -> float:
 
 
 def _rows(runs: Sequence[TrialRun], multi: bool) -> list[list[str]]:
-    return [([r.experiment] if multi else [])
-            + [r.name, "" if r.seed is None else str(r.seed), r.est_source or "?", f"{r.est_time_s:.1f}",
-               f"{r.duration_s:.1f}", f"{_ratio(r):.2f}"] for r in runs]
+    return [
+        ([r.experiment] if multi else [])
+        + [
+            r.name,
+            "" if r.seed is None else str(r.seed),
+            r.est_source or "?",
+            f"{r.est_time_s:.1f}",
+            f"{r.duration_s:.1f}",
+            f"{_ratio(r):.2f}",
+        ]
+        for r in runs
+    ]
 
 
 def section(collection: Collection, writer: Writer, multi: bool) -> Section:
@@ -45,8 +57,11 @@ def section(collection: Collection, writer: Writer, multi: bool) -> Section:
     by_source: dict[str, list[float]] = {}
     for run in runs:
         by_source.setdefault(run.est_source or "?", []).append(_ratio(run))
-    summary = "; ".join(f"{source}: {len(ratios)} trial{'s' if len(ratios) > 1 else ''}, median actual/estimated "
-                        f"{statistics.median(ratios):.2f}" for source, ratios in sorted(by_source.items()))
+    summary = "; ".join(
+        f"{source}: {len(ratios)} trial{'s' if len(ratios) > 1 else ''}, median actual/estimated "
+        f"{statistics.median(ratios):.2f}"
+        for source, ratios in sorted(by_source.items())
+    )
     s.paragraphs.append(
         "Wall time of each trial against the estimate it was launched with (earlier runs of the same model, crop "
         f"and batch in the store, a probe of the machine, or FLOPs when rough). {summary}."

@@ -12,6 +12,24 @@ from ablate.search.storage import check_storage_url, default_storage
 from ablate.search.tune import TuneOutcome, tune_study
 from ablate.study.search_schema import CROP_PARAM, PrunerSpec, SamplerSpec, SearchSpec
 
-__all__ = ["CROP_PARAM", "ParetoEntry", "PrunerSpec", "SamplerSpec", "Scores", "SearchSpec", "TuneOutcome",
-           "check_storage_url", "default_storage", "describe", "pareto_entries", "score",
-           "search_space", "searched_crop", "snippet_doc", "split_params", "tune_study", "write_pareto", "write_snippet"]
+__all__ = [
+    "CROP_PARAM",
+    "ParetoEntry",
+    "PrunerSpec",
+    "SamplerSpec",
+    "Scores",
+    "SearchSpec",
+    "TuneOutcome",
+    "check_storage_url",
+    "default_storage",
+    "describe",
+    "pareto_entries",
+    "score",
+    "search_space",
+    "searched_crop",
+    "snippet_doc",
+    "split_params",
+    "tune_study",
+    "write_pareto",
+    "write_snippet",
+]

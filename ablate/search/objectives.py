@@ -5,7 +5,6 @@ the rest from ablate's hooks)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ablate.study.search_schema import SearchSpec, violation
 
@@ -15,7 +14,7 @@ class Scores:
     """One trial against a search: `values` in objective order (None when one is missing),
     `violations` by constrained metric (Optuna's convention: <= 0 is feasible)."""
 
-    values: Optional[list[float]]
+    values: list[float] | None
     violations: dict[str, float] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
 
@@ -25,17 +24,25 @@ class Scores:
         if not self.missing:
             return ""
         names = ", ".join(f"'{m}'" for m in self.missing)
-        return (f"metric {names} not logged by the trial; an objective or constraint needs every metric it names "
-                "(e.g. mIoU, flops_g, latency_ms)")
+        return (
+            f"metric {names} not logged by the trial; an objective or constraint needs every metric it names "
+            "(e.g. mIoU, flops_g, latency_ms)"
+        )
 
 
 def score(search: SearchSpec, metrics: dict[str, float]) -> Scores:
     """The objective values and constraint violations of a trial with these final metrics."""
     missing = [name for name in dict.fromkeys([*search.objective_names, *search.constraints]) if name not in metrics]
-    violations = {name: violation(op, bound, float(metrics[name])) for name, (op, bound) in search.bounds.items()
-                  if name in metrics}
-    values = None if any(n in missing for n in search.objective_names) else [
-        float(metrics[n]) for n in search.objective_names]
+    violations = {
+        name: violation(op, bound, float(metrics[name]))
+        for name, (op, bound) in search.bounds.items()
+        if name in metrics
+    }
+    values = (
+        None
+        if any(n in missing for n in search.objective_names)
+        else [float(metrics[n]) for n in search.objective_names]
+    )
     return Scores(values, violations, tuple(missing))
 
 

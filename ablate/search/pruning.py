@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -19,8 +19,15 @@ class OptunaPruningHook(Hook):
     # trial is recorded before the trial stops.
     priority = "LOWEST"
 
-    def __init__(self, storage: str, study_name: str, trial_id: int, metric: str = "mIoU",
-                 pruner: Optional[dict[str, Any]] = None, iters: int = 1) -> None:
+    def __init__(
+        self,
+        storage: str,
+        study_name: str,
+        trial_id: int,
+        metric: str = "mIoU",
+        pruner: dict[str, Any] | None = None,
+        iters: int = 1,
+    ) -> None:
         # Optuna keeps no pruner in its storage: the worker rebuilds the driver's.
         self.pruner = pruner or {}
         self.iters = iters
@@ -33,11 +40,12 @@ class OptunaPruningHook(Hook):
     def before_run(self, runner: Any) -> None:
         import optuna
 
-        study = optuna.load_study(study_name=self.study_name, storage=self.storage,
-                                  pruner=build_pruner(self.pruner, self.iters))
+        study = optuna.load_study(
+            study_name=self.study_name, storage=self.storage, pruner=build_pruner(self.pruner, self.iters)
+        )
         self._trial = optuna.trial.Trial(study, self.trial_id)
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
         if not metrics or self.metric not in metrics or runner.iter >= runner.max_iters:
             return
         self._trial.report(float(metrics[self.metric]), step=runner.iter)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ablate.study.search_schema import (
     CROP_PARAM,
@@ -45,14 +45,14 @@ def split_params(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict
         if key == CROP_PARAM:
             continue
         if key.startswith(TRICK_PREFIX):
-            trick, _, param = key[len(TRICK_PREFIX):].partition(".")
+            trick, _, param = key[len(TRICK_PREFIX) :].partition(".")
             tricks.setdefault(trick, {})[param] = value
         else:
             overrides[key] = value
     return overrides, tricks
 
 
-def searched_crop(values: dict[str, Any]) -> Optional[tuple[int, int]]:
+def searched_crop(values: dict[str, Any]) -> tuple[int, int] | None:
     """The training crop (height, width) a trial's sampled values ask for, if the crop is searched."""
     return parse_crop(values[CROP_PARAM]) if CROP_PARAM in values else None
 

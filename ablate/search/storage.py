@@ -4,7 +4,6 @@ store, checked before the search starts so a typo fails at once instead of insid
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from ablate.errors import AblateError
 from ablate.tracking.uri import check_database_url, scheme_of, sqlite_path
@@ -13,7 +12,7 @@ from ablate.tracking.uri import check_database_url, scheme_of, sqlite_path
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 
-def default_storage(tracking_uri: str, cwd: Optional[Path] = None) -> str:
+def default_storage(tracking_uri: str, cwd: Path | None = None) -> str:
     """An Optuna sqlite file beside the MLflow sqlite store (or in the working directory)."""
     db = sqlite_path(tracking_uri)
     folder = db.parent if db is not None else (cwd or Path.cwd())
@@ -26,6 +25,8 @@ def check_storage_url(url: str, option: str = "--storage") -> None:
     scheme = scheme_of(url)
     if scheme not in STORAGE_SCHEMES:
         shown = f"unsupported scheme '{scheme}'" if scheme else "no scheme"
-        raise AblateError(f"{option}: {shown} in '{url}'; Optuna storages are {', '.join(STORAGE_SCHEMES)} URLs, "
-                          "e.g. sqlite:///optuna.db or postgresql://user@host/optuna")
+        raise AblateError(
+            f"{option}: {shown} in '{url}'; Optuna storages are {', '.join(STORAGE_SCHEMES)} URLs, "
+            "e.g. sqlite:///optuna.db or postgresql://user@host/optuna"
+        )
     check_database_url(url, option, scheme)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ablate import tracking
 from ablate.dispatch.protocol import Dispatcher, EventSink, StartSink
@@ -29,7 +30,7 @@ from ablate.search.pruners import build_pruner
 from ablate.search.space import search_space, searched_crop, split_params
 from ablate.search.storage import default_storage
 from ablate.study.designs import SHAPE_TRIALS, TrialDesign, parse_tricks
-from ablate.study.loader import Study
+from ablate.study.study import Study
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 HEARTBEAT_S = 20
@@ -44,9 +45,9 @@ class TuneOutcome:
     parent_run_id: str
     results: list[TrialResult] = field(default_factory=list)
     best_params: dict[str, Any] = field(default_factory=dict)
-    best_value: Optional[float] = None
-    best_trial: Optional[int] = None
-    snippet: Optional[Path] = None
+    best_value: float | None = None
+    best_trial: int | None = None
+    snippet: Path | None = None
     objectives: list[str] = field(default_factory=list)
     pareto: list[ParetoEntry] = field(default_factory=list)  # multi-objective: the Pareto set
     notes: list[str] = field(default_factory=list)  # trials told FAIL for a metric they did not log
@@ -67,7 +68,7 @@ def _sampler(spec: Any, space: dict[str, Any], offset: int = 0) -> Any:
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=spec.n_startup_trials)
 
 
-def _tell(ostudy: Any, trial: Any, value: Optional[float | list[float]] = None, state: Any = None) -> None:
+def _tell(ostudy: Any, trial: Any, value: float | list[float] | None = None, state: Any = None) -> None:
     """`Study.tell`, without the RuntimeError GridSampler raises after the last grid point: it
     calls `Study.stop`, which only an optimize loop accepts (the trial is stored by then)."""
     import optuna
@@ -92,8 +93,10 @@ def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
     the study's `budget.crop` is (pipeline, preprocessor, trick context, cost estimate)."""
     overrides, trick_params = split_params(values)
     crop = searched_crop(values)
+    search = study.spec.search
+    assert search is not None  # a sampled point comes from the study's `search:` block
     items: list[Any] = []
-    for item in study.spec.search.recipe:
+    for item in search.recipe:
         name = item if isinstance(item, str) else next(iter(item))
         params = {} if isinstance(item, str) else dict(next(iter(item.values())) or {})
         params.update(study.spec.trick_params.get(name, {}))  # the study's trick_params, as everywhere,
@@ -102,8 +105,15 @@ def _design(study: Study, values: dict[str, Any], number: int) -> TrialDesign:
     tricks, problems = parse_tricks(items, "search.recipe")
     if problems:
         raise AblateError("; ".join(f"{p}: {m}" for p, m in problems))
-    return TrialDesign(f"optuna-{number}", SHAPE_TRIALS, overrides=overrides, tricks=tricks, encoder=study.spec.encoder,
-                       tags={tracking.tags.SHAPE: tracking.tags.SHAPE_SEARCH}, budget={"crop": crop} if crop else {})
+    return TrialDesign(
+        f"optuna-{number}",
+        SHAPE_TRIALS,
+        overrides=overrides,
+        tricks=tricks,
+        encoder=study.spec.encoder,
+        tags={tracking.tags.SHAPE: tracking.tags.SHAPE_SEARCH},
+        budget={"crop": crop} if crop else {},
+    )
 
 
 def _open_study(study: Study, rdb: Any, space: dict[str, Any]) -> Any:
@@ -113,9 +123,14 @@ def _open_study(study: Study, rdb: Any, space: dict[str, Any]) -> Any:
 
     search = study.spec.search
     assert search is not None
-    ostudy = optuna.create_study(study_name=study.name, storage=rdb, load_if_exists=True, directions=search.directions,
-                                 sampler=_sampler(search.sampler, space),
-                                 pruner=build_pruner(search.pruner.model_dump(), study.spec.budget.iters))
+    ostudy = optuna.create_study(
+        study_name=study.name,
+        storage=rdb,
+        load_if_exists=True,
+        directions=search.directions,
+        sampler=_sampler(search.sampler, space),
+        pruner=build_pruner(search.pruner.model_dump(), study.spec.budget.iters),
+    )
     have = [d.name.lower() for d in ostudy.directions]
     names = ostudy.metric_names
     if have != search.directions or (names is not None and list(names) != search.objective_names):
@@ -123,7 +138,8 @@ def _open_study(study: Study, rdb: Any, space: dict[str, Any]) -> Any:
         raise AblateError(
             f"search.objectives: Optuna study '{study.name}' in {rdb.url} optimises {shown}, not "
             f"{objectives_text(search)}; pass another --storage, or delete that study (optuna delete-study "
-            f"--study-name {study.name} --storage {rdb.url})")
+            f"--study-name {study.name} --storage {rdb.url})"
+        )
     if names is None:
         with warnings.catch_warnings():  # optuna marks metric names experimental
             warnings.simplefilter("ignore")
@@ -134,14 +150,14 @@ def _open_study(study: Study, rdb: Any, space: dict[str, Any]) -> Any:
 def tune_study(
     study: Study,
     tracking_uri: str,
-    dispatcher: Optional[Dispatcher] = None,
+    dispatcher: Dispatcher | None = None,
     *,
-    storage: Optional[str] = None,
-    n_trials: Optional[int] = None,
+    storage: str | None = None,
+    n_trials: int | None = None,
     runs_dir: Path | str = "runs",
-    on_start: Optional[StartSink] = None,
-    on_result: Optional[EventSink] = None,
-    on_planned: Optional[Callable[[list[TrialSpec]], None]] = None,
+    on_start: StartSink | None = None,
+    on_result: EventSink | None = None,
+    on_planned: Callable[[list[TrialSpec]], None] | None = None,
 ) -> TuneOutcome:
     """Ask, train and tell until `n_trials` (default `search.n_trials`) were asked or
     `search.timeout` seconds passed; `dispatcher` defaults to training in this process."""
@@ -156,8 +172,12 @@ def tune_study(
     if search is None:
         raise AblateError(f"{study.source}: no `search:` block; add one to tune this study")
     storage_url = storage or default_storage(tracking_uri)
-    rdb = RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                     failed_trial_callback=RetryFailedTrialCallback(max_retry=study.spec.resources.retries))
+    rdb = RDBStorage(
+        storage_url,
+        heartbeat_interval=HEARTBEAT_S,
+        grace_period=GRACE_S,
+        failed_trial_callback=RetryFailedTrialCallback(max_retry=study.spec.resources.retries),
+    )
     space = search_space(search)
     ostudy = _open_study(study, rdb, space)
     ostudy.sampler = _sampler(search.sampler, space, offset=len(ostudy.trials))
@@ -165,14 +185,21 @@ def tune_study(
         warnings.simplefilter("ignore")
         fail_stale_trials(ostudy)  # a crashed driver's trials: failed, then re-enqueued by the callback
 
-    tracking.prepare_store(tracking_uri)
-    client = tracking.client(tracking_uri)
-    experiment_id = tracking.ensure_experiment(client, study.name, tracking_uri)
-    parent = client.create_run(experiment_id, run_name=f"{study.name} tune {time.strftime('%Y-%m-%d %H:%M:%S')}", tags={
-        tracking.tags.KIND: tracking.tags.Kind.TUNE.value, tracking.tags.STUDY: study.name, tracking.tags.OPTUNA_STORAGE: storage_url,
-        tracking.tags.OPTUNA_STUDY: study.name, tracking.tags.PROFILE: study.profile or ""})
-    outcome = TuneOutcome(study.name, study.name, storage_url, parent.info.run_id, objectives=search.objective_names)
-    context = RunContext(tracking_uri, experiment_id, parent.info.run_id)
+    store = tracking.RunStore.open(tracking_uri)
+    store.prepare()
+    experiment_id = store.ensure_experiment(study.name)
+    parent_run_id = store.start_parent_run(
+        experiment_id,
+        tracking.tags.Kind.TUNE,
+        study.name,
+        {
+            tracking.tags.OPTUNA_STORAGE: storage_url,
+            tracking.tags.OPTUNA_STUDY: study.name,
+            tracking.tags.PROFILE: study.profile or "",
+        },
+    )
+    outcome = TuneOutcome(study.name, study.name, storage_url, parent_run_id, objectives=search.objective_names)
+    context = RunContext(tracking_uri, experiment_id, parent_run_id)
     planner = Planner(study, Path(runs_dir))
     total = n_trials or search.n_trials
     deadline = time.time() + search.timeout if search.timeout else None
@@ -201,8 +228,10 @@ def tune_study(
             _tell(ostudy, trial, state=optuna.trial.TrialState.FAIL)
             state = "FAIL"
         if result.run_id:
-            tracking.log_tags(client, result.run_id, {tracking.tags.OPTUNA_STATE: state,
-                                                      **({tracking.tags.OPTUNA_NOTE: note} if note else {})})
+            store.log_tags(
+                result.run_id,
+                {tracking.tags.OPTUNA_STATE: state, **({tracking.tags.OPTUNA_NOTE: note} if note else {})},
+            )
         outcome.results.append(result)
         if on_result is not None:
             on_result(spec, result)
@@ -213,25 +242,45 @@ def tune_study(
         then ends."""
         nonlocal asked
         specs: list[TrialSpec] = []
-        while (len(specs) < free and asked < total and (deadline is None or time.time() < deadline)
-               and not _grid_exhausted(ostudy)):
+        while (
+            len(specs) < free
+            and asked < total
+            and (deadline is None or time.time() < deadline)
+            and not _grid_exhausted(ostudy)
+        ):
             trial = ostudy.ask(space)
             asked += 1
             rdb.record_heartbeat(trial._trial_id)  # from now on a dead driver's trial shows as stale
             spec = planner.plan(_design(study, trial.params, trial.number), study.spec.seed_list[0])
             # Optuna cannot report intermediate values of a multi-objective trial: no pruning hook
-            pruning = () if search.multi_objective else (dict(
-                type="OptunaPruningHook", storage=storage_url, study_name=study.name, trial_id=trial._trial_id,
-                metric=search.objective_names[0], pruner=search.pruner.model_dump(), iters=study.spec.budget.iters),)
+            pruning = (
+                ()
+                if search.multi_objective
+                else (
+                    dict(
+                        type="OptunaPruningHook",
+                        storage=storage_url,
+                        study_name=study.name,
+                        trial_id=trial._trial_id,
+                        metric=search.objective_names[0],
+                        pruner=search.pruner.model_dump(),
+                        iters=study.spec.budget.iters,
+                    ),
+                )
+            )
             spec = spec.with_runtime(
-                tags={**spec.tags, tracking.tags.OPTUNA_STUDY: study.name, tracking.tags.OPTUNA_TRIAL: str(trial.number),
-                      tracking.tags.OPTUNA_STATE: "RUNNING"},
+                tags={
+                    **spec.tags,
+                    tracking.tags.OPTUNA_STUDY: study.name,
+                    tracking.tags.OPTUNA_TRIAL: str(trial.number),
+                    tracking.tags.OPTUNA_STATE: "RUNNING",
+                },
                 hooks=pruning,
             )
             untold[spec.name] = (trial, spec.trial_id)
             if on_planned is not None:
                 on_planned([spec])
-            hit = cached_result(client, experiment_id, spec)
+            hit = cached_result(store, experiment_id, spec)
             if hit is not None:  # the same parameters already trained: tell Optuna at once
                 tell(spec, hit)
                 continue
@@ -256,18 +305,18 @@ def tune_study(
     except BaseException:
         for trial, _ in untold.values():
             _tell(ostudy, trial, state=optuna.trial.TrialState.FAIL)
-        tracking.mark_interrupted(client, experiment_id, {tid for _, tid in untold.values()})
-        client.set_terminated(parent.info.run_id, status="KILLED")
+        store.mark_interrupted(experiment_id, {tid for _, tid in untold.values()})
+        store.end_run(parent_run_id, "KILLED")
         raise
     finally:
         stop_beating.set()
         beating.join()
-    _conclude(outcome, ostudy, study, Path(runs_dir).resolve() / study.name / "best_params.yaml", client)
-    client.set_terminated(parent.info.run_id, status="FINISHED")
+    _conclude(outcome, ostudy, study, Path(runs_dir).resolve() / study.name / "best_params.yaml", store)
+    store.end_run(parent_run_id, "FINISHED")
     return outcome
 
 
-def _conclude(outcome: TuneOutcome, ostudy: Any, study: Study, path: Path, client: Any) -> None:
+def _conclude(outcome: TuneOutcome, ostudy: Any, study: Study, path: Path, store: tracking.RunStore) -> None:
     """The search's result into `outcome`, `best_params.yaml` and the tune parent run: the best
     feasible trial of one objective, or the Pareto set of several."""
     search = study.spec.search
@@ -278,9 +327,9 @@ def _conclude(outcome: TuneOutcome, ostudy: Any, study: Study, path: Path, clien
         if not entries:
             return
         outcome.snippet, outcome.pareto = write_pareto(path, study.name, search, entries)
-        client.log_artifact(run_id, str(outcome.snippet))
-        client.log_artifacts(run_id, str(outcome.snippet.parent / PARETO_FOLDER), PARETO_FOLDER)
-        client.log_metric(run_id, "pareto_trials", len(entries))
+        store.log_file(run_id, outcome.snippet)
+        store.log_folder(run_id, outcome.snippet.parent / PARETO_FOLDER, PARETO_FOLDER)
+        store.log_metrics(run_id, {"pareto_trials": len(entries)}, step=0)
         return
     try:
         best = ostudy.best_trial
@@ -289,5 +338,5 @@ def _conclude(outcome: TuneOutcome, ostudy: Any, study: Study, path: Path, clien
     metric = search.objective_names[0]
     outcome.best_params, outcome.best_value, outcome.best_trial = dict(best.params), best.value, best.number
     outcome.snippet = write_snippet(path, study.name, best, metric)
-    client.log_artifact(run_id, str(outcome.snippet))
-    client.log_metric(run_id, f"best_{metric}", best.value)
+    store.log_file(run_id, outcome.snippet)
+    store.log_metrics(run_id, {f"best_{metric}": best.value}, step=0)

@@ -1,12 +1,13 @@
 """Study files: schema, loading/validation, expansion into trials, time estimates and running."""
 
 from ablate.study.checkpoints import checkpoint_sources, fetch_sources, source_problems
-from ablate.study.estimate import Estimator, Speed, TrialEstimate, estimate_trials, makespan, speed_key
-from ablate.study.loader import Study, load_study
+from ablate.study.estimate import Estimator, Speed, TrialEstimate, makespan, speed_key
+from ablate.study.loader import load_study
 from ablate.study.plan import AFTER_DATA, DataPlan, data_plans, ensure_data, id_known, plan_trials
 from ablate.study.run import StudyOutcome, cached_result, cached_results, run_study
 from ablate.study.schema import AutoSeeds, BudgetSpec, DataSpec, StudySpec, TrialEntry
 from ablate.study.seed_rounds import SeedRound, delta_widths
+from ablate.study.study import Study
 
 __all__ = [
     "AFTER_DATA",
@@ -28,7 +29,6 @@ __all__ = [
     "data_plans",
     "delta_widths",
     "ensure_data",
-    "estimate_trials",
     "fetch_sources",
     "id_known",
     "load_study",

@@ -6,15 +6,17 @@ a resolved config and an id. Trick items are validated here so errors carry thei
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pydantic import ValidationError
 
 from ablate.study.schema import StudySpec, TrickItem
 from ablate.tracking import tags as T
 from ablate.tracking.tags import SHAPE_LADDER, SHAPE_LOO, SHAPE_PRETRAIN, SHAPE_TRIALS, SHAPE_ZOO
-from ablate.tricks import TRICKS, TrickParams
+from ablate.tricks import TRICKS, StudyEntries, Trick, TrickParams
+from ablate.util.graph import first_cycle
 
 
 @dataclass(frozen=True)
@@ -24,21 +26,24 @@ class AppliedTrick:
     path: str  # where the study file set it, for error messages
 
     @property
-    def source(self) -> Optional[str]:
-        """The study entry the trick reads from, if any: a transfer's `from`, a distill's teacher."""
-        named = getattr(self.params, "source", None)
-        return named if named is not None else getattr(self.params, "from_", None)
+    def trick(self) -> Trick:
+        return TRICKS[self.name]
+
+    @property
+    def source(self) -> str | None:
+        """The study entry or checkpoint the trick reads weights from, if any (`Trick.source`)."""
+        return self.trick.source(self.params)
 
 
 @dataclass
 class TrialDesign:
     name: str
     shape: str
-    base: Optional[str] = None  # None: the study's base
+    base: str | None = None  # None: the study's base
     overrides: dict[str, Any] = field(default_factory=dict)
     tricks: list[AppliedTrick] = field(default_factory=list)
-    encoder: Optional[str] = None
-    pretrain: Optional[Any] = None  # the PretrainEntry this design trains
+    encoder: str | None = None
+    pretrain: Any | None = None  # the PretrainEntry this design trains
     tags: dict[str, str] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)  # budget keys this design changes (a searched crop)
 
@@ -48,17 +53,18 @@ class TrialDesign:
 
 
 def parse_trick(
-    item: TrickItem, path: str, overrides: Optional[dict[str, dict[str, Any]]] = None
-) -> tuple[Optional[AppliedTrick], list[tuple[str, str]]]:
+    item: TrickItem, path: str, overrides: dict[str, dict[str, Any]] | None = None
+) -> tuple[AppliedTrick | None, list[tuple[str, str]]]:
     """One list item -> a validated trick, or the problems with their field paths.
 
     `overrides` (the study's `trick_params`) win over the item's own parameters.
     """
+    raw: dict[str, Any]
     if isinstance(item, str):
         name, raw = item, {}
     elif len(item) == 1:
-        name, raw = next(iter(item.items()))
-        raw = raw or {}
+        name, given = next(iter(item.items()))
+        raw = given or {}
     else:
         return None, [(path, f"one trick per item, got {sorted(item)}")]
     if name not in TRICKS:
@@ -76,7 +82,7 @@ def parse_trick(
 
 
 def parse_tricks(
-    items: list[TrickItem], path: str, overrides: Optional[dict[str, dict[str, Any]]] = None
+    items: list[TrickItem], path: str, overrides: dict[str, dict[str, Any]] | None = None
 ) -> tuple[list[AppliedTrick], list[tuple[str, str]]]:
     tricks: list[AppliedTrick] = []
     problems: list[tuple[str, str]] = []
@@ -88,12 +94,12 @@ def parse_tricks(
     return tricks, problems
 
 
-def _marks(encoder: Optional[str], tricks: list[AppliedTrick]) -> dict[str, str]:
-    transfer = any(t.name == "transfer" for t in tricks)
-    teacher = next((t.source for t in tricks if t.name == "distill"), None)
+def _marks(encoder: str | None, tricks: list[AppliedTrick]) -> dict[str, str]:
+    loaded = any(t.trick.loads_weights for t in tricks)
+    teacher = next((t.trick.teacher(t.params) for t in tricks if t.trick.teacher(t.params)), None)
     return {
-        T.ENC_PRETRAINED: "yes" if (encoder or transfer) else "no",
-        T.DEC_PRETRAINED: "yes" if transfer else "no",
+        T.ENC_PRETRAINED: "yes" if (encoder or loaded) else "no",
+        T.DEC_PRETRAINED: "yes" if loaded else "no",
         **({T.TEACHER: teacher} if teacher else {}),
     }
 
@@ -110,15 +116,24 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
         problems += errs
         designs.append(
             TrialDesign(
-                name=f"pretrain-{entry.name}", shape=SHAPE_PRETRAIN, base=entry.base, overrides=dict(entry.overrides),
-                tricks=tricks, pretrain=entry, tags={T.PRETRAIN: entry.name},
+                name=f"pretrain-{entry.name}",
+                shape=SHAPE_PRETRAIN,
+                base=entry.base,
+                overrides=dict(entry.overrides),
+                tricks=tricks,
+                pretrain=entry,
             )
         )
 
-    for entry in spec.trials:
+    for trial in spec.trials:
         designs.append(
-            TrialDesign(entry.name, SHAPE_TRIALS, overrides=dict(entry.overrides), encoder=spec.encoder,
-                        tags=_marks(spec.encoder, []))
+            TrialDesign(
+                trial.name,
+                SHAPE_TRIALS,
+                overrides=dict(trial.overrides),
+                encoder=spec.encoder,
+                tags=_marks(spec.encoder, []),
+            )
         )
 
     if spec.ladder:
@@ -129,7 +144,10 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
             added = applied[-1].name if applied else "base"
             designs.append(
                 TrialDesign(
-                    f"r{rung}-{added}", SHAPE_LADDER, tricks=applied, encoder=spec.encoder,
+                    f"r{rung}-{added}",
+                    SHAPE_LADDER,
+                    tricks=applied,
+                    encoder=spec.encoder,
                     tags={T.RUNG: str(rung), T.TRICK: added, **_marks(spec.encoder, applied)},
                 )
             )
@@ -138,28 +156,46 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
     problems += errs
     if spec.mode == "leave_one_out":
         designs.append(
-            TrialDesign("full", SHAPE_LOO, tricks=recipe, encoder=spec.encoder,
-                        tags={T.RUNG: "0", T.TRICK: "full", **_marks(spec.encoder, recipe)})
+            TrialDesign(
+                "full",
+                SHAPE_LOO,
+                tricks=recipe,
+                encoder=spec.encoder,
+                tags={T.RUNG: "0", T.TRICK: "full", **_marks(spec.encoder, recipe)},
+            )
         )
         for index, trick in enumerate(recipe):
-            rest = recipe[:index] + recipe[index + 1:]
+            rest = recipe[:index] + recipe[index + 1 :]
             designs.append(
-                TrialDesign(f"minus-{trick.name}", SHAPE_LOO, tricks=rest, encoder=spec.encoder,
-                            tags={T.RUNG: str(index + 1), T.TRICK: trick.name,
-                                  **_marks(spec.encoder, rest)})
+                TrialDesign(
+                    f"minus-{trick.name}",
+                    SHAPE_LOO,
+                    tricks=rest,
+                    encoder=spec.encoder,
+                    tags={T.RUNG: str(index + 1), T.TRICK: trick.name, **_marks(spec.encoder, rest)},
+                )
             )
 
-    for index, entry in enumerate(spec.zoo):
+    for index, row in enumerate(spec.zoo):
         tricks = list(recipe)
-        if entry.decoder is not None:
-            source = {"from": entry.decoder} if entry.decoder in {p.name for p in spec.pretrain} else {"checkpoint": entry.decoder}
-            trick, errs = parse_trick({"transfer": source}, f"zoo[{index}].decoder")
+        if row.decoder is not None:
+            source = (
+                {"from": row.decoder} if row.decoder in {p.name for p in spec.pretrain} else {"checkpoint": row.decoder}
+            )
+            transfer, errs = parse_trick({"transfer": source}, f"zoo[{index}].decoder")
             problems += errs
-            if trick is not None:
-                tricks.insert(0, trick)
+            if transfer is not None:
+                tricks.insert(0, transfer)
         designs.append(
-            TrialDesign(entry.name, SHAPE_ZOO, base=entry.config, overrides=dict(entry.overrides), tricks=tricks,
-                        encoder=entry.encoder, tags={T.MODEL: entry.name, **_marks(entry.encoder, tricks)})
+            TrialDesign(
+                row.name,
+                SHAPE_ZOO,
+                base=row.config,
+                overrides=dict(row.overrides),
+                tricks=tricks,
+                encoder=row.encoder,
+                tags={T.MODEL: row.name, **_marks(row.encoder, tricks)},
+            )
         )
     if spec.search is not None:
         problems += search_problems(spec)
@@ -168,12 +204,14 @@ def expand(spec: StudySpec) -> tuple[list[TrialDesign], list[tuple[str, str]]]:
 
 def search_problems(spec: StudySpec) -> list[tuple[str, str]]:
     """`tricks.<name>.<param>` keys must name a trick of the search recipe and one of its params."""
-    recipe, problems = parse_tricks(spec.search.recipe, "search.recipe", spec.trick_params)
+    search = spec.search
+    assert search is not None  # only asked of a study with a `search:` block
+    recipe, problems = parse_tricks(search.recipe, "search.recipe", spec.trick_params)
     names = {t.name: t for t in recipe}
-    for key in spec.search.params:
+    for key in search.params:
         if not key.startswith("tricks."):
             continue
-        trick, _, param = key[len("tricks."):].partition(".")
+        trick, _, param = key[len("tricks.") :].partition(".")
         where = f"search.params.{key}"
         if trick not in names:
             problems.append((where, f"trick '{trick}' is not in search.recipe ({', '.join(names) or 'empty'})"))
@@ -183,42 +221,49 @@ def search_problems(spec: StudySpec) -> list[tuple[str, str]]:
     return problems
 
 
+def provider(design: TrialDesign) -> str | None:
+    """The name other trials use to read this design's checkpoint (a pretrain entry, a zoo row)."""
+    if design.pretrain is not None:
+        return design.pretrain.name
+    return design.name if design.shape == SHAPE_ZOO else None
+
+
+def dependency_graph(designs: Sequence[TrialDesign]) -> dict[int, list[int]]:
+    """Design index -> the indices of the designs whose checkpoints it reads."""
+    providers = {provider(d): i for i, d in enumerate(designs) if provider(d) is not None}
+    return {
+        i: [providers[s] for s in d.depends_on if s in providers and providers[s] != i] for i, d in enumerate(designs)
+    }
+
+
 def dependency_problems(spec: StudySpec, designs: list[TrialDesign]) -> list[tuple[str, str]]:
-    """Unknown `transfer: {from: ...}` names and circular pretraining."""
-    names = {p.name for p in spec.pretrain}
+    """Sources a study cannot provide (`Trick.source_problems`), and entries that wait on each
+    other in a circle (named at the field of the first one's tricks)."""
+    entries = StudyEntries(
+        pretrain=frozenset(p.name for p in spec.pretrain),
+        files=frozenset(p.name for p in spec.pretrain if p.checkpoint is not None),
+        zoo=frozenset(z.name for z in spec.zoo),
+    )
     problems: list[tuple[str, str]] = []
     for design in designs:
+        own = replace(entries, own=design.name if design.shape == SHAPE_ZOO else None)
         for trick in design.tricks:
-            if trick.name == "distill":
-                problems += teacher_problems(spec, design, trick)
-            elif trick.source and trick.source not in names:
-                problems.append((f"{trick.path}.from", f"no pretrain entry named '{trick.source}' (known: {', '.join(sorted(names)) or 'none'})"))
-    graph = {d.pretrain.name: [t.source for t in d.tricks if t.source] for d in designs if d.pretrain is not None}
-    for start in graph:
-        chain, node = [start], start
-        while graph.get(node):
-            node = graph[node][0]
-            if node in chain:
-                cycle = " -> ".join(chain[chain.index(node):] + [node])
-                index = next(i for i, p in enumerate(spec.pretrain) if p.name == start)
-                problems.append((f"pretrain[{index}].tricks", f"circular dependency: {cycle}"))
-                break
-            chain.append(node)
+            problems += trick.trick.source_problems(trick.params, trick.path, own)
+    cycle = first_cycle(dependency_graph(designs))
+    if cycle is not None:
+        loop = cycle[:-1]
+        start = loop.index(min(loop))  # the entry the study file lists first
+        cycle = loop[start:] + loop[:start] + [loop[start]]
+        first = designs[cycle[0]]
+        names = " -> ".join(str(provider(designs[i])) for i in cycle)
+        problems.append((_tricks_field(spec, first), f"circular dependency: {names}"))
     return problems
 
 
-def teacher_problems(spec: StudySpec, design: TrialDesign, trick: AppliedTrick) -> list[tuple[str, str]]:
-    """A distill teacher is a trained pretrain entry or zoo row, or a checkpoint file with `config:`."""
-    teacher, config = trick.source, getattr(trick.params, "config", None)
-    files = {p.name for p in spec.pretrain if p.checkpoint is not None}
-    trained = {p.name for p in spec.pretrain if p.checkpoint is None} | {z.name for z in spec.zoo}
-    if teacher == design.name and design.shape == SHAPE_ZOO:
-        return [(f"{trick.path}.teacher", f"zoo row '{teacher}' would distill from itself (the recipe applies to "
-                                          "every zoo row): put distill in a ladder, or the teacher under pretrain:")]
-    if teacher in files and config is None:
-        return [(f"{trick.path}.config", f"pretrain entry '{teacher}' is a checkpoint file: give the teacher's mmseg config")]
-    if teacher not in trained | files and config is None:
-        known = ", ".join(sorted(trained | files)) or "none"
-        return [(f"{trick.path}.teacher", f"no pretrain entry or zoo row named '{teacher}' (known: {known}); "
-                                          "a checkpoint file as teacher also needs `config:` (its mmseg config)")]
-    return []
+def _tricks_field(spec: StudySpec, design: TrialDesign) -> str:
+    """Where the study sets the tricks of a design that reads another's checkpoint."""
+    if design.pretrain is not None:
+        index = next(i for i, p in enumerate(spec.pretrain) if p.name == design.pretrain.name)
+        return f"pretrain[{index}].tricks"
+    reading = next((t for t in design.tricks if t.source), None)
+    return reading.path if reading is not None else design.name

@@ -31,12 +31,17 @@ import heapq
 import json
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ablate.tracking import tags as T
-from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+from ablate.config import keys
+from ablate.trial.spec import LaunchEstimate, TrialResult, TrialSpec, TrialState
+from ablate.util.text import one_line
+
+if TYPE_CHECKING:
+    from ablate.tracking import RunStore
 
 STORE, CALIBRATED, ROUGH = "store", "calibrated", "rough"
 SOURCES = (STORE, CALIBRATED, ROUGH)
@@ -61,15 +66,19 @@ def speed_key(cfg: Any, crop: Sequence[int], batch_size: int) -> str:
     """Trials with equal keys train at the same speed on the same device."""
     model = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
     identity = {
-        "model": _without_weights(model), "crop": [int(v) for v in crop], "batch_size": int(batch_size),
-        "amp": str(cfg.get("ablate_amp") or "off"), "compile": bool(cfg.get("compile", False)),
-        "final_eval": str(cfg.get("ablate_final_eval") or ""), "tta": cfg.get("tta_pipeline"),
+        "model": _without_weights(model),
+        "crop": [int(v) for v in crop],
+        "batch_size": int(batch_size),
+        "amp": str(cfg.get(keys.AMP) or "off"),
+        "compile": bool(cfg.get("compile", False)),
+        "final_eval": str(cfg.get(keys.FINAL_EVAL) or ""),
+        "tta": cfg.get("tta_pipeline"),
     }
     text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def validations(iters: int, val_interval: Optional[int]) -> int:
+def validations(iters: int, val_interval: int | None) -> int:
     """Validation runs of an iteration-based training: every `val_interval`, and at the end."""
     return math.ceil(iters / (val_interval or iters))
 
@@ -99,23 +108,23 @@ class TrialEstimate:
     trial_id: str
     name: str
     seed: int
-    seconds: Optional[float]
+    seconds: float | None
     source: str  # store | calibrated | rough, "" without an estimate
     basis: str
     gpus: float
 
     @property
-    def gpu_hours(self) -> Optional[float]:
+    def gpu_hours(self) -> float | None:
         return None if self.seconds is None else self.seconds * self.gpus / 3600.0
 
-    def tags(self) -> dict[str, str]:
-        """What a trial's run records at launch, so the report can put it beside the actual time."""
-        if self.seconds is None:
-            return {}
-        return {T.EST_TIME_S: f"{self.seconds:.3f}", T.EST_SOURCE: self.source}
+    @property
+    def launch(self) -> LaunchEstimate | None:
+        """What a trial carries when launched (its run records it, so the report can put it beside
+        the actual time); None without an estimate."""
+        return None if self.seconds is None else LaunchEstimate(self.seconds, self.source)
 
 
-def from_runs(runs: Sequence[Any], device: str) -> Optional[Speed]:
+def from_runs(runs: Sequence[Any], device: str) -> Speed | None:
     """The store's answer: median terms of the newest runs (`TrialRun`) on a matching device
     that trained their whole budget in their last attempt."""
     from ablate.analysis.speed import device_matches
@@ -124,8 +133,13 @@ def from_runs(runs: Sequence[Any], device: str) -> Optional[Speed]:
     for run in runs:
         iters = _int(run.params.get("iters"))
         duration = run.duration_s
-        if (iters is None or duration is None or not device_matches(run.device_kind, device)
-                or run.timed_iters != iters or not math.isfinite(run.s_per_iter)):
+        if (
+            iters is None
+            or duration is None
+            or not device_matches(run.device_kind, device)
+            or run.timed_iters != iters
+            or not math.isfinite(run.s_per_iter)
+        ):
             continue
         val_s = run.val_s if math.isfinite(run.val_s) else 0.0
         val_runs = run.val_runs if math.isfinite(run.val_runs) else 0.0
@@ -136,12 +150,16 @@ def from_runs(runs: Sequence[Any], device: str) -> Optional[Speed]:
     if not rows:
         return None
     devices = sorted({r[3] for r in rows})
-    return Speed(statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
-                 statistics.median(r[2] for r in rows), STORE,
-                 f"{len(rows)} earlier run{'s' if len(rows) > 1 else ''} on {', '.join(devices)}")
+    return Speed(
+        statistics.median(r[0] for r in rows),
+        statistics.median(r[1] for r in rows),
+        statistics.median(r[2] for r in rows),
+        STORE,
+        f"{len(rows)} earlier run{'s' if len(rows) > 1 else ''} on {', '.join(devices)}",
+    )
 
 
-def _int(text: Any) -> Optional[int]:
+def _int(text: Any) -> int | None:
     try:
         return int(str(text))
     except (TypeError, ValueError):
@@ -158,18 +176,28 @@ def val_images(data_root: Path) -> int:
 
 def from_probe(probe: Any, images: int) -> Speed:
     evaluation = f", {images} validation images" if images else ", evaluation not included (no dataset yet)"
-    return Speed(probe.s_per_iter, probe.eval_s_per_image * images, probe.build_s, CALIBRATED,
-                 f"probe of {probe.steps} steps on {probe.device}{evaluation}")
+    return Speed(
+        probe.s_per_iter,
+        probe.eval_s_per_image * images,
+        probe.build_s,
+        CALIBRATED,
+        f"probe of {probe.steps} steps on {probe.device}{evaluation}",
+    )
 
 
-def rough(spec: TrialSpec, device: str) -> Optional[Speed]:
+def rough(spec: TrialSpec, device: str) -> Speed | None:
     """Training FLOPs at a nominal throughput; None without a FLOPs cost (`plan --no-cost`)."""
     if spec.cost <= 0 or spec.iters <= 0:
         return None
     kind = "gpu" if is_gpu(device) else "cpu"
     seconds = spec.cost * TRAIN_FORWARDS / NOMINAL_GFLOPS[kind]
-    return Speed(seconds / spec.iters, 0.0, 0.0, ROUGH,
-                 f"FLOPs at a nominal {NOMINAL_GFLOPS[kind]:,.0f} GFLOP/s ({kind}), no evaluation")
+    return Speed(
+        seconds / spec.iters,
+        0.0,
+        0.0,
+        ROUGH,
+        f"FLOPs at a nominal {NOMINAL_GFLOPS[kind]:,.0f} GFLOP/s ({kind}), no evaluation",
+    )
 
 
 class Estimator:
@@ -178,35 +206,33 @@ class Estimator:
     `tracking_uri=None` (or a store that does not exist yet) skips the store.
     """
 
-    def __init__(self, tracking_uri: Optional[str], device: str, gpus_per_trial: float) -> None:
+    def __init__(self, tracking_uri: str | None, device: str, gpus_per_trial: float) -> None:
         self.tracking_uri = tracking_uri
         self.device = device
         self.gpus = gpus_per_trial if is_gpu(device) else 0.0
-        self._store: dict[str, Optional[Speed]] = {}
-        self._client: Any = None
+        self._store: dict[str, Speed | None] = {}
+        self._runs: RunStore | None = None
         if tracking_uri is not None:
-            from ablate import tracking
+            from ablate.tracking import RunStore, store_exists
 
-            if tracking.store_exists(tracking_uri):
-                self._client = tracking.client(tracking_uri)
+            if store_exists(tracking_uri):
+                self._runs = RunStore.open(tracking_uri)
 
-    def stored(self, spec: TrialSpec) -> Optional[Speed]:
-        key = spec.tags.get(T.SPEED_KEY, "")
-        if not key or self._client is None:
+    def stored(self, spec: TrialSpec) -> Speed | None:
+        key = spec.speed_key
+        if not key or self._runs is None:
             return None
         if key not in self._store:
-            from ablate import tracking
-
-            self._store[key] = from_runs(tracking.speed_runs(self._client, key), self.device)
+            self._store[key] = from_runs(self._runs.speed_runs(key), self.device)
         return self._store[key]
 
-    def speed(self, spec: TrialSpec) -> Optional[Speed]:
+    def speed(self, spec: TrialSpec) -> Speed | None:
         from ablate.analysis.speed import cached_probe
 
         found = self.stored(spec)
         if found is not None:
             return found
-        key = spec.tags.get(T.SPEED_KEY, "")
+        key = spec.speed_key
         probe = cached_probe(key, self.device) if key else None
         if probe is not None:
             return from_probe(probe, val_images(spec.data_root))
@@ -215,26 +241,24 @@ class Estimator:
     def estimate(self, spec: TrialSpec) -> TrialEstimate:
         speed = self.speed(spec)
         seconds = None if speed is None else speed.seconds(spec.iters, validations(spec.iters, _val_interval(spec)))
-        return TrialEstimate(spec.trial_id, spec.name, spec.seed, seconds, speed.source if speed else "",
-                             speed.basis if speed else "no FLOPs cost and no measured speed", self.gpus)
+        return TrialEstimate(
+            spec.trial_id,
+            spec.name,
+            spec.seed,
+            seconds,
+            speed.source if speed else "",
+            speed.basis if speed else "no FLOPs cost and no measured speed",
+            self.gpus,
+        )
 
 
-def _val_interval(spec: TrialSpec) -> Optional[int]:
+def _val_interval(spec: TrialSpec) -> int | None:
     return _int(spec.params.get("val_interval"))
 
 
-def estimate_trials(trials: Sequence[TrialSpec], tracking_uri: Optional[str], device: str,
-                    gpus_per_trial: float) -> list[TrialEstimate]:
-    estimator = Estimator(tracking_uri, device, gpus_per_trial)
-    return [estimator.estimate(spec) for spec in trials]
-
-
-def estimated_seconds(spec: TrialSpec) -> Optional[float]:
-    """The estimate a launched trial carries (`TrialEstimate.tags`)."""
-    try:
-        return float(spec.tags[T.EST_TIME_S])
-    except (KeyError, ValueError):
-        return None
+def estimated_seconds(spec: TrialSpec) -> float | None:
+    """The estimate a launched trial carries (`TrialEstimate.launch`)."""
+    return None if spec.estimate is None else spec.estimate.seconds
 
 
 def makespan(trials: Sequence[TrialSpec], seconds: Mapping[str, float], slots: int) -> float:
@@ -278,7 +302,7 @@ def calibrate(trials: Sequence[TrialSpec], estimator: Estimator) -> list[Calibra
     done: list[Calibration] = []
     seen: set[str] = set()
     for spec in trials:
-        key = spec.tags.get(T.SPEED_KEY, "")
+        key = spec.speed_key
         if not key or key in seen or estimator.stored(spec) is not None:
             continue
         seen.add(key)
@@ -287,15 +311,14 @@ def calibrate(trials: Sequence[TrialSpec], estimator: Estimator) -> list[Calibra
             crop = training_crop(cfg, None, spec.image_size)
             probe = probe_training(cfg, crop, spec.batch_size, spec.image_size)
         except Exception as exc:  # a model that cannot be probed here keeps its rough estimate
-            done.append(Calibration(key, spec.name, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:200]))
+            done.append(Calibration(key, spec.name, error=one_line(exc)))
             continue
         record_probe(key, probe)
         done.append(Calibration(key, spec.name, probe))
     return done
 
 
-def training_crop(cfg: Any, crop: Optional[Sequence[int]], image_size: Sequence[int]) -> tuple[int, int]:
+def training_crop(cfg: Any, crop: Sequence[int] | None, image_size: Sequence[int]) -> tuple[int, int]:
     """(h, w) a trial trains at: the study's crop, else the model's preprocessor size, else the image."""
     chosen = crop or cfg.model.get("data_preprocessor", {}).get("size") or image_size
     return (int(chosen[0]), int(chosen[1]))
-

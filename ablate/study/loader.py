@@ -6,46 +6,19 @@ runs or is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from ablate.errors import StudyError
 from ablate.study.checkpoints import source_problems
-from ablate.study.designs import TrialDesign, dependency_problems, expand
+from ablate.study.designs import dependency_problems, expand
 from ablate.study.schema import StudySpec
 from ablate.study.search_schema import CROP_PARAM
-
-
-@dataclass(frozen=True)
-class Study:
-    """A validated study with its profile applied and its paths made absolute."""
-
-    spec: StudySpec
-    source: Path
-    profile: Optional[str]
-    base: Path
-    data_root: Path
-    designs: tuple[TrialDesign, ...] = ()
-    origin: dict[str, str] = field(default_factory=dict, compare=False)  # section -> the field that set it
-
-    def path(self, value: str) -> Path:
-        """A path the study names, resolved like every other (cwd first, then the study's folder)."""
-        return resolve_path(value, self.source.parent)
-
-    def checkpoint(self, value: str) -> str:
-        """A checkpoint the study names, as trials read it: an http(s) URL or `runs:/` URI as
-        written (fetched where the trial trains), a path resolved like `path`."""
-        from ablate.tracking.checkpoints import is_remote
-
-        return value if is_remote(value) else str(self.path(value))
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
+from ablate.study.study import Study, resolve_path
+from ablate.util.text import one_line
 
 
 def _loc(parts: tuple[Any, ...]) -> str:
@@ -63,7 +36,7 @@ def _msg(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def _read_yaml(path: Path, source: Optional[str] = None, field: str = "") -> Any:
+def _read_yaml(path: Path, source: str | None = None, field: str = "") -> Any:
     """Safe YAML from a file; every way the file can be unreadable is one StudyError line.
 
     `source`/`field` name the study and its `include[i]` when the file is an included one.
@@ -83,27 +56,18 @@ def _read_yaml(path: Path, source: Optional[str] = None, field: str = "") -> Any
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise fail("", f"{'is ' if included else ''}not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                       f"{exc.start}); a study file must be YAML text") from None
+        raise fail(
+            "",
+            f"{'is ' if included else ''}not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); a study file must be YAML text",
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}" if mark is not None else "file"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or one_line(exc, with_type=False)
         raise fail(line, f"is invalid YAML at {line}: {problem}" if included else f"invalid YAML: {problem}") from None
-
-
-def resolve_path(value: str, study_dir: Path) -> Path:
-    """Relative paths mean the working directory first, then the study file's folder."""
-    path = Path(value).expanduser()
-    if path.is_absolute():
-        return path
-    here = (Path.cwd() / path).resolve()
-    if here.exists():
-        return here
-    beside = (study_dir / path).resolve()
-    return beside if beside.exists() else here
 
 
 def _merge(base: Any, top: Any) -> Any:
@@ -131,7 +95,9 @@ def expand_includes(raw: Any, source: Path) -> Any:
         if not isinstance(part, dict):
             raise StudyError(str(source), [(field, f"'{name}' must be a YAML mapping")])
         if "include" in part:
-            raise StudyError(str(source), [(field, f"'{name}' has an include: of its own; include those files from the study")])
+            raise StudyError(
+                str(source), [(field, f"'{name}' has an include: of its own; include those files from the study")]
+            )
         merged = _merge(merged, part)
     return _merge(merged, raw)
 
@@ -165,7 +131,7 @@ def trick_params_problems(spec: StudySpec) -> list[tuple[str, str]]:
     return problems
 
 
-def load_study(path: str | Path, profile: Optional[str] = None, check_files: bool = True) -> Study:
+def load_study(path: str | Path, profile: str | None = None, check_files: bool = True) -> Study:
     """Parse, validate and check a study file; raises StudyError listing every problem."""
     source = Path(path)
     spec = validate(expand_includes(_read_yaml(source), source), str(source))
@@ -215,14 +181,16 @@ def load_study(path: str | Path, profile: Optional[str] = None, check_files: boo
 def _missing_data(study: Study, data: Any, field: str) -> list[tuple[str, str]]:
     if data is None or data.synth is not None or study.path(data.root).exists():
         return []
-    return [(
-        f"{field}.root",
-        f"dataset folder '{data.root}' not found; create it with `ablate data synth --out ...` / "
-        "`ablate data kitti RAW --out ...`, or add `synth:`",
-    )]
+    return [
+        (
+            f"{field}.root",
+            f"dataset folder '{data.root}' not found; create it with `ablate data synth --out ...` / "
+            "`ablate data kitti RAW --out ...`, or add `synth:`",
+        )
+    ]
 
 
-def _missing_file(study: Study, value: Optional[str], field: str, what: str) -> list[tuple[str, str]]:
+def _missing_file(study: Study, value: str | None, field: str, what: str) -> list[tuple[str, str]]:
     if value is None or study.path(value).is_file():
         return []
     return [(field, f"{what} '{value}' not found")]
@@ -241,16 +209,21 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
     for i, entry in enumerate(spec.pretrain):
         problems += _missing_file(study, entry.base, f"{pretrain}[{i}].base", "config file")
         problems += _missing_data(study, entry.data, f"{pretrain}[{i}].data")
-    for i, entry in enumerate(spec.zoo):
-        problems += _missing_file(study, entry.config, f"{zoo}[{i}].config", "config file")
+    for i, row in enumerate(spec.zoo):
+        problems += _missing_file(study, row.config, f"{zoo}[{i}].config", "config file")
     for design in study.designs:
         for trick in design.tricks:
-            if trick.name == "distill":  # a teacher config (its checkpoint is one of the sources below)
-                found = _missing_file(study, getattr(trick.params, "config", None), f"{trick.path}.config", "teacher config file")
+            for param, value, what in trick.trick.files(trick.params):  # checkpoints are the sources below
+                found = _missing_file(study, value, f"{trick.path}.{param}", what)
                 problems += [p for p in found if p not in problems]
     # every checkpoint: a file that exists, a URL that answers, or a well-formed runs:/ URI
     problems += source_problems(study, origin)
     if problems:
+        return problems
+    from ablate.study import plan_cache
+
+    digest = plan_cache.inputs_digest(study)
+    if plan_cache.checked(digest):  # these very configs, overrides and trick parameters passed before
         return problems
     configs: dict[str, Any] = {}
     for design in study.designs:
@@ -271,12 +244,12 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
 
         base_cfg = copy.deepcopy(base_cfg)
         apply_overrides(base_cfg, spec.overrides)
-    for index, entry in enumerate(spec.trials):
-        for key, msg in iter_problems(base_cfg, entry.overrides):
+    for index, trial in enumerate(spec.trials):
+        for key, msg in iter_problems(base_cfg, trial.overrides):
             problems.append((f"trials[{index}].overrides.{key}", msg))
-    for index, entry in enumerate(spec.zoo):
-        cfg = configs[str(study.path(entry.config))]
-        for key, msg in iter_problems(cfg, entry.overrides):
+    for index, row in enumerate(spec.zoo):
+        cfg = configs[str(study.path(row.config))]
+        for key, msg in iter_problems(cfg, row.overrides):
             problems.append((f"zoo[{index}].overrides.{key}", msg))
     if spec.search is not None:
         config_keys = {k: None for k in spec.search.params if not k.startswith("tricks.") and k != CROP_PARAM}
@@ -287,6 +260,8 @@ def check_study_files(study: Study, origin: dict[str, str]) -> list[tuple[str, s
             cfg = configs[str(study.path(entry.base) if entry.base else study.base)]
             for key, msg in iter_problems(cfg, entry.overrides):
                 problems.append((f"pretrain[{index}].overrides.{key}", msg))
+    if not problems:
+        plan_cache.mark_checked(digest)
     return problems
 
 

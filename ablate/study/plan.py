@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
-from ablate.tracking import tags as T
-from ablate.study.designs import SHAPE_PRETRAIN, SHAPE_TRIALS, SHAPE_ZOO, TrialDesign
-from ablate.study.loader import Study
+from ablate.study.designs import SHAPE_PRETRAIN, SHAPE_TRIALS, SHAPE_ZOO, TrialDesign, dependency_graph, provider
 from ablate.study.estimate import speed_key
 from ablate.study.schema import BudgetSpec, DataSpec, SynthSpec
+from ablate.study.study import Study
+from ablate.tracking import tags as T
 from ablate.trial.spec import TrialSpec
-
+from ablate.util.graph import dependency_order
 
 # Shown instead of a trial id that depends on data `run` has yet to generate.
 AFTER_DATA = "(after data)"
@@ -25,7 +26,7 @@ class DataPlan:
     """A dataset a study reads, and the synthetic set `run` generates there first (if any)."""
 
     root: Path
-    generate: Optional[SynthSpec] = None
+    generate: SynthSpec | None = None
 
     @property
     def ready(self) -> bool:
@@ -36,11 +37,13 @@ class DataPlan:
             return f"data: {self.root}"
         g = self.generate
         domain = "" if g.domain == "kitti" else f", {g.domain} domain"
-        return (f"data: would generate synthetic data at {self.root} "
-                f"({g.train} train / {g.test} val, {g.height}x{g.width}, seed {g.seed}{domain})")
+        return (
+            f"data: would generate synthetic data at {self.root} "
+            f"({g.train} train / {g.test} val, {g.height}x{g.width}, seed {g.seed}{domain})"
+        )
 
 
-def data_plan(study: Study, data: Optional[DataSpec] = None) -> DataPlan:
+def data_plan(study: Study, data: DataSpec | None = None) -> DataPlan:
     """What `ensure_data` would do for a study's (or pretrain entry's) data, without doing it."""
     from ablate.data.layout import COMPLETE_MARKER
 
@@ -61,7 +64,7 @@ def data_plans(study: Study) -> list[DataPlan]:
     return plans
 
 
-def ensure_data(study: Study, data: Optional[DataSpec] = None) -> Path:
+def ensure_data(study: Study, data: DataSpec | None = None) -> Path:
     """The dataset a study (or pretrain entry) names, generated first when it asks for synthetic data."""
     from ablate import data as datasets
 
@@ -139,7 +142,8 @@ class Planner:
         self.config = config
         self._bases: dict[tuple[str, str, str], Any] = {}
         self.provided: dict[str, tuple[str, Path | str]] = {}  # pretrain name -> (trial id, checkpoint)
-        self.rows: dict[tuple[str, int], tuple[str, Path]] = {}  # zoo row, seed -> (trial id, checkpoint)
+        # zoo row, seed -> (trial id, checkpoint); a lookup without a seed finds no row
+        self.rows: dict[tuple[str, int | None], tuple[str, Path]] = {}
         self.models: dict[str, Any] = {}  # trained pretrain entry / zoo row -> its resolved model config
         for entry in study.spec.pretrain:
             if entry.checkpoint is not None:
@@ -158,7 +162,7 @@ class Planner:
             return design.pretrain.data
         return self.study.spec.data
 
-    def _placement(self, design: TrialDesign) -> tuple[int, float, Optional[float]]:
+    def _placement(self, design: TrialDesign) -> tuple[int, float, float | None]:
         """(workers, GPUs and CPUs per worker): the study's `resources`, or the entry's own."""
         spec = self.study.spec
         if design.pretrain is not None:
@@ -171,24 +175,31 @@ class Planner:
     def _base(self, path: Path, data: DataSpec, data_root: Path, budget: BudgetSpec, workers: int = 1) -> Any:
         key = (str(path), str(data_root), budget.model_dump_json() + str(data.image_scale) + f"/{min(workers, 2)}")
         if key not in self._bases:
-            cfg = self.config.load_base(path)
-            self.config.set_data_root(cfg, data_root)
-            self.config.apply_budget(
-                cfg, iters=budget.iters, val_interval=budget.val_interval, batch_size=budget.batch_size,
-                log_interval=budget.log_interval, workers=budget.workers, crop=budget.crop,
-                image_scale=data.image_scale, amp=budget.amp, compile=budget.compile,
+            self._bases[key] = self.config.base_config(
+                path,
+                data_root=data_root,
+                world_size=workers,
+                budget=dict(
+                    iters=budget.iters,
+                    val_interval=budget.val_interval,
+                    batch_size=budget.batch_size,
+                    log_interval=budget.log_interval,
+                    workers=budget.workers,
+                    crop=budget.crop,
+                    image_scale=data.image_scale,
+                    amp=budget.amp,
+                    compile=budget.compile,
+                ),
             )
-            self.config.use_plain_bn(cfg, world_size=workers)
-            self._bases[key] = cfg
         return self._bases[key]
 
-    def source_of(self, name: str, seed: Optional[int] = None) -> tuple[str, Path | str]:
+    def source_of(self, name: str, seed: int | None = None) -> tuple[str, Path | str]:
         """(trial id, checkpoint) of a pretrain entry, or of a zoo row's trial of the same seed."""
         if name in self.provided:
             return self.provided[name]
         return self.rows[(name, seed)]
 
-    def checkpoint_of(self, name: str, seed: Optional[int] = None) -> Path | str:
+    def checkpoint_of(self, name: str, seed: int | None = None) -> Path | str:
         return self.source_of(name, seed)[1]
 
     def plan(self, design: TrialDesign, seed: int) -> TrialSpec:
@@ -208,9 +219,15 @@ class Planner:
         if design.encoder:
             set_encoder(cfg, self.study.checkpoint(design.encoder))
         self.config.apply_overrides(cfg, {**spec.overrides, **design.overrides})
-        context = TrickContext(iters=budget.iters, data_root=data_root, crop=budget.crop,
-                               checkpoint_of=lambda name: self.checkpoint_of(name, seed), data_ready=ready,
-                               model_of=self.models.get, path_of=self.study.path)
+        context = TrickContext(
+            iters=budget.iters,
+            data_root=data_root,
+            crop=budget.crop,
+            checkpoint_of=lambda name: self.checkpoint_of(name, seed),
+            data_ready=ready,
+            model_of=self.models.get,
+            path_of=self.study.path,
+        )
         for trick in design.tricks:
             TRICKS[trick.name].apply(cfg, trick.params, context)
         self.config.use_plain_bn(cfg, world_size=workers)  # DDP keeps SyncBN
@@ -228,41 +245,56 @@ class Planner:
             trial_id = self.config.config_digest(hashed, data_fingerprint=fingerprint, extra=extra)
         image_size = _image_size(cfg, data.image_scale)
         crop = budget.crop or tuple(cfg.model.get("data_preprocessor", {}).get("size") or image_size)
-        tags = {T.SHAPE: design.shape, T.MODEL: base_path.stem, **design.tags,
-                T.TRICKS: ",".join(t.name for t in design.tricks),
-                T.SPEED_KEY: speed_key(cfg, crop, budget.batch_size)}
+        tags = {
+            T.SHAPE: design.shape,
+            T.MODEL: base_path.stem,
+            **design.tags,
+            T.TRICKS: ",".join(t.name for t in design.tricks),
+        }
         trial = TrialSpec(
-            study=spec.name, name=design.name, trial_id=trial_id, seed=seed, base=str(base_path),
-            config_text=cfg.pretty_text, overrides={**spec.overrides, **design.overrides},
-            work_dir=self.runs_root / trial_id, data_root=data_root, data_fingerprint=fingerprint or "",
-            iters=budget.iters, batch_size=budget.batch_size, image_size=image_size,
+            study=spec.name,
+            name=design.name,
+            trial_id=trial_id,
+            seed=seed,
+            base=str(base_path),
+            config_text=cfg.pretty_text,
+            overrides={**spec.overrides, **design.overrides},
+            work_dir=self.runs_root / trial_id,
+            data_root=data_root,
+            data_fingerprint=fingerprint or "",
+            iters=budget.iters,
+            batch_size=budget.batch_size,
+            image_size=image_size,
             log_interval=budget.log_interval,
-            params={**model_params(cfg), "crop": budget.crop, "profile": self.study.profile,
-                    "val_interval": budget.val_interval or budget.iters,
-                    "total_batch_size": budget.batch_size * workers,
-                    **{f"trick.{t.name}": t.params.model_dump_json(by_alias=True) for t in design.tricks}},
-            tags=tags, depends_on=depends, resolved_overrides=config_diff(base_cfg, cfg),
+            params={
+                **model_params(cfg),
+                "crop": budget.crop,
+                "profile": self.study.profile,
+                "val_interval": budget.val_interval or budget.iters,
+                "total_batch_size": budget.batch_size * workers,
+                **{f"trick.{t.name}": t.params.model_dump_json(by_alias=True) for t in design.tricks},
+            },
+            tags=tags,
+            depends_on=depends,
+            resolved_overrides=config_diff(base_cfg, cfg),
             cost=estimate_cost(cfg, crop, budget.iters, budget.batch_size) if self.with_cost else 0.0,
             study_file=self.study.source.resolve(),
-            workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
+            speed_key=speed_key(cfg, crop, budget.batch_size),
+            pretrain=design.pretrain.name if design.pretrain is not None else "",
         )
         if design.pretrain is not None:
             self.provided[design.pretrain.name] = (trial_id, trial.best_checkpoint)
         if design.shape == SHAPE_ZOO:
             self.rows[(design.name, seed)] = (trial_id, trial.best_checkpoint)
-        if _provider(design):
-            self.models[_provider(design)] = copy.deepcopy(cfg.model)
+        if name := provider(design):
+            self.models[name] = copy.deepcopy(cfg.model)
         return trial
 
     def _provides(self, name: str, seed: int) -> bool:
         return name in self.provided or (name, seed) in self.rows
-
-
-def _provider(design: TrialDesign) -> Optional[str]:
-    """The name other trials use to read this design's checkpoint (a pretrain entry, a zoo row)."""
-    if design.pretrain is not None:
-        return design.pretrain.name
-    return design.name if design.shape == SHAPE_ZOO else None
 
 
 def _pin_sources(node: Any, pins: dict[str, str]) -> None:
@@ -276,20 +308,10 @@ def _pin_sources(node: Any, pins: dict[str, str]) -> None:
 
 
 def providers_first(study: Study) -> list[TrialDesign]:
-    """File order, except that a design others read from (a pretrain entry, a zoo teacher) comes first."""
-    from ablate.errors import StudyError
-
-    names = {_provider(d) for d in study.designs} - {None}
-    pending, placed, ordered = list(study.designs), set(), []
-    while pending:
-        ready = next((d for d in pending if all(s in placed or s not in names for s in d.depends_on)), None)
-        if ready is None:
-            cycle = ", ".join(d.name for d in pending)
-            raise StudyError(str(study.source), [("", f"circular dependency between {cycle}")])
-        pending.remove(ready)
-        ordered.append(ready)
-        placed.add(_provider(ready))
-    return ordered
+    """File order, except that a design others read from (a pretrain entry, a zoo teacher) comes
+    first. The loader refused circles (`designs.dependency_problems`)."""
+    designs = list(study.designs)
+    return [designs[i] for i in dependency_order(dependency_graph(designs), range(len(designs)))]
 
 
 def estimate_cost(cfg: Any, crop: tuple[int, int], iters: int, batch_size: int) -> float:
@@ -299,7 +321,7 @@ def estimate_cost(cfg: Any, crop: tuple[int, int], iters: int, batch_size: int) 
     what a training step of the same model costs.
     """
     from ablate.analysis import cached_flops
-    from ablate.tricks.distill import split_distillation
+    from ablate.config.distillation import split_distillation
 
     student, teacher = split_distillation(cfg)
     flops = cached_flops(_forward_only(student), crop[0], crop[1])
@@ -326,8 +348,11 @@ def _forward_only(cfg: Any) -> Any:
 
 
 def plan_trials(
-    study: Study, runs_dir: Path | str = "runs", generate_data: bool = True, with_cost: bool = True,
-    seeds: Optional[Sequence[int]] = None,
+    study: Study,
+    runs_dir: Path | str = "runs",
+    generate_data: bool = True,
+    with_cost: bool = True,
+    seeds: Sequence[int] | None = None,
 ) -> list[TrialSpec]:
     """Every trial of the study: pretraining first, then in file order, seeds innermost.
 
@@ -338,11 +363,30 @@ def plan_trials(
     and the ids of trials that read it are `AFTER_DATA` (their costs are still computed).
     `with_cost=False` skips the FLOPs estimate (the first count of a large model at its crop
     takes seconds to minutes on a CPU); `cost` is then 0.0.
+
+    A study planned before from the same inputs gets that plan back (`ablate.study.plan_cache`).
     """
+    from ablate.study import plan_cache
+
+    datasets = data_plans(study)
+    key = None
+    if all(d.ready for d in datasets):  # data still to be generated: plan (and generate) afresh
+        chosen = study.spec.seed_list if seeds is None else seeds  # the study's seeds, named or not: one plan
+        options = {"generate_data": generate_data, "with_cost": with_cost, "seeds": [int(s) for s in chosen]}
+        key = plan_cache.plan_key(study, Path(runs_dir), [d.root for d in datasets], options)
+    if key is not None:
+        stored = plan_cache.load(key)
+        if stored is not None:
+            return stored
     planner = Planner(study, Path(runs_dir), generate_data, with_cost)
     trials: list[TrialSpec] = []
     for design in providers_first(study):
         chosen = study.spec.seed_list if seeds is None else list(seeds)
-        for seed in [design.pretrain.seed] if design.shape == SHAPE_PRETRAIN else chosen:
+        if design.shape == SHAPE_PRETRAIN:
+            assert design.pretrain is not None  # a pretrain design carries its entry
+            chosen = [design.pretrain.seed]
+        for seed in chosen:
             trials.append(planner.plan(design, seed))
+    if key is not None:
+        plan_cache.store(key, trials)
     return trials

@@ -7,15 +7,17 @@ trial id, so only the new seed trains) until the rule of `ablate.study.seed_roun
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ablate.dispatch import Dispatcher, EventSink, InProcessDispatcher, RunContext, StartSink, drive
-from ablate.study.loader import Study
 from ablate.study.plan import plan_trials
-from ablate.tracking.checkpoints import provides_checkpoint
+from ablate.study.study import Study
+from ablate.tracking import RunStore
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
 
 ROUNDS_FILE = "seed_rounds.json"
@@ -36,18 +38,23 @@ class StudyOutcome:
         return [r for r in self.results if r.state is TrialState.FAILED]
 
 
-def cached_result(mlflow_client: Any, experiment_id: str, spec: TrialSpec) -> Optional[TrialResult]:
+def cached_result(store: RunStore, experiment_id: str, spec: TrialSpec) -> TrialResult | None:
     """The complete run of this trial id, as a CACHED result (None: it must train)."""
-    from ablate import tracking
-
-    record = tracking.complete_run(mlflow_client, experiment_id, spec.trial_id)
+    record = store.complete_run(experiment_id, spec.trial_id)
     if record is None:
         return None
-    read = tracking.tags.PRETRAIN in spec.tags or tracking.tags.PROVIDES in spec.tags
+    read = bool(spec.pretrain) or spec.provides
     if read and not (spec.best_checkpoint.exists() or record.stored_checkpoint):
         return None  # later trials need its checkpoint, neither here nor in the store: train it again
-    return TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.CACHED, metrics=dict(record.metrics),
-                       run_id=record.run_id, duration_s=record.duration_s or 0.0)
+    return TrialResult(
+        spec.trial_id,
+        spec.name,
+        spec.seed,
+        TrialState.CACHED,
+        metrics=dict(record.metrics),
+        run_id=record.run_id,
+        duration_s=record.duration_s or 0.0,
+    )
 
 
 def cached_results(study_name: str, trials: list[TrialSpec], tracking_uri: str) -> dict[str, TrialResult]:
@@ -56,20 +63,21 @@ def cached_results(study_name: str, trials: list[TrialSpec], tracking_uri: str) 
 
     if not tracking.store_exists(tracking_uri):
         return {}
-    mlflow_client = tracking.client(tracking_uri)
-    experiment_id = tracking.find_experiment(mlflow_client, study_name)
+    store = RunStore.open(tracking_uri)
+    experiment_id = store.find_experiment(study_name)
     if experiment_id is None:
         return {}
     hits = {}
     for spec in trials:
-        hit = cached_result(mlflow_client, experiment_id, spec)
+        hit = cached_result(store, experiment_id, spec)
         if hit is not None:
             hits[spec.trial_id] = hit
     return hits
 
 
-def with_launch_estimates(trials: list[TrialSpec], train: set[str], tracking_uri: str,
-                          gpus_per_trial: float) -> list[TrialSpec]:
+def with_launch_estimates(
+    trials: list[TrialSpec], train: set[str], tracking_uri: str, gpus_per_trial: float
+) -> list[TrialSpec]:
     """`trials`, those about to train carrying their estimated wall time on this machine's kind
     of device (`ablate.study.estimate`: the store, else a cached probe, else FLOPs), which their
     runs record when opened. Nothing is estimated (nor torch loaded) when nothing trains."""
@@ -79,21 +87,29 @@ def with_launch_estimates(trials: list[TrialSpec], train: set[str], tracking_uri
     from ablate.study.estimate import Estimator
 
     estimator = Estimator(tracking_uri, this_device(), gpus_per_trial)
-    return [s.with_runtime(tags={**s.tags, **estimator.estimate(s).tags()}) if s.trial_id in train else s
-            for s in trials]
+    return [dataclasses.replace(s, estimate=estimator.estimate(s).launch) if s.trial_id in train else s for s in trials]
 
 
 class _Launch:
     """One `ablate run`: its parent run, and every trial result reported so far (over rounds)."""
 
-    def __init__(self, study: Study, tracking_uri: str, outcome: StudyOutcome, mlflow_client: Any, rerun: bool,
-                 dispatcher: Dispatcher, on_start: Optional[StartSink], on_result: Optional[EventSink],
-                 on_planned: Optional[Callable[[list[TrialSpec]], None]]) -> None:
+    def __init__(
+        self,
+        study: Study,
+        tracking_uri: str,
+        outcome: StudyOutcome,
+        store: RunStore,
+        rerun: bool,
+        dispatcher: Dispatcher,
+        on_start: StartSink | None,
+        on_result: EventSink | None,
+        on_planned: Callable[[list[TrialSpec]], None] | None,
+    ) -> None:
         self.study = study
         self.tracking_uri = tracking_uri
         self.on_planned = on_planned
         self.outcome = outcome
-        self.client = mlflow_client
+        self.store = store
         self.rerun = rerun
         self.dispatcher = dispatcher
         self.on_start = on_start
@@ -117,10 +133,11 @@ class _Launch:
         trials = [s for s in trials if (s.trial_id, s.name) not in self.reported]
         experiment_id = self.outcome.experiment_id
         read = {d for spec in trials for d in spec.depends_on}  # trials whose checkpoints others load
-        trials = [provides_checkpoint(s) if s.trial_id in read else s for s in trials]  # stored for other machines
+        # stored for other machines
+        trials = [dataclasses.replace(s, provides=True) if s.trial_id in read else s for s in trials]
         hits: dict[int, TrialResult] = {}
         for index, spec in enumerate(trials):
-            hit = None if self.rerun else cached_result(self.client, experiment_id, spec)
+            hit = None if self.rerun else cached_result(self.store, experiment_id, spec)
             if hit is not None:
                 hits[index] = hit
         must_train = {s.trial_id for i, s in enumerate(trials) if i not in hits}  # then under every name
@@ -135,30 +152,34 @@ class _Launch:
                 cached.add(spec.trial_id)
                 self.outcome.results.append(hits[index])
                 self._report(spec, hits[index])
-        self.outcome.results.extend(drive(self.pending, self.dispatcher, self.context,
-                                          retries=self.study.spec.resources.retries, on_start=self.on_start,
-                                          on_result=self._report))
+        self.outcome.results.extend(
+            drive(
+                self.pending,
+                self.dispatcher,
+                self.context,
+                retries=self.study.spec.resources.retries,
+                on_start=self.on_start,
+                on_result=self._report,
+            )
+        )
         return len(must_train), len(cached)
 
     def interrupted(self) -> None:
-        from ablate import tracking
-
         unfinished = [s.trial_id for s in self.pending if s.trial_id not in self.ended]
-        tracking.mark_interrupted(self.client, self.outcome.experiment_id, unfinished)
+        self.store.mark_interrupted(self.outcome.experiment_id, unfinished)
 
 
 def _round(launch: _Launch, trials: list[TrialSpec], number: int, seeds: list[int], counts: tuple[int, int]) -> Any:
     """Measure the intervals of the round's deltas from what the store holds for its trials."""
-    from ablate import tracking
-    from ablate.report.collect import deduplicate
     from ablate.study.seed_rounds import SeedRound, decide, delta_widths
+    from ablate.tracking.records import deduplicate
 
     rule = launch.study.spec.auto_seeds
     assert rule is not None
     ids = {s.trial_id for s in trials}
-    runs, _ = tracking.read_experiment(launch.client, launch.outcome.experiment_id, launch.study.name)
+    runs, _ = launch.store.read_experiment(launch.outcome.experiment_id, launch.study.name)
     records, _ = deduplicate(r for r in runs if r.trial_id in ids and r.finished)
-    widths = delta_widths(records, launch.study.name)
+    widths = delta_widths(records)
     failed = any(r.state is TrialState.FAILED for r in launch.outcome.results)
     stop = decide(widths, rule, len(seeds), failed)
     return SeedRound(number, tuple(seeds), counts[0], counts[1], widths, rule.ci_width, stop)
@@ -177,9 +198,11 @@ def _log_rounds(launch: _Launch, runs_dir: Path | str) -> None:
     path = Path(runs_dir).resolve() / launch.study.name / ROUNDS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([r.to_dict() for r in rounds], indent=1))
-    tracking.log_tags(launch.client, launch.outcome.parent_run_id, {
-        T.SEED_ROUNDS: str(len(rounds)), T.SEEDS_RUN: ",".join(str(s) for s in last.seeds), T.SEED_STOP: last.stop})
-    tracking.log_files(launch.client, launch.outcome.parent_run_id, [path])
+    launch.store.log_tags(
+        launch.outcome.parent_run_id,
+        {T.SEED_ROUNDS: str(len(rounds)), T.SEEDS_RUN: ",".join(str(s) for s in last.seeds), T.SEED_STOP: last.stop},
+    )
+    launch.store.log_files(launch.outcome.parent_run_id, [path])
 
 
 def run_study(
@@ -188,11 +211,11 @@ def run_study(
     *,
     runs_dir: Path | str = "runs",
     rerun: bool = False,
-    dispatcher: Optional[Dispatcher] = None,
-    on_start: Optional[StartSink] = None,
-    on_result: Optional[EventSink] = None,
-    on_planned: Optional[Callable[[list[TrialSpec]], None]] = None,
-    on_round: Optional[RoundSink] = None,
+    dispatcher: Dispatcher | None = None,
+    on_start: StartSink | None = None,
+    on_result: EventSink | None = None,
+    on_planned: Callable[[list[TrialSpec]], None] | None = None,
+    on_round: RoundSink | None = None,
 ) -> StudyOutcome:
     """Train every pending trial of `study`; finished ones (same trial id) are reported as cached.
 
@@ -206,14 +229,19 @@ def run_study(
     rule = study.spec.auto_seeds
     seeds = study.spec.seed_list
     trials = plan_trials(study, runs_dir, seeds=seeds)
-    tracking.prepare_store(tracking_uri)
-    mlflow_client = tracking.client(tracking_uri)
-    experiment_id = tracking.ensure_experiment(mlflow_client, study.name, tracking_uri)
-    parent_run_id = tracking.start_parent_run(mlflow_client, experiment_id, tracking.tags.Kind.STUDY, study.name, {
-        tracking.tags.PROFILE: study.profile or "", tracking.tags.STUDY_FILE: str(study.source)})
+    store = RunStore.open(tracking_uri)
+    store.prepare()
+    experiment_id = store.ensure_experiment(study.name)
+    parent_run_id = store.start_parent_run(
+        experiment_id,
+        tracking.tags.Kind.STUDY,
+        study.name,
+        {tracking.tags.PROFILE: study.profile or "", tracking.tags.STUDY_FILE: str(study.source)},
+    )
     outcome = StudyOutcome(study.name, experiment_id, parent_run_id, tracking_uri)
-    launch = _Launch(study, tracking_uri, outcome, mlflow_client, rerun, dispatcher or InProcessDispatcher(),
-                     on_start, on_result, on_planned)
+    launch = _Launch(
+        study, tracking_uri, outcome, store, rerun, dispatcher or InProcessDispatcher(), on_start, on_result, on_planned
+    )
     status = "FAILED"
     try:
         while True:
@@ -235,6 +263,6 @@ def run_study(
         raise
     finally:
         _log_rounds(launch, runs_dir)
-        tracking.log_params(mlflow_client, parent_run_id, {"n_trials": launch.planned})
-        tracking.end_run(mlflow_client, parent_run_id, status)
+        store.log_params(parent_run_id, {"n_trials": launch.planned})
+        store.end_run(parent_run_id, status)
     return outcome

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,9 +34,9 @@ class SynthSpec(_Strict):
 
 class DataSpec(_Strict):
     root: str
-    synth: Optional[SynthSpec] = None
+    synth: SynthSpec | None = None
     # (w, h) the images are resized to before cropping / testing; defaults to the config's.
-    image_scale: Optional[tuple[int, int]] = None
+    image_scale: tuple[int, int] | None = None
 
 
 # `budget.amp`: what a trial trains in on a GPU (see `ablate.config.precision`).
@@ -49,14 +49,16 @@ def _yaml_off(value: Any) -> Any:
 
 
 class BudgetSpec(_Strict):
-    iters: int = Field(20000, ge=1)
-    val_interval: Optional[int] = Field(None, ge=1, description="defaults to iters")
-    batch_size: int = Field(2, ge=1, description="per GPU (per worker): a trial of N workers steps on N x batch_size")
-    crop: Optional[tuple[int, int]] = Field(None, description="(h, w); defaults to the config's")
-    log_interval: int = Field(50, ge=1)
-    workers: int = Field(2, ge=0)
-    amp: Precision = Field("off", description="mixed precision on an accelerator; fp32 (recorded) without one")
-    compile: bool = Field(False, description="torch.compile the training step (mmengine's `compile`)")
+    iters: int = Field(default=20000, ge=1)
+    val_interval: int | None = Field(default=None, ge=1, description="defaults to iters")
+    batch_size: int = Field(
+        default=2, ge=1, description="per GPU (per worker): a trial of N workers steps on N x batch_size"
+    )
+    crop: tuple[int, int] | None = Field(default=None, description="(h, w); defaults to the config's")
+    log_interval: int = Field(default=50, ge=1)
+    workers: int = Field(default=2, ge=0)
+    amp: Precision = Field(default="off", description="mixed precision on an accelerator; fp32 (recorded) without one")
+    compile: bool = Field(default=False, description="torch.compile the training step (mmengine's `compile`)")
 
     @field_validator("amp", mode="before")
     @classmethod
@@ -64,26 +66,30 @@ class BudgetSpec(_Strict):
         return _yaml_off(v)
 
     @model_validator(mode="after")
-    def _interval_fits(self) -> "BudgetSpec":
+    def _interval_fits(self) -> BudgetSpec:
         if self.val_interval is not None and self.val_interval > self.iters:
             raise ValueError(f"val_interval ({self.val_interval}) exceeds iters ({self.iters})")
         return self
 
     @field_validator("crop")
     @classmethod
-    def _crop_positive(cls, v: Optional[tuple[int, int]]) -> Optional[tuple[int, int]]:
+    def _crop_positive(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
         if v is not None and min(v) < 16:
             raise ValueError("crop sides must be at least 16 pixels")
         return v
 
 
-def _one_placement(gpus: Optional[float], workers: Optional[int]) -> None:
+def _one_placement(gpus: float | None, workers: int | None) -> None:
     if gpus is not None and gpus > 1 and gpus != int(gpus):
-        raise ValueError(f"gpus_per_trial above 1 is a number of DDP workers, one GPU each: {gpus:g} is not "
-                         "whole (fractions below 1 share a GPU)")
+        raise ValueError(
+            f"gpus_per_trial above 1 is a number of DDP workers, one GPU each: {gpus:g} is not "
+            "whole (fractions below 1 share a GPU)"
+        )
     if (gpus or 0) > 1 and (workers or 1) > 1:
-        raise ValueError("set gpus_per_trial (N GPUs: N DDP workers, one GPU each) or workers_per_trial "
-                         "(N CPU workers), not both above 1")
+        raise ValueError(
+            "set gpus_per_trial (N GPUs: N DDP workers, one GPU each) or workers_per_trial "
+            "(N CPU workers), not both above 1"
+        )
 
 
 _PLACEMENT = {"gpus_per_trial", "workers_per_trial"}
@@ -93,12 +99,12 @@ class TrialResources(_Strict):
     """A trial entry's own placement (a zoo's 4-GPU B5 beside 1-GPU B0 rows); replaces the
     study's gpus_per_trial / workers_per_trial when it sets either."""
 
-    gpus_per_trial: Optional[float] = Field(None, ge=0)
-    workers_per_trial: Optional[int] = Field(None, ge=1)
-    cpus_per_trial: Optional[float] = Field(None, gt=0)
+    gpus_per_trial: float | None = Field(None, ge=0)
+    workers_per_trial: int | None = Field(None, ge=1)
+    cpus_per_trial: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _one_placement(self) -> "TrialResources":
+    def _one_placement(self) -> TrialResources:
         _one_placement(self.gpus_per_trial, self.workers_per_trial)
         return self
 
@@ -109,21 +115,30 @@ class ResourcesSpec(_Strict):
     A trial with N > 1 workers trains as one DDP job (Ray Train, SyncBN kept); `budget.batch_size`
     is per worker, so it trains with N x batch_size images per step."""
 
-    gpus_per_trial: float = Field(1.0, ge=0, description="fractions share a GPU; a whole N > 1 trains each trial as "
-                                                          "N DDP workers, one GPU each")
-    workers_per_trial: int = Field(1, ge=1, description="N > 1: each trial trains as N CPU workers (DDP on gloo), "
-                                                        "for machines without GPUs and CI")
-    cpus_per_trial: Optional[float] = Field(None, gt=0, description="per process (each worker): default 1 with GPUs "
-                                                                    "or CPU workers, all CPUs for one CPU process")
-    max_concurrent: Optional[int] = Field(None, ge=1)
-    retries: int = Field(1, ge=0, description="extra attempts for a failed trial")
+    gpus_per_trial: float = Field(
+        default=1.0,
+        ge=0,
+        description="fractions share a GPU; a whole N > 1 trains each trial as N DDP workers, one GPU each",
+    )
+    workers_per_trial: int = Field(
+        default=1,
+        ge=1,
+        description="N > 1: each trial trains as N CPU workers (DDP on gloo), for machines without GPUs and CI",
+    )
+    cpus_per_trial: float | None = Field(
+        default=None,
+        gt=0,
+        description="per process (each worker): default 1 with GPUs or CPU workers, all CPUs for one CPU process",
+    )
+    max_concurrent: int | None = Field(default=None, ge=1)
+    retries: int = Field(default=1, ge=0, description="extra attempts for a failed trial")
 
     @model_validator(mode="after")
-    def _one_placement(self) -> "ResourcesSpec":
+    def _one_placement(self) -> ResourcesSpec:
         _one_placement(self.gpus_per_trial, self.workers_per_trial)
         return self
 
-    def placement(self, entry: Optional[TrialResources] = None) -> tuple[int, float, Optional[float]]:
+    def placement(self, entry: TrialResources | None = None) -> tuple[int, float, float | None]:
         """(workers, GPUs per worker, CPUs per worker or None for the dispatcher's default) of a
         trial, with its entry's own `resources` if it has any."""
         gpus, workers, cpus = self.gpus_per_trial, self.workers_per_trial, self.cpus_per_trial
@@ -152,7 +167,7 @@ class AutoSeeds(_Strict):
     start: int = Field(0, ge=0, description="the first seed value")
 
     @model_validator(mode="after")
-    def _min_below_max(self) -> "AutoSeeds":
+    def _min_below_max(self) -> AutoSeeds:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) exceeds max ({self.max})")
         return self
@@ -167,7 +182,7 @@ class SeedsAuto(_Strict):
 
 
 _SEED_LIST: TypeAdapter[list[int]] = TypeAdapter(list[int])
-SeedsField = Union[list[int], SeedsAuto]
+SeedsField = list[int] | SeedsAuto
 
 
 def _seeds(value: Any) -> Any:
@@ -188,28 +203,28 @@ class TrialEntry(_Strict):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
     overrides: dict[str, Any] = Field(default_factory=dict)
-    resources: Optional[TrialResources] = None  # its own GPUs / workers (else the study's)
+    resources: TrialResources | None = None  # its own GPUs / workers (else the study's)
 
 
 # A trick in a list: `poly_lr`, or `{ohem: {thresh: 0.6}}` (parameters checked by the trick).
-TrickItem = Union[str, dict[str, Optional[dict[str, Any]]]]
+TrickItem = str | dict[str, dict[str, Any] | None]
 
 
 class PretrainEntry(_Strict):
     """A checkpoint later trials `transfer` from: a file, or a trial trained first."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    checkpoint: Optional[str] = None
-    base: Optional[str] = None
-    data: Optional[DataSpec] = None
-    budget: Optional["PartialBudgetSpec"] = None
+    checkpoint: str | None = None
+    base: str | None = None
+    data: DataSpec | None = None
+    budget: PartialBudgetSpec | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
-    resources: Optional[TrialResources] = None  # its own GPUs / workers (else the study's)
+    resources: TrialResources | None = None  # its own GPUs / workers (else the study's)
     tricks: list[TrickItem] = Field(default_factory=list)
     seed: int = 0
 
     @model_validator(mode="after")
-    def _file_or_training(self) -> "PretrainEntry":
+    def _file_or_training(self) -> PretrainEntry:
         trains = self.base or self.data or self.budget or self.overrides or self.tricks
         if self.checkpoint is not None and trains:
             raise ValueError("a pretrain entry is either a 'checkpoint' file or a training (base/data/budget/...)")
@@ -221,27 +236,27 @@ class ZooEntry(_Strict):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+*-]+$")
     config: str
-    encoder: Optional[str] = Field(None, description="ImageNet encoder checkpoint (backbone init_cfg)")
-    decoder: Optional[str] = Field(None, description="pretrain entry or checkpoint for the whole model")
+    encoder: str | None = Field(None, description="ImageNet encoder checkpoint (backbone init_cfg)")
+    decoder: str | None = Field(None, description="pretrain entry or checkpoint for the whole model")
     overrides: dict[str, Any] = Field(default_factory=dict)
-    resources: Optional[TrialResources] = None  # its own GPUs / workers (else the study's)
+    resources: TrialResources | None = None  # its own GPUs / workers (else the study's)
 
 
 class PartialDataSpec(_Strict):
-    root: Optional[str] = None
-    synth: Optional[SynthSpec] = None
-    image_scale: Optional[tuple[int, int]] = None
+    root: str | None = None
+    synth: SynthSpec | None = None
+    image_scale: tuple[int, int] | None = None
 
 
 class PartialBudgetSpec(_Strict):
-    iters: Optional[int] = Field(None, ge=1)
-    val_interval: Optional[int] = Field(None, ge=1)
-    batch_size: Optional[int] = Field(None, ge=1)
-    crop: Optional[tuple[int, int]] = None
-    log_interval: Optional[int] = Field(None, ge=1)
-    workers: Optional[int] = Field(None, ge=0)
-    amp: Optional[Precision] = None
-    compile: Optional[bool] = None
+    iters: int | None = Field(None, ge=1)
+    val_interval: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    crop: tuple[int, int] | None = None
+    log_interval: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=0)
+    amp: Precision | None = None
+    compile: bool | None = None
 
     @field_validator("amp", mode="before")
     @classmethod
@@ -252,16 +267,16 @@ class PartialBudgetSpec(_Strict):
 class ProfileSpec(_Strict):
     """Named overrides so one study runs at paper scale or small on a CPU (`--profile demo`)."""
 
-    base: Optional[str] = None
-    data: Optional[PartialDataSpec] = None
-    budget: Optional[PartialBudgetSpec] = None
-    seeds: Optional[SeedsField] = None
-    resources: Optional[ResourcesSpec] = None
-    search: Optional[SearchSpec] = None
+    base: str | None = None
+    data: PartialDataSpec | None = None
+    budget: PartialBudgetSpec | None = None
+    seeds: SeedsField | None = None
+    resources: ResourcesSpec | None = None
+    search: SearchSpec | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
-    zoo: Optional[list[ZooEntry]] = None  # e.g. a few small models for a CPU demo
-    pretrain: Optional[list[PretrainEntry]] = None
-    encoder: Optional[str] = None
+    zoo: list[ZooEntry] | None = None  # e.g. a few small models for a CPU demo
+    pretrain: list[PretrainEntry] | None = None
+    encoder: str | None = None
 
     @field_validator("seeds", mode="wrap")
     @classmethod
@@ -278,29 +293,31 @@ class StudySpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     seeds: SeedsField = Field(default_factory=lambda: [0], description="a list, or {auto: {min, max, ci_width}}")
     overrides: dict[str, Any] = Field(default_factory=dict, description="applied to every trial")
-    encoder: Optional[str] = Field(None, description="ImageNet encoder checkpoint for the base model")
+    encoder: str | None = Field(None, description="ImageNet encoder checkpoint for the base model")
     trials: list[TrialEntry] = Field(default_factory=list)
     ladder: list[TrickItem] = Field(default_factory=list, description="rung k = base + tricks 1..k")
     recipe: list[TrickItem] = Field(default_factory=list, description="tricks applied to zoo models")
-    mode: Optional[Literal["leave_one_out"]] = None
+    mode: Literal["leave_one_out"] | None = None
     zoo: list[ZooEntry] = Field(default_factory=list)
     pretrain: list[PretrainEntry] = Field(default_factory=list)
     reference: dict[str, float] = Field(default_factory=dict, description="paper mIoU by trial name")
     trick_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="parameters that win wherever the trick appears (e.g. tuned values)"
     )
-    search: Optional[SearchSpec] = None
+    search: SearchSpec | None = None
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _has_trials(self) -> "StudySpec":
+    def _has_trials(self) -> StudySpec:
         if self.mode == "leave_one_out" and not self.recipe:
             raise ValueError("mode: leave_one_out needs a non-empty 'recipe'")
         if not (self.trials or self.ladder or self.zoo or self.mode or self.search):
             raise ValueError("a study needs at least one of: trials, ladder, zoo, recipe with mode, or search")
         if self.auto_seeds is not None and not (self.ladder or self.mode == "leave_one_out"):
-            raise ValueError("seeds.auto needs a `ladder:` or a `recipe:` with `mode: leave_one_out` (the intervals "
-                             "of their deltas decide when to stop); list the seeds instead")
+            raise ValueError(
+                "seeds.auto needs a `ladder:` or a `recipe:` with `mode: leave_one_out` (the intervals "
+                "of their deltas decide when to stop); list the seeds instead"
+            )
         names = [e.name for e in self.zoo] + [e.name for e in self.pretrain]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -323,7 +340,7 @@ class StudySpec(_Strict):
         return _seeds(v)
 
     @property
-    def auto_seeds(self) -> Optional[AutoSeeds]:
+    def auto_seeds(self) -> AutoSeeds | None:
         """The rule of `seeds: {auto: ...}`; None for a list of seeds."""
         return self.seeds.auto if isinstance(self.seeds, SeedsAuto) else None
 
@@ -333,7 +350,7 @@ class StudySpec(_Strict):
         auto = self.auto_seeds
         return auto.first(auto.min) if auto is not None else list(self.seeds)  # type: ignore[arg-type]
 
-    def with_profile(self, name: str) -> "StudySpec":
+    def with_profile(self, name: str) -> StudySpec:
         """The study as the named profile sees it, validated again as a whole.
 
         `data`, `budget`, `resources` and `overrides` merge key by key (the profile's keys win; a

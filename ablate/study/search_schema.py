@@ -3,9 +3,10 @@ objectives and constraints, how to sample and prune, how long."""
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -57,8 +58,9 @@ def parse_crop(value: Any) -> tuple[int, int]:
 
 def _field_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
     """A cross-field rule reported at the field it is about (`search.<field>`), not at `search`."""
-    return ValidationError.from_exception_data("SearchSpec", [InitErrorDetails(
-        type=PydanticCustomError("search_rule", message), loc=loc, input=value)])
+    return ValidationError.from_exception_data(
+        "SearchSpec", [InitErrorDetails(type=PydanticCustomError("search_rule", message), loc=loc, input=value)]
+    )
 
 
 class _Strict(BaseModel):
@@ -78,7 +80,7 @@ class LogUniform(_Strict):
 
 class Uniform(_Strict):
     uniform: tuple[float, float]
-    step: Optional[float] = Field(None, gt=0)
+    step: float | None = Field(None, gt=0)
 
     @field_validator("uniform")
     @classmethod
@@ -90,36 +92,36 @@ class Uniform(_Strict):
 
 class IntRange(_Strict):
     int: tuple[int, int]
-    step: int = Field(1, ge=1)
+    step: builtins.int = Field(1, ge=1)  # `int` in this class body is the field above
     log: bool = False
 
     @field_validator("int")
     @classmethod
-    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+    def _ordered(cls, v: tuple[builtins.int, builtins.int]) -> tuple[builtins.int, builtins.int]:
         if not v[0] < v[1]:
             raise ValueError("int needs low < high")
         return v
 
 
 class Categorical(_Strict):
-    categorical: list[Union[float, int, str, bool, None]] = Field(min_length=1)
+    categorical: list[float | int | str | bool | None] = Field(min_length=1)
 
 
-ParamSpec = Union[LogUniform, Uniform, IntRange, Categorical]
+ParamSpec = LogUniform | Uniform | IntRange | Categorical
 
 
 class SamplerSpec(_Strict):
     type: Literal["tpe", "random", "grid"] = "tpe"
-    seed: Optional[int] = 0
-    n_startup_trials: int = Field(4, ge=0, description="TPE: random trials before modelling")
+    seed: int | None = 0
+    n_startup_trials: int = Field(default=4, ge=0, description="TPE: random trials before modelling")
 
 
 class PrunerSpec(_Strict):
     type: Literal["median", "successive_halving", "hyperband", "none"] = "median"
-    n_startup_trials: int = Field(2, ge=0, description="median: trials that are never pruned")
-    n_warmup_steps: int = Field(0, ge=0, description="median: iterations before pruning can start")
-    min_resource: Optional[int] = Field(None, ge=1, description="halving/hyperband: iterations")
-    reduction_factor: int = Field(3, ge=2)
+    n_startup_trials: int = Field(default=2, ge=0, description="median: trials that are never pruned")
+    n_warmup_steps: int = Field(default=0, ge=0, description="median: iterations before pruning can start")
+    min_resource: int | None = Field(default=None, ge=1, description="halving/hyperband: iterations")
+    reduction_factor: int = Field(default=3, ge=2)
 
 
 class SearchSpec(_Strict):
@@ -133,25 +135,31 @@ class SearchSpec(_Strict):
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
     n_trials: int = Field(20, ge=1)
-    timeout: Optional[float] = Field(None, gt=0, description="seconds; stop asking for trials after")
+    timeout: float | None = Field(None, gt=0, description="seconds; stop asking for trials after")
     metric: str = "mIoU"
     direction: Direction = "maximize"
-    objectives: Optional[dict[str, Direction]] = Field(
-        None, min_length=1, description="metric -> maximize|minimize, in order; replaces metric/direction")
+    objectives: dict[str, Direction] | None = Field(
+        None, min_length=1, description="metric -> maximize|minimize, in order; replaces metric/direction"
+    )
     constraints: dict[str, Annotated[str, AfterValidator(_checked_bound)]] = Field(
-        default_factory=dict, description="metric -> bound such as '<= 60'; trials outside are infeasible")
+        default_factory=dict, description="metric -> bound such as '<= 60'; trials outside are infeasible"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _no_pruner_by_default_with_several_objectives(cls, data: Any) -> Any:
         """Optuna prunes single-objective studies only: several objectives default to no pruner."""
-        if (isinstance(data, dict) and isinstance(data.get("objectives"), dict) and len(data["objectives"]) > 1
-                and "pruner" not in data):
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("objectives"), dict)
+            and len(data["objectives"]) > 1
+            and "pruner" not in data
+        ):
             return {**data, "pruner": {"type": "none"}}
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SearchSpec":
+    def _consistent(self) -> SearchSpec:
         if self.sampler.type == "grid":
             bad = [k for k, v in self.params.items() if not isinstance(v, Categorical)]
             if bad:
@@ -159,13 +167,21 @@ class SearchSpec(_Strict):
         if self.objectives is not None:
             both = sorted({"metric", "direction"} & self.model_fields_set)
             if both:
-                raise _field_error(("objectives",), f"objectives replaces {' and '.join(both)}; give one or the other "
-                                   "(one objective is objectives: {mIoU: maximize})", self.objectives)
+                raise _field_error(
+                    ("objectives",),
+                    f"objectives replaces {' and '.join(both)}; give one or the other "
+                    "(one objective is objectives: {mIoU: maximize})",
+                    self.objectives,
+                )
             if any(not name.strip() for name in self.objectives):
                 raise _field_error(("objectives",), "metric names must not be empty", self.objectives)
         if self.multi_objective and self.pruner.type != "none":
-            raise _field_error(("pruner",), "Optuna's pruners are single-objective; set pruner: {type: none} (the "
-                               "default with several objectives) or search one objective", self.pruner.type)
+            raise _field_error(
+                ("pruner",),
+                "Optuna's pruners are single-objective; set pruner: {type: none} (the "
+                "default with several objectives) or search one objective",
+                self.pruner.type,
+            )
         if CROP_PARAM in self.params:
             _check_crop_spec(self.params[CROP_PARAM])
         return self
@@ -175,7 +191,7 @@ class SearchSpec(_Strict):
         return list(self.objectives) if self.objectives else [self.metric]
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return list(self.objectives.values()) if self.objectives else [self.direction]
 
     @property
@@ -196,5 +212,9 @@ def _check_crop_spec(spec: ParamSpec) -> None:
             except ValueError as exc:
                 raise _field_error(("params", CROP_PARAM), str(exc), value) from None
     elif not (isinstance(spec, IntRange) and spec.int[0] >= 1):
-        raise _field_error(("params", CROP_PARAM), f"{CROP_PARAM} takes {{int: [low, high]}} with low >= 1 (a square "
-                           "side) or {categorical: [...]} of sides and 'HxW' texts", None)
+        raise _field_error(
+            ("params", CROP_PARAM),
+            f"{CROP_PARAM} takes {{int: [low, high]}} with low >= 1 (a square "
+            "side) or {categorical: [...]} of sides and 'HxW' texts",
+            None,
+        )

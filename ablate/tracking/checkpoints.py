@@ -18,18 +18,22 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ablate.errors import AblateError
 from ablate.tracking import tags as T
+from ablate.tracking.failures import TrackingUnavailable
+from ablate.util.files import cache_dir
+from ablate.util.text import one_line
 
 if TYPE_CHECKING:
-    from ablate.trial.spec import TrialSpec
+    from ablate.tracking.store import RunStore
 
 ARTIFACT_DIR = "checkpoints"  # the folder of a run's artifacts that holds its checkpoint
-BEST = "best.pth"
+BEST_CHECKPOINT = "best.pth"  # in a trial's work dir: the weights later trials load
 RUNS_SCHEME = "runs:/"
 URL_SCHEMES = ("http://", "https://")
 # mmengine's (and torch.hub's) convention: `<name>-<first 8+ hex digits of the SHA-256>.<ext>`
@@ -56,13 +60,15 @@ def is_remote(value: str) -> bool:
 
 def parse_runs_uri(value: str) -> tuple[str, str]:
     """(run id, artifact path) of `runs:/<run_id>/<path>`."""
-    run_id, _, path = value[len(RUNS_SCHEME):].strip("/").partition("/")
+    run_id, _, path = value[len(RUNS_SCHEME) :].strip("/").partition("/")
     if not run_id or not path.strip("/"):
-        raise CheckpointError(f"'{value}' is not runs:/<run_id>/<artifact path> (e.g. runs:/0a1b2c/checkpoints/best.pth)")
+        raise CheckpointError(
+            f"'{value}' is not runs:/<run_id>/<artifact path> (e.g. runs:/0a1b2c/checkpoints/best.pth)"
+        )
     return run_id, path.strip("/")
 
 
-def hash_prefix(url: str) -> Optional[str]:
+def hash_prefix(url: str) -> str | None:
     """The SHA-256 prefix a URL's file name promises, if it follows the convention."""
     match = HASH_PREFIX.search(os.path.basename(urlsplit(url).path))
     return match.group(1) if match else None
@@ -78,7 +84,7 @@ def sha256_of(path: Path) -> str:
 
 def cache_root() -> Path:
     """`$ABLATE_CACHE_DIR/checkpoints` (default `~/.cache/ablate/checkpoints`): per machine."""
-    return Path(os.environ.get("ABLATE_CACHE_DIR", Path.home() / ".cache" / "ablate")) / "checkpoints"
+    return cache_dir() / "checkpoints"
 
 
 def url_cache_path(url: str) -> Path:
@@ -89,18 +95,11 @@ def url_cache_path(url: str) -> Path:
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def provides_checkpoint(spec: "TrialSpec") -> "TrialSpec":
-    """The trial, marked to store its `best.pth` when it finishes: later trials load it."""
-    return spec.with_runtime(tags={**spec.tags, T.PROVIDES: "checkpoint"})
-
-
-def log_checkpoint(mlflow_client: Any, run_id: str, path: Path) -> str:
+def log_checkpoint(store: RunStore, run_id: str, path: Path) -> str:
     """Store a trial's checkpoint with its run (`checkpoints/<name>`) and tag its SHA-256."""
-    from ablate.tracking.store import log_tags
-
     digest = sha256_of(path)
-    mlflow_client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_DIR)
-    log_tags(mlflow_client, run_id, {T.CHECKPOINT: f"{ARTIFACT_DIR}/{path.name}", T.CHECKPOINT_SHA256: digest})
+    store.log_file(run_id, path, ARTIFACT_DIR)
+    store.log_tags(run_id, {T.CHECKPOINT: f"{ARTIFACT_DIR}/{path.name}", T.CHECKPOINT_SHA256: digest})
     return digest
 
 
@@ -110,10 +109,10 @@ def _move_into_place(source: Path, target: Path) -> None:
     os.replace(source, target)  # atomic: trials fetching the same file at once each land a whole one
 
 
-def fetch_artifact(tracking_uri: str, run_id: str, artifact_path: str, sha256: Optional[str] = None) -> Path:
+def fetch_artifact(tracking_uri: str, run_id: str, artifact_path: str, sha256: str | None = None) -> Path:
     """A run's artifact as a local file, downloaded once per machine (verified when the SHA-256 is
     known) into `<cache>/<run id>/<sha256 prefix>/<path>`."""
-    from mlflow.artifacts import download_artifacts
+    from ablate.tracking.store import RunStore
 
     key = sha256[:16] if sha256 else "unverified"
     target = cache_root() / run_id / key / artifact_path
@@ -123,18 +122,23 @@ def fetch_artifact(tracking_uri: str, run_id: str, artifact_path: str, sha256: O
     partial.mkdir(parents=True)
     try:
         try:
-            local = Path(download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(partial),
-                                            tracking_uri=tracking_uri))
+            local = RunStore.open(tracking_uri).download_artifact(run_id, artifact_path, partial)
+        except TrackingUnavailable:
+            raise
         except Exception as exc:
-            raise CheckpointError(f"cannot download {RUNS_SCHEME}{run_id}/{artifact_path} from {tracking_uri} "
-                                  f"({str(exc).splitlines()[0][:200]})") from None
+            raise CheckpointError(
+                f"cannot download {RUNS_SCHEME}{run_id}/{artifact_path} from {tracking_uri} "
+                f"({one_line(exc, with_type=False)})"
+            ) from None
         if not local.is_file():
             raise CheckpointError(f"{RUNS_SCHEME}{run_id}/{artifact_path} is a folder, not a checkpoint file")
         if sha256 is not None:
             got = sha256_of(local)
             if got != sha256:
-                raise CheckpointError(f"{RUNS_SCHEME}{run_id}/{artifact_path}: downloaded file has SHA-256 {got}, "
-                                      f"the run recorded {sha256}")
+                raise CheckpointError(
+                    f"{RUNS_SCHEME}{run_id}/{artifact_path}: downloaded file has SHA-256 {got}, "
+                    f"the run recorded {sha256}"
+                )
         _move_into_place(local, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -144,15 +148,13 @@ def fetch_artifact(tracking_uri: str, run_id: str, artifact_path: str, sha256: O
 def fetch_runs_uri(tracking_uri: str, uri: str) -> Path:
     """A `runs:/<run_id>/<path>` checkpoint as a local file (verified when it is the run's stored
     checkpoint, whose SHA-256 the run records)."""
-    from ablate.tracking.records import TrialRun
-    from ablate.tracking.store import client
+    from ablate.tracking.store import RunStore
 
     run_id, path = parse_runs_uri(uri)
-    try:
-        run = client(tracking_uri).get_run(run_id)
-    except Exception:
-        raise CheckpointError(f"{uri}: no run {run_id} in the tracking store {tracking_uri}") from None
-    stored = TrialRun.from_mlflow(run).stored_checkpoint
+    run = RunStore.open(tracking_uri).trial_run(run_id)
+    if run is None:
+        raise CheckpointError(f"{uri}: no run {run_id} in the tracking store {tracking_uri}")
+    stored = run.stored_checkpoint
     return fetch_artifact(tracking_uri, run_id, path, stored[1] if stored and stored[0] == path else None)
 
 
@@ -170,8 +172,10 @@ def fetch_url(url: str) -> Path:
         torch.hub.download_url_to_file(url, str(target), expected, progress=False)
     except RuntimeError as exc:
         if "invalid hash value" in str(exc):
-            raise CheckpointError(f"{url}: the downloaded file's SHA-256 does not start with {expected}, which its "
-                                  "name promises; the file is corrupt or not the one named (it was not kept)") from None
+            raise CheckpointError(
+                f"{url}: the downloaded file's SHA-256 does not start with {expected}, which its "
+                "name promises; the file is corrupt or not the one named (it was not kept)"
+            ) from None
         raise CheckpointError(f"cannot download {url} ({exc})") from None
     except OSError as exc:
         raise CheckpointError(f"cannot download {url} ({getattr(exc, 'reason', None) or exc})") from None
@@ -180,16 +184,15 @@ def fetch_url(url: str) -> Path:
 
 def trial_checkpoint(tracking_uri: str, experiment_id: str, trial_id: str) -> Path:
     """The checkpoint a finished trial of the study stored, fetched from its newest such run."""
-    from ablate.tracking.records import TrialRun
-    from ablate.tracking.runs import find_trial_runs
-    from ablate.tracking.store import client
+    from ablate.tracking.store import RunStore
 
-    for run in find_trial_runs(client(tracking_uri), experiment_id, trial_id):
-        record = TrialRun.from_mlflow(run)
+    for record in RunStore.open(tracking_uri).find_trial_runs(experiment_id, trial_id):
         if record.finished and record.stored_checkpoint is not None:
             return fetch_artifact(tracking_uri, record.run_id, *record.stored_checkpoint)
-    raise CheckpointError(f"the checkpoint of trial {trial_id} is not on this machine, and no finished run of it "
-                          f"in {tracking_uri} stored one; train it again (`ablate run --rerun`) so that it does")
+    raise CheckpointError(
+        f"the checkpoint of trial {trial_id} is not on this machine, and no finished run of it "
+        f"in {tracking_uri} stored one; train it again (`ablate run --rerun`) so that it does"
+    )
 
 
 def local_checkpoint(value: str, depends_on: Iterable[str], tracking_uri: str, experiment_id: str) -> str:
@@ -202,7 +205,7 @@ def local_checkpoint(value: str, depends_on: Iterable[str], tracking_uri: str, e
     path = Path(value)
     if "://" in value or path.exists():
         return value  # another loader scheme of mmengine's (open-mmlab://, ...), or here already
-    if path.name == BEST and path.parent.name in set(depends_on):
+    if path.name == BEST_CHECKPOINT and path.parent.name in set(depends_on):
         return str(trial_checkpoint(tracking_uri, experiment_id, path.parent.name))
     return value
 

@@ -10,11 +10,14 @@ import math
 import re
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 from ablate.errors import AblateError
 from ablate.tracking import tags as T
+from ablate.tracking.failures import TrackingUnavailable
 from ablate.tracking.records import TrialRun
+from ablate.tracking.store import RunStore
 
 CONFIG_FILE = "config.py"
 # Keys of a trial's config.py that only say where and into which run it was written.
@@ -41,7 +44,7 @@ class Row:
         return _same(self.a, self.b)
 
     @property
-    def delta(self) -> Optional[float]:
+    def delta(self) -> float | None:
         """b - a for two numbers, else None."""
         if isinstance(self.a, (int, float)) and isinstance(self.b, (int, float)):
             return float(self.b) - float(self.a)
@@ -70,8 +73,11 @@ class Section:
         return sum(r.same for r in self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"differing": [r.to_dict() for r in self.differing], "identical": self.identical,
-                **({"note": self.note} if self.note else {})}
+        return {
+            "differing": [r.to_dict() for r in self.differing],
+            "identical": self.identical,
+            **({"note": self.note} if self.note else {}),
+        }
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,10 @@ class RunDiff:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "a": identity(self.a), "b": identity(self.b),
-            "config": self.config.to_dict(), "dataset": self.dataset.to_dict(),
+            "a": identity(self.a),
+            "b": identity(self.b),
+            "config": self.config.to_dict(),
+            "dataset": self.dataset.to_dict(),
             "environment": self.environment.to_dict(),
             "metrics": [r.to_dict(with_delta=True) for r in self.metrics],
         }
@@ -104,8 +112,14 @@ def _plain(value: Any) -> Any:
 
 
 def identity(run: TrialRun) -> dict[str, Any]:
-    return {"run_id": run.run_id, "experiment": run.experiment, "trial_id": run.trial_id, "name": run.name,
-            "seed": run.seed, "status": run.status}
+    return {
+        "run_id": run.run_id,
+        "experiment": run.experiment,
+        "trial_id": run.trial_id,
+        "name": run.name,
+        "seed": run.seed,
+        "status": run.status,
+    }
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -133,7 +147,7 @@ def _rows(a: dict[str, Any], b: dict[str, Any]) -> tuple[Row, ...]:
     return tuple(Row(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)))
 
 
-def config_section(a: Optional[dict[str, Any]], b: Optional[dict[str, Any]]) -> Section:
+def config_section(a: dict[str, Any] | None, b: dict[str, Any] | None) -> Section:
     if a is None or b is None:
         missing = " and ".join(side for side, cfg in (("A", a), ("B", b)) if cfg is None)
         return Section(note=f"no {CONFIG_FILE} logged for run {missing}; configs not compared")
@@ -166,14 +180,20 @@ def metric_rows(a: TrialRun, b: TrialRun) -> tuple[Row, ...]:
     return tuple(rows)
 
 
-def diff_runs(a_run: Any, b_run: Any, config_a: Optional[dict[str, Any]], config_b: Optional[dict[str, Any]],
-              experiments: Optional[dict[str, str]] = None) -> RunDiff:
+def diff_runs(
+    a_run: Any,
+    b_run: Any,
+    config_a: dict[str, Any] | None,
+    config_b: dict[str, Any] | None,
+    experiments: dict[str, str] | None = None,
+) -> RunDiff:
     """The comparison of two MLflow runs and their loaded configs (None: not logged)."""
     names = experiments or {}
     a = TrialRun.from_mlflow(a_run, names.get(a_run.info.experiment_id, ""))
     b = TrialRun.from_mlflow(b_run, names.get(b_run.info.experiment_id, ""))
     return RunDiff(
-        a=a, b=b,
+        a=a,
+        b=b,
         config=config_section(config_a, config_b),
         dataset=dataset_section(a, b),
         environment=Section(_rows(a.environment, b.environment)),
@@ -181,13 +201,15 @@ def diff_runs(a_run: Any, b_run: Any, config_a: Optional[dict[str, Any]], config
     )
 
 
-def load_config(mlflow_client: Any, run_id: str) -> Optional[dict[str, Any]]:
+def load_config(store: RunStore, run_id: str) -> dict[str, Any] | None:
     """A run's logged config.py as a plain dict (its custom imports are not imported)."""
     from mmengine.config import Config
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = mlflow_client.download_artifacts(run_id, CONFIG_FILE, tmp)
+            local = store.download_artifact(run_id, CONFIG_FILE, Path(tmp))
+        except TrackingUnavailable:
+            raise
         except Exception:  # MLflow raises several types for a missing artifact
             return None
         try:
@@ -206,21 +228,23 @@ def _newest_useful(runs: list[Any]) -> Any:
     return next((r for r in ordered if r.info.status == "FINISHED"), ordered[0])
 
 
-def resolve_run(mlflow_client: Any, ref: str, experiment_ids: list[str], scope: str) -> Any:
+def resolve_run(store: RunStore, ref: str, experiment_ids: list[str], scope: str) -> Any:
     """A trial run named by run id, trial id, trial name or run name (`<name>-s<seed>`).
 
     A name shared by several trials (seeds, studies) is refused with the candidates listed, so
     a comparison is never made against a run the user did not mean.
     """
     if _RUN_ID.fullmatch(ref):
-        try:
-            return mlflow_client.get_run(ref)
-        except Exception:  # not a run id after all: try the other readings
-            pass
+        run = store.get_run(ref)
+        if run is not None:
+            return run  # else not a run id after all: try the other readings
     if "'" not in ref and experiment_ids:
-        for key, what in ((f"tags.`{T.TRIAL_ID}`", "trial id"), (f"tags.`{T.TRIAL_NAME}`", "trial name"),
-                          ("attributes.run_name", "run name")):
-            runs = mlflow_client.search_runs(experiment_ids, filter_string=_trial_filter(key, ref), max_results=1000)
+        for key, what in (
+            (f"tags.`{T.TRIAL_ID}`", "trial id"),
+            (f"tags.`{T.TRIAL_NAME}`", "trial name"),
+            ("attributes.run_name", "run name"),
+        ):
+            runs = store.search_runs(experiment_ids, _trial_filter(key, ref), max_results=1000)
             if not runs:
                 continue
             by_trial: dict[tuple[str, str], list[Any]] = {}
@@ -228,44 +252,43 @@ def resolve_run(mlflow_client: Any, ref: str, experiment_ids: list[str], scope: 
                 by_trial.setdefault((run.info.experiment_id, run.data.tags.get(T.TRIAL_ID, "")), []).append(run)
             if len(by_trial) == 1:
                 return _newest_useful(next(iter(by_trial.values())))
-            shown = ", ".join(f"{run.info.run_name} (trial {tid}, run {run.info.run_id})"
-                              for (_, tid), group in list(by_trial.items())[:_SHOWN]
-                              for run in [_newest_useful(group)])
+            shown = ", ".join(
+                f"{run.info.run_name} (trial {tid}, run {run.info.run_id})"
+                for (_, tid), group in list(by_trial.items())[:_SHOWN]
+                for run in [_newest_useful(group)]
+            )
             more = f" and {len(by_trial) - _SHOWN} more" if len(by_trial) > _SHOWN else ""
-            raise RunLookupError(f"'{ref}' is the {what} of {len(by_trial)} trials in {scope}: {shown}{more}; "
-                                 "pass a trial id or run id, or --experiment to narrow it")
-    raise RunLookupError(f"'{ref}': no trial run with this run id, trial id, trial name or run name in {scope}; "
-                         "check `ablate plan` or the MLflow UI for ids, and --tracking-uri / --experiment")
+            raise RunLookupError(
+                f"'{ref}' is the {what} of {len(by_trial)} trials in {scope}: {shown}{more}; "
+                "pass a trial id or run id, or --experiment to narrow it"
+            )
+    raise RunLookupError(
+        f"'{ref}': no trial run with this run id, trial id, trial name or run name in {scope}; "
+        "check `ablate plan` or the MLflow UI for ids, and --tracking-uri / --experiment"
+    )
 
 
-def compare(mlflow_client: Any, ref_a: str, ref_b: str, experiment: Optional[str] = None) -> RunDiff:
+def compare(store: RunStore, ref_a: str, ref_b: str, experiment: str | None = None) -> RunDiff:
     """Resolve two references (in one experiment, or across all) and compare the runs."""
-    experiments = {e.experiment_id: e.name for e in _experiments(mlflow_client)}
+    experiments = store.experiments()
     if experiment is not None:
         ids = [i for i, name in experiments.items() if name == experiment]
         if not ids:
-            raise RunLookupError(f"--experiment '{experiment}': no such experiment in this store; "
-                                 "check the name (a study's `name:`) and --tracking-uri")
+            raise RunLookupError(
+                f"--experiment '{experiment}': no such experiment in this store; "
+                "check the name (a study's `name:`) and --tracking-uri"
+            )
         scope = f"experiment '{experiment}'"
     else:
         ids, scope = list(experiments), "any experiment"
-    a_run = resolve_run(mlflow_client, ref_a, ids, scope)
-    b_run = resolve_run(mlflow_client, ref_b, ids, scope)
+    a_run = resolve_run(store, ref_a, ids, scope)
+    b_run = resolve_run(store, ref_b, ids, scope)
     for ref, run in ((ref_a, a_run), (ref_b, b_run)):
         if run.data.tags.get(T.KIND) != T.Kind.TRIAL.value:
-            raise RunLookupError(f"'{ref}': run {run.info.run_id} is not a trial run "
-                                 f"(kind '{run.data.tags.get(T.KIND, 'none')}'); pass a trial's run")
-    return diff_runs(a_run, b_run, load_config(mlflow_client, a_run.info.run_id),
-                     load_config(mlflow_client, b_run.info.run_id), experiments)
-
-
-def _experiments(mlflow_client: Any) -> list[Any]:
-    out: list[Any] = []
-    token: Optional[str] = None
-    while True:
-        page = mlflow_client.search_experiments(max_results=1000, page_token=token)
-        out.extend(page)
-        token = getattr(page, "token", None)
-        if not token:
-            return out
-
+            raise RunLookupError(
+                f"'{ref}': run {run.info.run_id} is not a trial run "
+                f"(kind '{run.data.tags.get(T.KIND, 'none')}'); pass a trial's run"
+            )
+    return diff_runs(
+        a_run, b_run, load_config(store, a_run.info.run_id), load_config(store, b_run.info.run_id), experiments
+    )

@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ablate.tracking import tags as T
 
@@ -40,7 +40,7 @@ class GitState:
     """The commit of the repository holding a folder, and whether tracked files differ from it."""
 
     commit: str  # a hash, or why there is none (NOT_A_REPOSITORY, NO_COMMIT, NO_GIT, UNKNOWN)
-    dirty: Optional[bool]
+    dirty: bool | None
 
     @property
     def known(self) -> bool:
@@ -53,17 +53,18 @@ class GitState:
         return out
 
 
-def _git(folder: Path, *args: str) -> Optional[str]:
+def _git(folder: Path, *args: str) -> str | None:
     """stdout of one git command in `folder`, or None when git is missing, fails or hangs."""
     try:
-        proc = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT_S, check=False)
+        proc = subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 else None
 
 
-def git_state(folder: Optional[Path]) -> GitState:
+def git_state(folder: Path | None) -> GitState:
     """Untracked files do not make a tree dirty: run outputs (work dirs, stores) often lie inside
     the repository, and a study's own inputs are tracked files once committed."""
     if folder is None or not Path(folder).is_dir():

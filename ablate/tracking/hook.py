@@ -10,19 +10,19 @@ trial but rank 0 (each still runs the hook, so collective operations inside it s
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from ablate.tracking import tags as T
-from ablate.tracking.store import client, log_metrics, log_tags
+from ablate.tracking.store import RunStore
 
 PER_CLASS_FILE = "per_class_iou.json"
 
 
-def numbers(values: Optional[dict]) -> dict[str, float]:
+def numbers(values: dict | None) -> dict[str, float]:
     """The scalar entries of a loss or metric dict, as floats."""
     out: dict[str, float] = {}
     for key, value in (values or {}).items():
@@ -34,12 +34,11 @@ def numbers(values: Optional[dict]) -> dict[str, float]:
 
 
 class TrackedHook(Hook):
-    """Base of the hooks that log to the trial's run: one lazily made client per hook."""
+    """Base of the hooks that log to the trial's run, through the process's store for its URI."""
 
-    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None) -> None:
+    def __init__(self, tracking_uri: str | None = None, run_id: str | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.run_id = run_id
-        self._client: Any = None
 
     @property
     def tracked(self) -> bool:
@@ -47,34 +46,34 @@ class TrackedHook(Hook):
         return bool(self.tracking_uri and self.run_id) and is_main_process()
 
     @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = client(str(self.tracking_uri))
-        return self._client
+    def store(self) -> RunStore:
+        return RunStore.open(str(self.tracking_uri))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         if self.tracked and metrics:
-            log_metrics(self.client, str(self.run_id), metrics, step=step)
+            self.store.log_metrics(str(self.run_id), metrics, step=step)
 
     def log_tags(self, values: dict[str, str]) -> None:
         if self.tracked:
-            log_tags(self.client, str(self.run_id), values)
+            self.store.log_tags(str(self.run_id), values)
 
     def log_artifacts(self, folder: str, artifact_path: str) -> None:
         if self.tracked:
-            self.client.log_artifacts(str(self.run_id), folder, artifact_path=artifact_path)
+            self.store.log_folder(str(self.run_id), folder, artifact_path)
 
-    def log_artifact(self, path: str, artifact_path: Optional[str] = None) -> None:
+    def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
         if self.tracked:
-            self.client.log_artifact(str(self.run_id), path, artifact_path=artifact_path)
+            self.store.log_file(str(self.run_id), path, artifact_path)
 
     def log_final_evaluation(self, metrics: dict[str, float], step: int, how: str) -> None:
         """The final evaluation: its numbers as the run's last values and the per-class table."""
         self.log_metrics(metrics, step)
         if not self.tracked:
             return
-        per_class = {k.split(".", 1)[1]: (None if math.isnan(v) else v) for k, v in metrics.items() if k.startswith("IoU.")}
-        self.client.log_dict(str(self.run_id), per_class, PER_CLASS_FILE)
+        per_class = {
+            k.split(".", 1)[1]: (None if math.isnan(v) else v) for k, v in metrics.items() if k.startswith("IoU.")
+        }
+        self.store.log_dict(str(self.run_id), per_class, PER_CLASS_FILE)
         self.log_tags({T.FINAL_EVAL: how})
 
 
@@ -84,13 +83,13 @@ class MLflowTrialHook(TrackedHook):
 
     priority = "VERY_LOW"
 
-    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None, interval: int = 50) -> None:
+    def __init__(self, tracking_uri: str | None = None, run_id: str | None = None, interval: int = 50) -> None:
         super().__init__(tracking_uri, run_id)
         self.interval = interval
-        self.best_miou: Optional[float] = None
+        self.best_miou: float | None = None
 
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Optional[dict] = None
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None
     ) -> None:
         if not (self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)):
             return
@@ -102,7 +101,7 @@ class MLflowTrialHook(TrackedHook):
             record["lr"] = float(history.current())
         self.log_metrics(record, step=runner.iter + 1)
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict[str, float]] = None) -> None:
+    def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
         values = numbers(metrics)
         if not values:
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ablate.tracking import tags as T
 
@@ -48,15 +48,10 @@ def dataset_input(root: Path, fingerprint: str) -> Any:
 
     root = Path(root).resolve()
     source = get_dataset_source_from_json(json.dumps({"uri": str(root)}), "local")
-    fields = MetaDataset(source, name=root.name, digest=fingerprint).to_dict()
+    # mlflow marks `Dataset.profile` abstract without ABCMeta; MetaDataset is concrete at runtime
+    fields = MetaDataset(source, name=root.name, digest=fingerprint).to_dict()  # type: ignore[abstract]
     entity = Dataset(**fields, profile=json.dumps(split_sizes(root)))
     return DatasetInput(entity, tags=[InputTag(T.DATASET_CONTEXT, CONTEXT)])
-
-
-def log_dataset(mlflow_client: Any, run_id: str, root: Path, fingerprint: str) -> None:
-    """Logged once per run and digest (MLflow keeps one input per dataset, however often logged)."""
-    if fingerprint and Path(root).is_dir():
-        mlflow_client.log_inputs(run_id, datasets=[dataset_input(root, fingerprint)])
 
 
 def _source_uri(text: str) -> str:
@@ -66,7 +61,7 @@ def _source_uri(text: str) -> str:
         return text
 
 
-def _splits(text: Optional[str]) -> dict[str, int]:
+def _splits(text: str | None) -> dict[str, int]:
     try:
         return {str(k): int(v) for k, v in json.loads(text or "{}").items()}
     except (TypeError, ValueError, AttributeError):

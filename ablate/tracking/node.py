@@ -12,10 +12,9 @@ import ipaddress
 import socket
 import sys
 from pathlib import Path
-from typing import Optional
 
 
-def _usable(address: Optional[str]) -> bool:
+def _usable(address: str | None) -> bool:
     try:
         ip = ipaddress.ip_address(str(address))
     except ValueError:
@@ -23,7 +22,7 @@ def _usable(address: Optional[str]) -> bool:
     return not (ip.is_loopback or ip.is_unspecified or ip.is_link_local)
 
 
-def _default_route_interface() -> Optional[str]:
+def _default_route_interface() -> str | None:
     """The interface of the default route (Linux), the one other machines most likely reach."""
     try:
         lines = Path("/proc/net/route").read_text().splitlines()[1:]

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from ablate.tracking import tags as T
 from ablate.tracking.environment import environment_keys
@@ -17,14 +18,14 @@ from ablate.tracking.inputs import DatasetRecord, datasets_of
 FINISHED = "FINISHED"
 
 
-def _int(text: Optional[str]) -> Optional[int]:
+def _int(text: str | None) -> int | None:
     try:
         return int(str(text).strip())
     except (TypeError, ValueError):
         return None
 
 
-def _float(text: Optional[str]) -> Optional[float]:
+def _float(text: str | None) -> float | None:
     try:
         return float(str(text).strip())
     except (TypeError, ValueError):
@@ -39,10 +40,10 @@ class TrialRun:
     experiment: str
     name: str
     trial_id: str
-    seed: Optional[int]
+    seed: int | None
     status: str
     shape: str
-    rung: Optional[int]
+    rung: int | None
     trick: str
     tricks: tuple[str, ...]
     model: str
@@ -50,9 +51,9 @@ class TrialRun:
     dec_pretrained: bool
     pretrain: bool
     tta: bool
-    duration_s: Optional[float]
+    duration_s: float | None
     failure: str
-    optuna_trial: Optional[int]
+    optuna_trial: int | None
     optuna_state: str
     start_time: int
     teacher: str = ""
@@ -63,7 +64,7 @@ class TrialRun:
     latency_device: str = ""
     device_kind: str = ""  # what it trained on (ablate.hooks.speed); empty for older runs
     speed_key: str = ""  # model, crop, batch and precision request (ablate.study.estimate.speed_key)
-    est_time_s: Optional[float] = None  # its estimated wall time when it was launched
+    est_time_s: float | None = None  # its estimated wall time when it was launched
     est_source: str = ""  # store | calibrated | rough
     world_size: int = 1  # processes (DDP workers) it trained on; runs older than the tag: one
     metrics: Mapping[str, float] = field(default_factory=dict, repr=False)
@@ -72,7 +73,7 @@ class TrialRun:
     datasets: tuple[DatasetRecord, ...] = ()  # the run's MLflow dataset inputs
 
     @classmethod
-    def from_mlflow(cls, run: Any, experiment: str = "") -> "TrialRun":
+    def from_mlflow(cls, run: Any, experiment: str = "") -> TrialRun:
         tags: Mapping[str, str] = run.data.tags
         params: Mapping[str, str] = run.data.params
         return cls(
@@ -191,7 +192,7 @@ class TrialRun:
         return self.metric("timed_iters")
 
     @property
-    def total_batch(self) -> Optional[int]:
+    def total_batch(self) -> int | None:
         """Images per optimizer step over all its workers (the batch size for one process)."""
         logged = _int(self.tags.get(T.TOTAL_BATCH)) or _int(self.params.get("total_batch_size"))
         if logged is None and self.world_size == 1:
@@ -213,6 +214,11 @@ class TrialRun:
         return self.optuna_trial is not None
 
     @property
+    def reportable(self) -> bool:
+        """Enters the tables and the ladder tests: finished, with an mIoU, neither pretraining nor search."""
+        return self.finished and not self.pretrain and not self.is_search and not math.isnan(self.miou)
+
+    @property
     def dataset(self) -> str:
         return self.params.get("dataset", "").split("@", 1)[0]
 
@@ -226,7 +232,7 @@ class TrialRun:
         return self.tags.get(T.GIT_COMMIT, "")
 
     @property
-    def git_dirty(self) -> Optional[bool]:
+    def git_dirty(self) -> bool | None:
         """None when unknown (no repository, no git, or a run from before this was recorded)."""
         value = self.tags.get(T.GIT_DIRTY)
         return {"true": True, "false": False}.get(value or "")
@@ -237,7 +243,7 @@ class TrialRun:
         return self.tags.get(T.NODE, "")
 
     @property
-    def stored_checkpoint(self) -> Optional[tuple[str, str]]:
+    def stored_checkpoint(self) -> tuple[str, str] | None:
         """(artifact path, SHA-256) of the checkpoint it stored for trials that load it, if any."""
         path, digest = self.tags.get(T.CHECKPOINT), self.tags.get(T.CHECKPOINT_SHA256)
         return (path, digest) if path and digest else None
@@ -245,7 +251,7 @@ class TrialRun:
     @property
     def versions(self) -> dict[str, str]:
         """Package -> version as the trial ran it: python, torch, cuda, cudnn, mmseg, mmengine, mmcv, ..."""
-        return {k[len(T.VERSION_PREFIX):]: v for k, v in self.tags.items() if k.startswith(T.VERSION_PREFIX)}
+        return {k[len(T.VERSION_PREFIX) :]: v for k, v in self.tags.items() if k.startswith(T.VERSION_PREFIX)}
 
     @property
     def environment(self) -> dict[str, str]:
@@ -265,7 +271,7 @@ class TuneRun:
     start_time: int
 
     @classmethod
-    def from_mlflow(cls, run: Any, experiment: str = "") -> "TuneRun":
+    def from_mlflow(cls, run: Any, experiment: str = "") -> TuneRun:
         tags = run.data.tags
         return cls(
             run_id=run.info.run_id,
@@ -275,3 +281,21 @@ class TuneRun:
             status=run.info.status,
             start_time=int(run.info.start_time or 0),
         )
+
+
+def deduplicate(trials: Iterable[TrialRun]) -> tuple[list[TrialRun], int]:
+    """One run per (experiment, trial id): the newest finished one, else the newest attempt.
+
+    `--rerun` and resumed trials leave several runs behind; averaging them would count one seed
+    twice, and a failure that a later attempt fixed is not a failure.
+    """
+    best: dict[tuple[str, str], TrialRun] = {}
+    total = 0
+    for run in trials:
+        total += 1
+        key = (run.experiment, run.trial_id)
+        held = best.get(key)
+        if held is None or (run.finished, run.start_time) > (held.finished, held.start_time):
+            best[key] = run
+    kept = sorted(best.values(), key=lambda r: (r.experiment, r.start_time, r.run_id))
+    return kept, total - len(kept)

@@ -4,7 +4,8 @@ Machines cannot share a sqlite file, and a trial on one machine cannot read anot
 a study that spans machines needs a server: it owns the store (sqlite by default, or any
 SQLAlchemy URL such as PostgreSQL) and serves the artifacts, checkpoints included, over HTTP.
 This module builds the real `mlflow server` command, starts it in a process group of its own,
-waits for `/health`, and stops the whole group when asked (Ctrl-C, SIGTERM).
+waits for `/health`, and stops the whole group when asked (Ctrl-C, SIGTERM) within a few seconds;
+a watchdog (`watchdog.py`) stops it when `ablate server` dies without a chance to.
 """
 
 from __future__ import annotations
@@ -18,17 +19,27 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Optional
+from typing import IO
 
 from ablate.errors import AblateError
-from ablate.tracking.uri import DATABASE_SCHEMES, DEFAULT_DB, check_database_url, resolve_tracking_uri, scheme_of, sqlite_path
+from ablate.tracking.uri import (
+    DATABASE_SCHEMES,
+    DEFAULT_DB,
+    check_database_url,
+    resolve_tracking_uri,
+    scheme_of,
+    sqlite_path,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 READY_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 20.0
+# SIGTERM reaches mlflow server, uvicorn and its workers at once; idle, they are down in 1-2 s,
+# and what is still there after this is killed, so Ctrl-C returns the prompt within 5 s.
+STOP_GRACE_S = 2.0
 ARTIFACTS_DIR = "mlartifacts"  # beside a sqlite store, as `ablate.tracking.store.artifact_root` puts them
 # GenAI job execution starts a second process tree (a job queue and its runner) ablate never uses.
 _QUIET_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -48,8 +59,8 @@ class ServerSpec:
     artifacts_destination: str
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    workers: Optional[int] = None
-    allowed_hosts: Optional[str] = None
+    workers: int | None = None
+    allowed_hosts: str | None = None
     access_log: bool = False
     advertised: str = field(default="", compare=False)  # the host other machines use (0.0.0.0 -> an address)
 
@@ -65,10 +76,21 @@ class ServerSpec:
         return f"http://{_bracketed(host)}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "mlflow", "server",
-               "--backend-store-uri", self.backend_store_uri,
-               "--serve-artifacts", "--artifacts-destination", self.artifacts_destination,
-               "--host", self.host, "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.backend_store_uri,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            self.artifacts_destination,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
         if self.workers is not None:
             cmd += ["--workers", str(self.workers)]
         if self.allowed_hosts:
@@ -85,18 +107,20 @@ class ServerSpec:
         return env
 
 
-def _backend(uri: Optional[str]) -> str:
+def _backend(uri: str | None) -> str:
     """A database URL MLflow's server can own; a relative sqlite file is made absolute."""
     value = uri or f"sqlite:///{DEFAULT_DB}"
     scheme = scheme_of(value)
     if scheme not in DATABASE_SCHEMES:
-        raise AblateError(f"{_SERVER_OPTION}: '{value}' is not a database URL; use sqlite:///mlruns.db or a "
-                          "SQLAlchemy URL such as postgresql://user@host/db")
+        raise AblateError(
+            f"{_SERVER_OPTION}: '{value}' is not a database URL; use sqlite:///mlruns.db or a "
+            "SQLAlchemy URL such as postgresql://user@host/db"
+        )
     check_database_url(value, _SERVER_OPTION, scheme)
     return resolve_tracking_uri(value)
 
 
-def _artifacts(destination: Optional[str], backend: str) -> str:
+def _artifacts(destination: str | None, backend: str) -> str:
     """Beside the sqlite file by default (so runs logged straight to that file and through the
     server keep their artifacts in one folder), else in the working directory."""
     if destination and scheme_of(destination) not in (None, "file"):
@@ -117,22 +141,26 @@ def _check_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except socket.gaierror:
-            raise AblateError(f"--host: cannot resolve '{host}'; give an address of this machine "
-                              "(127.0.0.1 for this machine only, 0.0.0.0 for every interface)") from None
+            raise AblateError(
+                f"--host: cannot resolve '{host}'; give an address of this machine "
+                "(127.0.0.1 for this machine only, 0.0.0.0 for every interface)"
+            ) from None
         except OSError as exc:
             if exc.errno in (98, 48):  # EADDRINUSE (Linux, macOS)
                 raise AblateError(f"--port: {port} is already in use on {host}; choose another --port") from None
-            raise AblateError(f"--host: cannot listen on {host}:{port} ({exc.strerror or exc}); give an address "
-                              "of this machine (127.0.0.1, 0.0.0.0 or one of its interfaces)") from None
+            raise AblateError(
+                f"--host: cannot listen on {host}:{port} ({exc.strerror or exc}); give an address "
+                "of this machine (127.0.0.1, 0.0.0.0 or one of its interfaces)"
+            ) from None
 
 
 def server_spec(
-    backend_store_uri: Optional[str] = None,
-    artifacts_destination: Optional[str] = None,
+    backend_store_uri: str | None = None,
+    artifacts_destination: str | None = None,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    workers: Optional[int] = None,
-    allowed_hosts: Optional[str] = None,
+    workers: int | None = None,
+    allowed_hosts: str | None = None,
     access_log: bool = False,
 ) -> ServerSpec:
     """The checked server settings; raises AblateError naming the option that is wrong."""
@@ -141,18 +169,19 @@ def server_spec(
     backend = _backend(backend_store_uri)
     _check_port(host, port)
     advertised = host_address() if host in _ANY_INTERFACE else host
-    return ServerSpec(backend, _artifacts(artifacts_destination, backend), host, port, workers, allowed_hosts,
-                      access_log, advertised)
+    return ServerSpec(
+        backend, _artifacts(artifacts_destination, backend), host, port, workers, allowed_hosts, access_log, advertised
+    )
 
 
 def prepare_backend(uri: str) -> None:
     """Create the store (and switch sqlite to WAL) before the server's workers open it."""
-    from ablate.tracking.store import prepare_store
+    from ablate.tracking.store import RunStore
 
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    prepare_store(uri)
+    RunStore.open(uri).prepare()
 
 
 def healthy(uri: str, timeout_s: float = 2.0) -> bool:
@@ -164,31 +193,74 @@ def healthy(uri: str, timeout_s: float = 2.0) -> bool:
 
 
 class TrackingServer:
-    """A running `mlflow server`; `stop` ends its whole process group, whatever it spawned."""
+    """A running `mlflow server`; `stop` ends its whole process group, whatever it spawned, and a
+    watchdog ends it if this process dies first."""
 
-    def __init__(self, spec: ServerSpec, output: Optional[IO[bytes]] = None) -> None:
+    def __init__(self, spec: ServerSpec, output: IO[bytes] | None = None) -> None:
         self.spec = spec
         self.output = output  # None: the server writes to this process's stderr
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
+        self.watchdog: subprocess.Popen | None = None
+        self._stopped = False
 
-    def start(self, timeout_s: float = READY_TIMEOUT_S) -> "TrackingServer":
+    def _start_watchdog(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Started after the server, so the server does not inherit the pipe's write end (it would
+        keep the pipe open after this process died)."""
+        assert self.process is not None
+        script = Path(__file__).with_name("watchdog.py")
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(script), str(self.process.pid), str(grace_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # a Ctrl-C or kill of this group spares it
+
+    def _release_watchdog(self) -> None:
+        """Tell the watchdog the server is stopped (one byte), and let it exit."""
+        if self.watchdog is None:
+            return
+        watchdog, self.watchdog = self.watchdog, None
+        try:
+            assert watchdog.stdin is not None
+            watchdog.stdin.write(b"stopped")
+            watchdog.stdin.close()
+        except OSError:  # it is gone already
+            pass
+        try:
+            watchdog.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:  # pragma: no cover - it exits on the pipe's end
+            watchdog.kill()
+            watchdog.wait()
+
+    def start(self, timeout_s: float = READY_TIMEOUT_S) -> TrackingServer:
         prepare_backend(self.spec.backend_store_uri)
         if scheme_of(self.spec.artifacts_destination) is None:
             Path(self.spec.artifacts_destination).mkdir(parents=True, exist_ok=True)
         # its output goes to stderr (or `output`): stdout carries only the URI, for scripts to read
-        self.process = subprocess.Popen(self.spec.command(), env=self.spec.environment(), stdin=subprocess.DEVNULL,
-                                        stdout=self.output if self.output is not None else 2,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.spec.command(),
+            env=self.spec.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=self.output if self.output is not None else 2,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._start_watchdog()
         deadline = time.monotonic() + timeout_s
         while not healthy(self.spec.local_uri):
             code = self.process.poll()
             if code is not None:
-                raise AblateError(f"mlflow server exited with code {code} before answering at {self.spec.local_uri} "
-                                  "(its output says why)")
+                raise AblateError(
+                    f"mlflow server exited with code {code} before answering at {self.spec.local_uri} "
+                    "(its output says why)"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise AblateError(f"mlflow server did not answer at {self.spec.local_uri}/health within "
-                                  f"{timeout_s:g} s; it was stopped")
+                raise AblateError(
+                    f"mlflow server did not answer at {self.spec.local_uri}/health within "
+                    f"{timeout_s:g} s; it was stopped"
+                )
             time.sleep(0.25)
         return self
 
@@ -204,25 +276,33 @@ class TrackingServer:
         except ProcessLookupError:
             return False
 
-    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
-        """SIGINT to `mlflow server` (it forwards it to its web server, which shuts down
-        gracefully), SIGTERM then SIGKILL to whatever of its group is still there."""
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int:
+        """SIGTERM to the whole group at once (mlflow server, the uvicorn supervisor and its
+        workers each shut down gracefully on it), SIGKILL to whatever is left after `grace_s`.
+        Not a signal to `mlflow server` alone: that relies on it, then on uvicorn, passing the
+        signal down, and reaches no worker whose supervisor died. A second Ctrl-C while waiting
+        goes straight to SIGKILL."""
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + 5.0
-        while self._signal_group(0) and time.monotonic() < deadline:  # children may still be draining
-            time.sleep(0.1)
-        self._signal_group(signal.SIGKILL)
+        if self._stopped:  # its group id may belong to someone else by now
+            return self.process.returncode
         try:
-            return self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not refused
-            return -9
+            self._signal_group(signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline:
+                self.process.poll()  # reaped, so it no longer counts as a member of its group
+                if not self._signal_group(0):
+                    break
+                time.sleep(0.05)
+        finally:
+            self._signal_group(signal.SIGKILL)
+            try:
+                code = self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not refused
+                code = -9
+            self._stopped = True
+            self._release_watchdog()
+        return code
 
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
@@ -231,8 +311,10 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
 
 def serve(spec: ServerSpec, announce: Callable[[ServerSpec], None]) -> int:
     """Run the server until Ctrl-C or SIGTERM (exit code 0 once it has stopped) or until it exits
-    by itself (its exit code, at least 1)."""
+    by itself (its exit code, at least 1). SIGINT is handled even when the shell that started
+    this process ignores it (`ablate server &` in a script): Ctrl-C is how this command stops."""
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     server = TrackingServer(spec)
     try:
         server.start()
@@ -242,8 +324,12 @@ def serve(spec: ServerSpec, announce: Callable[[ServerSpec], None]) -> int:
         return 0  # stopped below
     finally:
         if server.process is not None:  # whatever happened: nothing it started outlives this
-            server.stop()
+            try:
+                server.stop()
+            except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop killed what was left
+                pass
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def is_shared_store(uri: str) -> bool:
@@ -258,7 +344,8 @@ def check_shared_store(uri: str, nodes: int, option: str = "--tracking-uri") -> 
         raise AblateError(
             f"{option}: the Ray cluster has {nodes} nodes, and '{uri}' is a store on this machine's disk that "
             "trials on the other nodes cannot write to; start `ablate server --host <this machine's address>` "
-            "and pass the http:// URI it prints as --tracking-uri")
+            "and pass the http:// URI it prints as --tracking-uri"
+        )
 
 
 def loopback_only(host: str) -> bool:

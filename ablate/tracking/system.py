@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.registry import HOOKS
 
 from ablate.tracking.environment import randomness_tags, torch_tags, version_tags
 from ablate.tracking.hook import TrackedHook
+from ablate.tracking.store import RunStore
 
 log = logging.getLogger("ablate.tracking")
 
@@ -43,8 +44,8 @@ class EnvironmentHook(TrackedHook):
         self.log_tags({**version_tags(), **torch_tags(device), **randomness_tags(runner.cfg.get("randomness"))})
 
 
-def _monitor(run_id: str, tracking_uri: str, mlflow_client: Any, seconds: float) -> Any:
-    """MLflow's monitor, writing through ablate's lock-retrying client and keeping its last sample.
+def _monitor(run_id: str, tracking_uri: str, store: RunStore, seconds: float) -> Any:
+    """MLflow's monitor, writing through ablate's lock-retrying store and keeping its last sample.
 
     MLflow's loop drops the sample it took just before being stopped; publishing it at `finish`
     gives even a trial shorter than one interval a reading.
@@ -62,7 +63,7 @@ def _monitor(run_id: str, tracking_uri: str, mlflow_client: Any, seconds: float)
                 self.mlflow_logger.flush()
 
     monitor = Monitor(run_id, sampling_interval=seconds, resume_logging=True, tracking_uri=tracking_uri)
-    monitor.mlflow_logger.client = mlflow_client
+    monitor.mlflow_logger.client = store  # it calls `log_batch(run_id=..., metrics=...)` only
     return monitor
 
 
@@ -73,8 +74,14 @@ class SystemMetricsHook(TrackedHook):
 
     priority = "VERY_LOW"
 
-    def __init__(self, tracking_uri: Optional[str] = None, run_id: Optional[str] = None, interval: int = 50,
-                 min_seconds: float = 1.0, max_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        run_id: str | None = None,
+        interval: int = 50,
+        min_seconds: float = 1.0,
+        max_seconds: float = 60.0,
+    ) -> None:
         super().__init__(tracking_uri, run_id)
         self.interval = max(1, int(interval))
         self.min_seconds = float(min_seconds)
@@ -95,7 +102,7 @@ class SystemMetricsHook(TrackedHook):
             return
         self._fixed = MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL.defined
         try:
-            self.monitor = _monitor(str(self.run_id), str(self.tracking_uri), self.client, self.min_seconds)
+            self.monitor = _monitor(str(self.run_id), str(self.tracking_uri), self.store, self.min_seconds)
             self.monitor.start()
         except Exception as exc:  # a missing psutil or a broken NVML must not fail training
             log.warning("system metrics are not recorded: %s", exc)
@@ -103,7 +110,7 @@ class SystemMetricsHook(TrackedHook):
         self._started = (time.monotonic(), runner.iter)
 
     def after_train_iter(
-        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Optional[dict] = None
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: dict | None = None
     ) -> None:
         if self.monitor is None or self._fixed:
             return
@@ -131,4 +138,3 @@ def stop_monitors(runner: Any) -> None:
     for hook in getattr(runner, "hooks", ()):
         if isinstance(hook, SystemMetricsHook):
             hook.stop()
-

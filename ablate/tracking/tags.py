@@ -73,8 +73,16 @@ CUDNN_BENCHMARK = "ablate.cudnn_benchmark"
 CUDNN_DETERMINISTIC = "ablate.cudnn_deterministic"
 GPU = "ablate.gpu"  # the model of the GPU the trial trained on, or "none"
 VERSION_PREFIX = "ablate.version."  # + python, torch, cuda, cudnn, mmseg, mmengine, mmcv, ablate, mlflow
-ENVIRONMENT = (GIT_COMMIT, GIT_DIRTY, DETERMINISTIC, DETERMINISTIC_ALGORITHMS, CUDNN_BENCHMARK,
-               CUDNN_DETERMINISTIC, GPU, DEVICES)
+ENVIRONMENT = (
+    GIT_COMMIT,
+    GIT_DIRTY,
+    DETERMINISTIC,
+    DETERMINISTIC_ALGORITHMS,
+    CUDNN_BENCHMARK,
+    CUDNN_DETERMINISTIC,
+    GPU,
+    DEVICES,
+)
 DATASET_CONTEXT = "mlflow.data.context"  # MLflow's input tag: what a dataset input was used for
 
 # search
@@ -95,5 +103,10 @@ class Kind(str, enum.Enum):
 
 # Values of SHAPE
 SHAPE_TRIALS, SHAPE_LADDER, SHAPE_LOO, SHAPE_ZOO, SHAPE_PRETRAIN, SHAPE_SEARCH = (
-    "trials", "ladder", "leave_one_out", "zoo", "pretrain", "search",
+    "trials",
+    "ladder",
+    "leave_one_out",
+    "zoo",
+    "pretrain",
+    "search",
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ablate.errors import AblateError
 
@@ -19,7 +19,7 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _FORMS = "sqlite:///path.db, postgresql://, mysql://, mssql://, file:///folder, http(s)://host:port or databricks"
 
 
-def scheme_of(uri: str) -> Optional[str]:
+def scheme_of(uri: str) -> str | None:
     """`postgresql` for `postgresql+psycopg2://...`; None for a plain path (a file store)."""
     if uri == "databricks":
         return uri
@@ -35,7 +35,7 @@ def _url(uri: str) -> Any:
     return make_url(uri)
 
 
-def sqlite_path(uri: str) -> Optional[Path]:
+def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI, None for any other store (and in-memory sqlite)."""
     if scheme_of(uri) != "sqlite":
         return None
@@ -48,7 +48,7 @@ def sqlite_path(uri: str) -> Optional[Path]:
     return Path(url.database)
 
 
-def resolve_tracking_uri(cli_value: Optional[str] = None, cwd: Optional[Path] = None) -> str:
+def resolve_tracking_uri(cli_value: str | None = None, cwd: Path | None = None) -> str:
     """`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else `sqlite:///mlruns.db` in the cwd.
 
     sqlite and file URIs are made absolute: workers may run in another directory.
@@ -65,7 +65,7 @@ def resolve_tracking_uri(cli_value: Optional[str] = None, cwd: Optional[Path] = 
     return uri
 
 
-def checked_tracking_uri(cli_value: Optional[str] = None) -> str:
+def checked_tracking_uri(cli_value: str | None = None) -> str:
     """`resolve_tracking_uri`, then `check_tracking_uri` naming where the URI came from: what
     every command that takes `--tracking-uri` does before it reads or writes anything."""
     uri = resolve_tracking_uri(cli_value)
@@ -89,45 +89,54 @@ def check_tracking_uri(uri: str, option: str = "--tracking-uri", timeout_s: floa
         _probe_server(uri, option, timeout_s)
 
 
-def check_database_url(url: str, option: str, backend: Optional[str] = None) -> None:
+def check_database_url(url: str, option: str, backend: str | None = None) -> None:
     """A SQLAlchemy URL that parses, has its driver installed and, for sqlite, names a file."""
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
         parsed = _url(url)
     except (ArgumentError, ValueError) as exc:
-        raise AblateError(f"{option}: cannot parse '{url}' as a database URL ({exc}); "
-                          "write e.g. sqlite:///relative.db or sqlite:////absolute/path.db") from None
+        raise AblateError(
+            f"{option}: cannot parse '{url}' as a database URL ({exc}); "
+            "write e.g. sqlite:///relative.db or sqlite:////absolute/path.db"
+        ) from None
     backend = backend or parsed.get_backend_name()
     if backend == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
-            raise AblateError(f"{option}: '{url}' is an in-memory sqlite database, which other processes cannot "
-                              "see; name a file: sqlite:///relative.db or sqlite:////absolute/path.db")
+            raise AblateError(
+                f"{option}: '{url}' is an in-memory sqlite database, which other processes cannot "
+                "see; name a file: sqlite:///relative.db or sqlite:////absolute/path.db"
+            )
         if Path(parsed.database).is_dir():
             raise AblateError(f"{option}: '{parsed.database}' is a folder; name a database file in it")
         return
     try:
         parsed.get_dialect().import_dbapi()
     except NoSuchModuleError:
-        raise AblateError(f"{option}: SQLAlchemy has no driver '{parsed.drivername}' (in '{url}'); "
-                          f"use {backend}:// with its default driver or a driver SQLAlchemy knows") from None
+        raise AblateError(
+            f"{option}: SQLAlchemy has no driver '{parsed.drivername}' (in '{url}'); "
+            f"use {backend}:// with its default driver or a driver SQLAlchemy knows"
+        ) from None
     except ImportError as exc:
-        raise AblateError(f"{option}: the {backend} driver for '{url}' is not installed ({exc}); "
-                          "install it into this environment or use a sqlite:/// URL") from None
+        raise AblateError(
+            f"{option}: the {backend} driver for '{url}' is not installed ({exc}); "
+            "install it into this environment or use a sqlite:/// URL"
+        ) from None
 
 
 def _check_file_store(option: str) -> None:
     if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("true", "1"):
         return
-    raise AblateError(f"{option}: MLflow 3 no longer opens file stores (a folder or file:// URI); use a "
-                      "database such as sqlite:///mlruns.db, or set MLFLOW_ALLOW_FILE_STORE=true to keep one")
+    raise AblateError(
+        f"{option}: MLflow 3 no longer opens file stores (a folder or file:// URI); use a "
+        "database such as sqlite:///mlruns.db, or set MLFLOW_ALLOW_FILE_STORE=true to keep one"
+    )
 
 
 def _probe_server(uri: str, option: str, timeout_s: float) -> None:
     """GET <uri>/health: any HTTP answer means a server is there (MLflow says more if it is the
     wrong one); no answer within the timeout is the hang this check exists to prevent."""
     import http.client
-    import socket
     import ssl
     import urllib.error
     import urllib.request
@@ -148,7 +157,7 @@ def _probe_server(uri: str, option: str, timeout_s: float) -> None:
         raise AblateError(f"{option}: '{uri}' is not a valid URL ({exc})") from None
     except (urllib.error.HTTPError, http.client.HTTPException):  # something answered, if not with 200
         return
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, ssl.SSLError):  # it answered; MLflow's own TLS settings decide the rest
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -20,7 +20,17 @@ from ablate.trial.progress_file import PHASE_INFO, read_progress, write_progress
 MIN_WRITE_S = 1.0  # evaluation batches can be fast: at most one write a second for counters
 
 
-def _batches(loader: Any) -> Optional[int]:
+def _with_precision(runner: Any, device: str) -> str:
+    """`cuda:0 bf16`, `cpu fp32 (bf16 requested)`: what the board shows; plain fp32 adds nothing."""
+    from ablate.config.precision import FP32, runner_precision
+
+    precision = runner_precision(runner)
+    if precision.fallback or precision.effective != FP32:
+        return f"{device} {precision.describe()}"
+    return device
+
+
+def _batches(loader: Any) -> int | None:
     try:
         return len(loader)
     except TypeError:
@@ -36,7 +46,7 @@ class ProgressFileHook(Hook):
     def __init__(self, interval: int = 1) -> None:
         self.interval = interval
         self.state: dict[str, Any] = {}
-        self._start: Optional[float] = None
+        self._start: float | None = None
         self._start_iter = 0
         self._last_write = 0.0
 
@@ -46,12 +56,15 @@ class ProgressFileHook(Hook):
             self._last_write = now
             write_progress(Path(runner.work_dir), self.state)
 
-    def _phase(self, runner: Any, phase: str, total: Optional[int]) -> None:
+    def _phase(self, runner: Any, phase: str, total: int | None) -> None:
         self.state.update(phase=phase, phase_done=0, phase_total=total)
         self._write(runner)
 
     def before_train(self, runner: Any) -> None:
+        fresh = not self.state
         self.state = {**read_progress(Path(runner.work_dir)), **self.state}  # keeps the device
+        if fresh and self.state.get("device"):
+            self.state["device"] = _with_precision(runner, self.state["device"])
         self._start, self._start_iter = time.time(), runner.iter
         self.state.update(iter=runner.iter, max_iters=runner.max_iters)
         self._phase(runner, "train", runner.max_iters)
@@ -61,8 +74,14 @@ class ProgressFileHook(Hook):
         if not (self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)):
             return
         rate = (time.time() - (self._start or time.time())) / max(done - self._start_iter, 1)
-        self.state.update(iter=done, max_iters=runner.max_iters, eta_s=round(rate * (runner.max_iters - done), 1),
-                          phase="train", phase_done=done, phase_total=runner.max_iters)
+        self.state.update(
+            iter=done,
+            max_iters=runner.max_iters,
+            eta_s=round(rate * (runner.max_iters - done), 1),
+            phase="train",
+            phase_done=done,
+            phase_total=runner.max_iters,
+        )
         self._write(runner)
 
     def before_val_epoch(self, runner: Any) -> None:
@@ -72,7 +91,7 @@ class ProgressFileHook(Hook):
         self.state["phase_done"] = batch_idx + 1
         self._write(runner, force=False)
 
-    def after_val_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         if metrics and "mIoU" in metrics:
             self.state["mIoU"] = float(metrics["mIoU"])
         self.state.update(phase="train", phase_done=runner.iter, phase_total=runner.max_iters)
@@ -80,7 +99,7 @@ class ProgressFileHook(Hook):
 
     def before_test_epoch(self, runner: Any) -> None:
         info = runner.message_hub.get_info(PHASE_INFO) or {}
-        loop = getattr(runner, "_test_loop", None)
+        loop: Any = getattr(runner, "_test_loop", None)  # a runner without a test loop has None
         total = info.get("total") or (_batches(loop.dataloader) if hasattr(loop, "dataloader") else None)
         self._phase(runner, info.get("phase", "test"), total)
 
@@ -88,7 +107,7 @@ class ProgressFileHook(Hook):
         self.state["phase_done"] = batch_idx + 1
         self._write(runner, force=False)
 
-    def after_test_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+    def after_test_epoch(self, runner: Any, metrics: dict | None = None) -> None:
         if metrics and "mIoU" in metrics:
             self.state["mIoU"] = float(metrics["mIoU"])
         self.state["phase"] = "done"

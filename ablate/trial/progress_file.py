@@ -6,11 +6,11 @@ Kept free of mmengine and torch so the driver's board can read it cheaply.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ablate.trial.ranks import is_main_rank
+from ablate.util.files import atomic_write
 
 PROGRESS_FILE = "progress.json"
 PHASE_INFO = "ablate_phase"  # {phase, total}, set by a hook that runs a loop of its own (e.g. tta)
@@ -27,7 +27,4 @@ def write_progress(work_dir: Path, state: dict[str, Any]) -> None:
     """Written by one process per trial: rank 0 of a DDP trial (the others return)."""
     if not is_main_rank():
         return
-    path = work_dir / PROGRESS_FILE
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state))
-    os.replace(tmp, path)
+    atomic_write(work_dir / PROGRESS_FILE, json.dumps(state))

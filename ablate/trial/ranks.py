@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 from ablate.errors import TrialPruned
+from ablate.util.text import LINE_LIMIT, one_line
 
 RANK_TRACEBACK = "traceback.rank{rank}.txt"
 
@@ -38,7 +39,7 @@ def is_main_rank() -> bool:
 class WorkerFailed(RuntimeError):
     """A worker of a DDP trial failed: its rank, its error and its traceback."""
 
-    def __init__(self, rank: Optional[int], world_size: int, summary: str, trace: str) -> None:
+    def __init__(self, rank: int | None, world_size: int, summary: str, trace: str) -> None:
         where = f"rank {rank} of {world_size}" if rank is not None else f"one of {world_size} workers"
         super().__init__(f"{summary} ({where})")
         self.rank = rank
@@ -74,16 +75,19 @@ def failure_of(work_dir: Path, errors: Mapping[int, BaseException], world_size: 
         if isinstance(error, TrialPruned):
             return TrialPruned(str(error))
     written = sorted(
-        ((path.stat().st_mtime, rank, path) for rank in range(world_size)
-         if (path := work_dir / RANK_TRACEBACK.format(rank=rank)).exists()),
+        (
+            (path.stat().st_mtime, rank, path)
+            for rank in range(world_size)
+            if (path := work_dir / RANK_TRACEBACK.format(rank=rank)).exists()
+        ),
     )
     if written:
         _, rank, path = written[0]
         trace = path.read_text()
-        return WorkerFailed(rank, world_size, _last_line(trace)[:400], trace)
+        return WorkerFailed(rank, world_size, _last_line(trace)[:LINE_LIMIT], trace)
     if errors:
         rank = min(errors)
         error = errors[rank]
-        summary = f"{type(error).__name__}: {error}".splitlines()[0][:400]
+        summary = one_line(error)
         return WorkerFailed(rank, world_size, summary, summary + "\n")
     return WorkerFailed(None, world_size, "the workers failed without an error", "")

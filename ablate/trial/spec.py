@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 
 class TrialState(str, enum.Enum):
@@ -19,6 +19,15 @@ class TrialState(str, enum.Enum):
     @property
     def is_done(self) -> bool:
         return self in (TrialState.FINISHED, TrialState.CACHED)
+
+
+@dataclass(frozen=True)
+class LaunchEstimate:
+    """A trial's expected wall time when it is launched, which its run records beside the actual
+    time (`ablate.study.estimate`)."""
+
+    seconds: float
+    source: str  # store | calibrated | rough
 
 
 @dataclass(frozen=True)
@@ -45,21 +54,50 @@ class TrialSpec:
     resolved_overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys vs the base config
     cost: float = 0.0  # GFLOPs x iters x batch at the training crop: for ordering and `plan`
     hooks: tuple[dict[str, Any], ...] = ()  # extra mmengine hooks at run time (not part of the id)
-    study_file: Optional[Path] = None  # whose repository's git state the run records (not part of the id)
+    study_file: Path | None = None  # whose repository's git state the run records (not part of the id)
     # Placement (`resources` of the study): processes training it together as one DDP job (world
     # size), and what each holds; None takes the dispatcher's default (1 GPU; 1 CPU with GPUs, all
     # CPUs without). `batch_size` is per worker: `total_batch` images make one step.
     workers: int = 1
-    gpus_per_worker: Optional[float] = None
-    cpus_per_worker: Optional[float] = None
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float | None = None
+    # Roles and runtime facts as data (the run store writes them as tags; none is part of the id)
+    speed_key: str = ""  # trials with equal keys train at the same speed (`ablate.study.estimate`)
+    pretrain: str = ""  # the `pretrain:` entry this trial trains, "" for any other trial
+    provides: bool = False  # later trials load its best.pth: it stores it with its run for other machines
+    estimate: LaunchEstimate | None = None  # set when it is about to train
+    aliases: tuple[str, ...] = ()  # other names of the same trial id in the study (they train once, as this)
 
-    def with_runtime(self, *, tags: dict[str, str], hooks: tuple[dict[str, Any], ...] = ()) -> "TrialSpec":
-        return replace(self, tags=tags, hooks=self.hooks + hooks)
+    def with_runtime(self, *, tags: dict[str, str] | None = None, hooks: tuple[dict[str, Any], ...] = ()) -> TrialSpec:
+        return replace(self, tags=self.tags if tags is None else tags, hooks=self.hooks + hooks)
+
+    def absorbing(self, others: list[TrialSpec]) -> TrialSpec:
+        """This spec training for `others` too (other names of its trial id): their tags and roles
+        join its own (its own win), and their names become its aliases."""
+        others = [s for s in others if s is not self and s.name != self.name]
+        if not others:
+            return self
+        tags: dict[str, str] = {}
+        for other in others:
+            tags.update(other.tags)
+        tags.update(self.tags)
+        chain = [self, *reversed(others)]  # its own first, then the last other that has one
+        return replace(
+            self,
+            tags=tags,
+            aliases=tuple(dict.fromkeys(s.name for s in others)),
+            speed_key=next((s.speed_key for s in chain if s.speed_key), ""),
+            pretrain=next((s.pretrain for s in chain if s.pretrain), ""),
+            provides=any(s.provides for s in chain),
+            estimate=next((s.estimate for s in chain if s.estimate is not None), None),
+        )
 
     @property
     def best_checkpoint(self) -> Path:
         """Where the trial leaves its best checkpoint for trials that transfer from it."""
-        return self.work_dir / "best.pth"
+        from ablate.tracking.checkpoints import BEST_CHECKPOINT
+
+        return self.work_dir / BEST_CHECKPOINT
 
     @property
     def total_batch(self) -> int:
@@ -78,10 +116,10 @@ class TrialResult:
     seed: int
     state: TrialState
     metrics: dict[str, float] = field(default_factory=dict)
-    run_id: Optional[str] = None
-    error: Optional[str] = None
+    run_id: str | None = None
+    error: str | None = None
     duration_s: float = 0.0
 
     @property
-    def miou(self) -> Optional[float]:
+    def miou(self) -> float | None:
         return self.metrics.get("mIoU")

@@ -17,25 +17,28 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
-from ablate import tracking
+from ablate.config import keys
 from ablate.errors import TrialPruned
+from ablate.tracking import RunStore
 from ablate.tracking import tags as T
 from ablate.tracking.checkpoints import localize_checkpoints
 from ablate.tracking.node import node_address
 from ablate.trial.progress_file import write_progress
 from ablate.trial.spec import TrialResult, TrialSpec, TrialState
+from ablate.util.text import one_line
 
 CONFIG_FILE = "config.py"
 # Imported by a dumped config.py (`custom_imports`), so mmseg's own tools can train it too.
-CUSTOM_IMPORTS = ["ablate.registry"]
+CUSTOM_IMPORTS = [keys.REGISTRY_MODULE]
 # Still RUNNING when the run is closed: an interrupt (Ctrl-C) went through; KILLED runs resume.
 _STATUS = {TrialState.FINISHED: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.RUNNING: "KILLED"}
 
 
-def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str]) -> list[dict[str, Any]]:
+def runtime_hooks(spec: TrialSpec, tracking_uri: str | None, run_id: str | None) -> list[dict[str, Any]]:
     """The hooks every trial trains with, in the order they should see each event."""
     run = dict(tracking_uri=tracking_uri, run_id=run_id)
     return [
@@ -50,7 +53,7 @@ def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional
         dict(type="SpeedHook", **run),
         dict(type="BestCheckpointHook"),
         # later trials load its best.pth, possibly on another machine: into the tracking store
-        *([dict(type="StoredCheckpointHook", **run)] if spec.tags.get(T.PROVIDES) else []),
+        *([dict(type="StoredCheckpointHook", **run)] if spec.provides else []),
         dict(type="FinalEvalHook", **run),
         dict(type="PrecisionHook", **run),
         dict(type="LatencyHook", image_size=list(spec.image_size), **run),
@@ -58,9 +61,20 @@ def runtime_hooks(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional
     ]
 
 
-def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[str], resume: bool,
-                 experiment_id: Optional[str] = None, path: Optional[Path] = None) -> Any:
-    """The trial's complete runtime config, dumped as `config.py` (or at `path`) and returned loaded."""
+def write_config(
+    spec: TrialSpec,
+    tracking_uri: str | None,
+    run_id: str | None,
+    resume: bool,
+    experiment_id: str | None = None,
+    path: Path | None = None,
+    dump: bool = True,
+) -> Any:
+    """The trial's complete runtime config, dumped as `config.py` (or at `path`) and returned loaded.
+
+    `dump=False` leaves the dump to the Runner built from it, which writes the very same file
+    (`Runner.dump_config`: the config's file name in its work dir); formatting a config takes
+    yapf a noticeable part of a second, once is enough."""
     from mmengine.config import Config
     from mmengine.device import get_device
 
@@ -81,7 +95,8 @@ def write_config(spec: TrialSpec, tracking_uri: Optional[str], run_id: Optional[
         localize_checkpoints(cfg, spec.depends_on, tracking_uri, experiment_id)
     fit_to_device(cfg)  # AMP where the device runs it (`budget.amp`), pinned memory on CUDA
     fit_to_world(cfg, spec.workers, cuda=get_device() == "cuda")  # DDP: launcher, and what CPU workers lack
-    cfg.dump(str(path))
+    if dump:
+        cfg.dump(str(path))
     return cfg
 
 
@@ -126,9 +141,9 @@ def train_trial(
     spec: TrialSpec,
     tracking_uri: str,
     experiment_id: str,
-    parent_run_id: Optional[str] = None,
-    extra_tags: Optional[dict[str, str]] = None,
-    launch: Optional[Launch] = None,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    launch: Launch | None = None,
 ) -> TrialResult:
     """Run one trial to completion; never raises for a failure of the trial (it is recorded).
 
@@ -136,7 +151,7 @@ def train_trial(
     `train_rank`; the run is opened and closed here, once."""
     started = time.time()
     result = TrialResult(spec.trial_id, spec.name, spec.seed, TrialState.RUNNING)
-    client: Any = None
+    store: RunStore | None = None
     runner: Any = None
     try:
         from mmengine.runner import Runner
@@ -144,9 +159,9 @@ def train_trial(
         from ablate.registry import register_all
 
         register_all()
-        client = tracking.client(tracking_uri)
-        result.run_id, resumed = tracking.open_trial_run(client, experiment_id, spec, parent_run_id)
-        tracking.log_tags(client, result.run_id, {T.NODE: node_address()})
+        store = RunStore.open(tracking_uri)
+        result.run_id, resumed = store.open_trial_run(experiment_id, spec, parent_run_id)
+        store.log_tags(result.run_id, {T.NODE: node_address()})
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         if not resumed:
             _forget_unrecorded_training(spec)
@@ -154,44 +169,56 @@ def train_trial(
         if spec.workers > 1:
             if launch is None:
                 raise RuntimeError(f"a trial of {spec.workers} workers needs a launcher (the Ray dispatcher)")
-            tracking.log_tags(client, result.run_id, {**world_tags(spec), **(extra_tags or {})})
+            store.log_tags(result.run_id, {**world_tags(spec), **(extra_tags or {})})
             launch(spec, tracking_uri, experiment_id, result.run_id, has_checkpoint)
         else:
-            cfg = write_config(spec, tracking_uri, result.run_id, resume=has_checkpoint, experiment_id=experiment_id)
-            runner = Runner.from_cfg(cfg)
+            cfg = write_config(
+                spec, tracking_uri, result.run_id, resume=has_checkpoint, experiment_id=experiment_id, dump=False
+            )
+            try:
+                runner = Runner.from_cfg(cfg)  # dumps config.py
+            except Exception:
+                cfg.dump(str(spec.work_dir / CONFIG_FILE))  # what the Runner would have written, for the run
+                raise
             device = device_name(runner.model)
-            tracking.log_tags(client, result.run_id, {T.DEVICES: device, **world_tags(spec), **(extra_tags or {})})
+            store.log_tags(result.run_id, {T.DEVICES: device, **world_tags(spec), **(extra_tags or {})})
             write_progress(spec.work_dir, {"device": device, "iter": 0, "max_iters": spec.iters, "phase": "start"})
             runner.train()
-        result.metrics = dict(client.get_run(result.run_id).data.metrics)
+        result.metrics = store.run_metrics(result.run_id)
         if "mIoU" not in result.metrics:
             raise RuntimeError("training ended without a final mIoU (no evaluation ran)")
         result.state = TrialState.FINISHED
     except TrialPruned as exc:
         result.state, result.error = TrialState.PRUNED, str(exc)
-        if client is not None and result.run_id:
-            result.metrics = dict(client.get_run(result.run_id).data.metrics)
-            tracking.log_tags(client, result.run_id, {T.PRUNED: str(exc)})
+        if store is not None and result.run_id:
+            result.metrics = store.run_metrics(result.run_id)
+            store.log_tags(result.run_id, {T.PRUNED: str(exc)})
     except Exception as exc:  # a failed trial is a result, not a crash of the study
         if _interrupted(exc):  # e.g. mmengine turns a Ctrl-C inside its config formatting into a SyntaxError
             raise KeyboardInterrupt from exc
         result.state = TrialState.FAILED
-        result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        result.error = one_line(exc)
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         trace = spec.work_dir / "traceback.txt"
         trace.write_text(getattr(exc, "trace", "") or traceback.format_exc())  # a worker's own, for DDP
-        if client is not None and result.run_id:
-            tracking.log_tags(client, result.run_id, {T.FAILURE: result.error})
-            client.log_artifact(result.run_id, str(trace))
+        if store is not None and result.run_id:
+            store.log_tags(result.run_id, {T.FAILURE: result.error})
+            store.log_file(result.run_id, trace)
     finally:
         result.duration_s = time.time() - started
-        if client is not None and result.run_id:
-            _close_run(client, result, spec, runner)
+        if store is not None and result.run_id:
+            _close_run(store, result, spec, runner)
     return result
 
 
-def train_rank(spec: TrialSpec, tracking_uri: str, experiment_id: str, run_id: str, resume: bool,
-               placement: Optional[dict[str, str]] = None) -> None:
+def train_rank(
+    spec: TrialSpec,
+    tracking_uri: str,
+    experiment_id: str,
+    run_id: str,
+    resume: bool,
+    placement: dict[str, str] | None = None,
+) -> None:
     """One worker of a trial of several, inside the process group its launcher set up: the same
     config and Runner as every other worker (mmengine shards the data by rank). Rank 0 writes
     `config.py`, the run's device tags (each worker's, comma-joined, with `placement`'s) and the
@@ -202,7 +229,6 @@ def train_rank(spec: TrialSpec, tracking_uri: str, experiment_id: str, run_id: s
     from mmengine.dist import all_gather_object
     from mmengine.runner import Runner
 
-    from ablate.config.distributed import FALLBACK_KEY
     from ablate.registry import register_all
     from ablate.trial.ranks import record_failure, world_rank
 
@@ -217,14 +243,17 @@ def train_rank(spec: TrialSpec, tracking_uri: str, experiment_id: str, run_id: s
         seen = all_gather_object({T.DEVICES: device_name(runner.model), **(placement or {})})
         if rank == 0:
             placed = {key: ",".join(part[key] for part in seen) for key in seen[0]}
-            if cfg.get(FALLBACK_KEY):
-                placed[T.SYNC_BN_FALLBACK] = cfg[FALLBACK_KEY]
-                runner.logger.warning(cfg[FALLBACK_KEY])
-            tracking.log_tags(tracking.client(tracking_uri), run_id, placed)
-            runner.logger.info(f"{spec.workers} workers, batch {spec.batch_size} per worker: {spec.total_batch} "
-                               f"images per step, on {placed[T.DEVICES]}")
-            write_progress(spec.work_dir, {"device": placed[T.DEVICES], "iter": 0, "max_iters": spec.iters,
-                                           "phase": "start"})
+            if cfg.get(keys.SYNC_BN_FALLBACK):
+                placed[T.SYNC_BN_FALLBACK] = cfg[keys.SYNC_BN_FALLBACK]
+                runner.logger.warning(cfg[keys.SYNC_BN_FALLBACK])
+            RunStore.open(tracking_uri).log_tags(run_id, placed)
+            runner.logger.info(
+                f"{spec.workers} workers, batch {spec.batch_size} per worker: {spec.total_batch} "
+                f"images per step, on {placed[T.DEVICES]}"
+            )
+            write_progress(
+                spec.work_dir, {"device": placed[T.DEVICES], "iter": 0, "max_iters": spec.iters, "phase": "start"}
+            )
         runner.train()
     except BaseException:
         record_failure(spec.work_dir, rank)
@@ -235,19 +264,20 @@ def train_rank(spec: TrialSpec, tracking_uri: str, experiment_id: str, run_id: s
 
             stop_monitors(runner)
             logs = sorted(Path(runner.log_dir).glob("*.log"))
-            tracking.log_files(tracking.client(tracking_uri), run_id, logs, "logs")
+            RunStore.open(tracking_uri).log_files(run_id, logs, "logs")
 
 
-def _close_run(client: Any, result: TrialResult, spec: TrialSpec, runner: Any) -> None:
+def _close_run(store: RunStore, result: TrialResult, spec: TrialSpec, runner: Any) -> None:
     try:
         if runner is not None:
             from ablate.tracking.system import stop_monitors
 
             stop_monitors(runner)
         files = [spec.work_dir / CONFIG_FILE]
-        tracking.log_files(client, str(result.run_id), files)
+        store.log_files(str(result.run_id), files)
         if runner is not None:
-            tracking.log_files(client, str(result.run_id), sorted(Path(runner.log_dir).glob("*.log")), "logs")
+            store.log_files(str(result.run_id), sorted(Path(runner.log_dir).glob("*.log")), "logs")
     finally:
-        tracking.end_run(client, str(result.run_id), _STATUS.get(result.state, "FAILED"),
-                         {T.DURATION_S: f"{result.duration_s:.1f}"})
+        store.end_run(
+            str(result.run_id), _STATUS.get(result.state, "FAILED"), {T.DURATION_S: f"{result.duration_s:.1f}"}
+        )

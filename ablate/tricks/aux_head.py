@@ -7,7 +7,7 @@ alike; an auxiliary head the base config already has is replaced.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import Field
 
@@ -17,17 +17,19 @@ from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, r
 
 class AuxHeadParams(TrickParams):
     in_index: int = Field(1, ge=0, description="encoder stage the head reads (0 = the first)")
-    in_channels: Optional[int] = Field(None, ge=1, description="that stage's channels; read from the backbone when omitted")
+    in_channels: int | None = Field(
+        None, ge=1, description="that stage's channels; read from the backbone when omitted"
+    )
     loss_weight: float = Field(0.4, gt=0)
     main_loss_weight: float = Field(1.0, gt=0)
-    channels: Optional[int] = Field(None, ge=1, description="hidden channels; default half the input's")
+    channels: int | None = Field(None, ge=1, description="hidden channels; default half the input's")
     num_convs: int = Field(1, ge=0)
 
 
 _RESNET_EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
 
 
-def _known_stage_channels(cfg: Any) -> Optional[list[int]]:
+def _known_stage_channels(cfg: Any) -> list[int] | None:
     backbone = cfg.model.backbone
     kind = backbone.get("type", "")
     if kind == "MixVisionTransformer":
@@ -61,7 +63,7 @@ def stage_channels(cfg: Any) -> list[int]:
 
 
 @register_trick
-class AuxHead(Trick):
+class AuxHead(Trick[AuxHeadParams]):
     name = "aux_head"
     Params = AuxHeadParams
     summary = "FCN auxiliary head on encoder stage 2, loss weight 0.4"
@@ -73,8 +75,13 @@ class AuxHead(Trick):
                 return [("in_channels", f"cannot tell the stage channels of {_backbone(cfg)}; set it")]
             return []
         if params.in_index >= len(stages):
-            return [("in_index", f"{params.in_index} is beyond the {len(stages)} stages of {_backbone(cfg)}; "
-                                 f"use 0..{len(stages) - 1}")]
+            return [
+                (
+                    "in_index",
+                    f"{params.in_index} is beyond the {len(stages)} stages of {_backbone(cfg)}; "
+                    f"use 0..{len(stages) - 1}",
+                )
+            ]
         return []
 
     def apply(self, cfg: Any, params: AuxHeadParams, ctx: TrickContext) -> None:

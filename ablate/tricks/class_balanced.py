@@ -11,18 +11,21 @@ from the normalisation.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from ablate.config import keys
+from ablate.config.resolve import add_import
 from ablate.errors import DataError
 from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, head_losses, register_trick
 
 
 class ClassBalancedParams(TrickParams):
-    beta: Union[Literal["auto"], float] = "auto"
+    beta: Literal["auto"] | float = "auto"
     split: Literal["train", "val"] = "train"
     heads: Literal["decode", "all"] = Field("all", description="also weight auxiliary heads' losses")
 
@@ -33,12 +36,15 @@ class ClassBalancedParams(TrickParams):
         if value == "auto":
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise PydanticCustomError("beta_range", "Input should be 'auto' or a number strictly between 0 and 1, "
-                                      "got {value}", {"value": repr(value)})
+            raise PydanticCustomError(
+                "beta_range",
+                "Input should be 'auto' or a number strictly between 0 and 1, got {value}",
+                {"value": repr(value)},
+            )
         return float(value)
 
 
-def effective_number_weights(counts: Sequence[int], beta: Union[str, float] = "auto") -> list[float]:
+def effective_number_weights(counts: Sequence[int], beta: str | float = "auto") -> list[float]:
     """Per-class weights; see the module docstring for beta='auto' and absent classes."""
     n = np.asarray(counts, dtype=np.float64)
     present = n > 0
@@ -58,7 +64,7 @@ def effective_number_weights(counts: Sequence[int], beta: Union[str, float] = "a
 
 
 @register_trick
-class ClassBalancedLoss(Trick):
+class ClassBalancedLoss(Trick[ClassBalancedParams]):
     name = "class_balanced_loss"
     Params = ClassBalancedParams
     summary = "CrossEntropy class_weight from the effective number of samples"
@@ -66,12 +72,14 @@ class ClassBalancedLoss(Trick):
     def apply(self, cfg: Any, params: ClassBalancedParams, ctx: TrickContext) -> None:
         from ablate.data import class_stats
 
-        weights: Optional[list[float]] = None  # before the data exists (`plan`): the weights are unknown
+        weights: list[float] | None = None  # before the data exists (`plan`): the weights are unknown
         if ctx.data_ready:
             counts = class_stats(ctx.data_root, params.split).pixel_counts
             if not any(counts):
-                raise DataError(f"{ctx.data_root}: the {params.split} split has no labelled pixels; "
-                                "class_balanced_loss needs labels to weight the classes")
+                raise DataError(
+                    f"{ctx.data_root}: the {params.split} split has no labelled pixels; "
+                    "class_balanced_loss needs labels to weight the classes"
+                )
             weights = effective_number_weights(counts, params.beta)
         heads = decode_heads(cfg)
         if params.heads == "all":
@@ -82,7 +90,4 @@ class ClassBalancedLoss(Trick):
                 if loss.get("type") in ("CrossEntropyLoss", "BalancedCrossEntropyLoss"):
                     loss["type"] = "BalancedCrossEntropyLoss"  # mmseg's CE breaks on 255 with weights
                     loss["class_weight"] = weights
-        imports = dict(cfg.get("custom_imports") or {"imports": [], "allow_failed_imports": False})
-        if "ablate.losses" not in imports["imports"]:
-            imports["imports"] = [*imports["imports"], "ablate.losses"]
-        cfg.custom_imports = imports
+        add_import(cfg, keys.LOSSES_MODULE)

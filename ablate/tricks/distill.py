@@ -14,69 +14,31 @@ a frozen teacher; the student alone is evaluated, saved and counted.
 
 from __future__ import annotations
 
-import copy
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
+from ablate.config.distillation import plain_model_config
+from ablate.config.keys import DISTILLER, MODELS_MODULE
+from ablate.config.resolve import add_import
 from ablate.errors import ConfigError
 from ablate.tracking.checkpoints import is_remote
-from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, register_trick
+from ablate.tricks.base import StudyEntries, Trick, TrickContext, TrickParams, decode_heads, register_trick
 
-DISTILLER = "DistillEncoderDecoder"  # ablate.models.distiller
 STUDENT_TYPES = ("EncoderDecoder",)
-DISTILL_KEYS = ("teacher", "distill_loss", "distill_features", "feature_loss")
-
-
-def plain_model_config(model: Any) -> dict:
-    """A model config as a stand-alone teacher: no distillation of its own, no weights to fetch
-    (the teacher's checkpoint holds them all) and no preprocessor (it sees the student's inputs)."""
-    model = copy.deepcopy(dict(model))
-    if model.get("type") == DISTILLER:
-        model["type"] = "EncoderDecoder"
-    for key in (*DISTILL_KEYS, "data_preprocessor", "init_cfg"):
-        model.pop(key, None)
-    model["pretrained"] = None
-    backbone = model.get("backbone")
-    if isinstance(backbone, dict):
-        backbone = dict(backbone)
-        backbone.pop("init_cfg", None)
-        backbone.pop("pretrained", None)
-        model["backbone"] = backbone
-    return model
-
-
-def split_distillation(cfg: Any) -> tuple[Any, Optional[Any]]:
-    """(student, teacher) configs of a distillation config, each a plain segmentor's config;
-    `(cfg, None)` for any other. Lets a student share FLOPs counts (and their cache entries) with
-    the same model trained alone."""
-    from mmengine.config import Config
-
-    teacher = cfg.model.get("teacher")
-    if cfg.model.get("type") != DISTILLER or not isinstance(teacher, dict):
-        return cfg, None
-    student = copy.deepcopy(cfg)
-    student.model.type = "EncoderDecoder"
-    for key in DISTILL_KEYS:
-        student.model.pop(key, None)
-    return student, Config(dict(model=plain_model_config(teacher["model"])))
 
 
 class DistillParams(TrickParams):
     teacher: str = Field(min_length=1, description="pretrain entry or zoo row (trained first), or a checkpoint file")
-    config: Optional[str] = Field(None, description="the teacher's mmseg config file; needed for a checkpoint")
+    config: str | None = Field(None, description="the teacher's mmseg config file; needed for a checkpoint")
     tau: float = Field(4.0, gt=0, description="softmax temperature over each channel's H x W positions")
     loss_weight: float = Field(3.0, gt=0)
     features: tuple[int, ...] = Field((), description="encoder outputs (indices) also distilled, besides the logits")
-    feature_loss_weight: Optional[float] = Field(None, gt=0, description="default: loss_weight")
-
-    @property
-    def source(self) -> str:
-        """The study entry this trick depends on, when `teacher` names one (see the study's checks)."""
-        return self.teacher
+    feature_loss_weight: float | None = Field(None, gt=0, description="default: loss_weight")
 
 
-def _stages(model: Any) -> Optional[list[int]]:
+def _stages(model: Any) -> list[int] | None:
     from mmengine.config import Config
 
     from ablate.tricks.aux_head import stage_channels
@@ -89,25 +51,55 @@ def _stages(model: Any) -> Optional[list[int]]:
         return None
 
 
-def _classes(model: Any) -> Optional[int]:
+def _classes(model: Any) -> int | None:
     head = model.get("decode_head")
     head = head[-1] if isinstance(head, (list, tuple)) else head
     return head.get("num_classes") if isinstance(head, dict) else None
 
 
-def add_import(cfg: Any, module: str) -> None:
-    """Name a module in `custom_imports`, so the dumped config builds under a plain Runner too."""
-    imports = dict(cfg.get("custom_imports") or {"imports": [], "allow_failed_imports": False})
-    if module not in imports["imports"]:
-        imports["imports"] = [*imports["imports"], module]
-    cfg.custom_imports = imports
-
-
 @register_trick
-class Distill(Trick):
+class Distill(Trick[DistillParams]):
     name = "distill"
     Params = DistillParams
     summary = "channel-wise distillation (tau=4, weight 3) from a frozen teacher; only the student counts"
+
+    def source(self, params: DistillParams) -> str | None:
+        return params.teacher
+
+    def teacher(self, params: DistillParams) -> str | None:
+        return params.teacher
+
+    def files(self, params: DistillParams) -> list[tuple[str, str, str]]:
+        return [("config", params.config, "teacher config file")] if params.config is not None else []
+
+    def checkpoint_file(self, params: DistillParams, entries: frozenset[str]) -> tuple[str, str, str] | None:
+        return None if params.teacher in entries else ("teacher", params.teacher, "teacher checkpoint")
+
+    def source_problems(self, params: DistillParams, path: str, entries: StudyEntries) -> list[tuple[str, str]]:
+        """A teacher is a trained pretrain entry or zoo row, or a checkpoint file with `config:`."""
+        teacher, config = params.teacher, params.config
+        if teacher == entries.own:
+            return [
+                (
+                    f"{path}.teacher",
+                    f"zoo row '{teacher}' would distill from itself (the recipe applies to "
+                    "every zoo row): put distill in a ladder, or the teacher under pretrain:",
+                )
+            ]
+        if teacher in entries.files and config is None:
+            return [
+                (f"{path}.config", f"pretrain entry '{teacher}' is a checkpoint file: give the teacher's mmseg config")
+            ]
+        if teacher not in entries.trained | entries.files and config is None:
+            known = ", ".join(sorted(entries.trained | entries.files)) or "none"
+            return [
+                (
+                    f"{path}.teacher",
+                    f"no pretrain entry or zoo row named '{teacher}' (known: {known}); "
+                    "a checkpoint file as teacher also needs `config:` (its mmseg config)",
+                )
+            ]
+        return []
 
     def problems(self, cfg: Any, params: DistillParams) -> list[tuple[str, str]]:
         kind = cfg.model.get("type")
@@ -121,7 +113,9 @@ class Distill(Trick):
                 return [("features", "cannot tell this model's feature widths (a neck, or an unknown backbone)")]
             beyond = [i for i in params.features if i >= len(stages)]
             if beyond:
-                return [("features", f"{beyond[0]} is beyond the {len(stages)} encoder outputs; use 0..{len(stages) - 1}")]
+                return [
+                    ("features", f"{beyond[0]} is beyond the {len(stages)} encoder outputs; use 0..{len(stages) - 1}")
+                ]
         return []
 
     def teacher_model(self, params: DistillParams, ctx: TrickContext) -> Any:
@@ -143,6 +137,7 @@ class Distill(Trick):
         ours, theirs = _classes(cfg.model), _classes(teacher)
         if ours != theirs:
             raise ConfigError(f"distill.teacher: the teacher predicts {theirs} classes, the student {ours}")
+        checkpoint: str | Path
         try:
             checkpoint = ctx.checkpoint_of(params.teacher)
         except KeyError:  # not a study entry: a checkpoint file
@@ -154,10 +149,13 @@ class Distill(Trick):
         cfg.model.distill_loss = loss
         if params.features:
             student, other = _stages(cfg.model), _stages(teacher)
+            assert student is not None  # `check` above refuses features of a student of unknown widths
             if other is None or any(i >= len(other) for i in params.features):
-                raise ConfigError(f"distill.features: the teacher has no encoder outputs {list(params.features)} of known width")
+                raise ConfigError(
+                    f"distill.features: the teacher has no encoder outputs {list(params.features)} of known width"
+                )
             cfg.model.distill_features = [
                 dict(index=i, student_channels=student[i], teacher_channels=other[i]) for i in params.features
             ]
             cfg.model.feature_loss = dict(loss, loss_weight=params.feature_loss_weight or params.loss_weight)
-        add_import(cfg, "ablate.models")
+        add_import(cfg, MODELS_MODULE)

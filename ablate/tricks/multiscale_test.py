@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, PositiveFloat
 
+from ablate.config import keys
 from ablate.errors import ConfigError
 from ablate.tricks.base import Trick, TrickContext, TrickParams, register_trick
 
@@ -28,7 +29,7 @@ def test_scale(cfg: Any) -> tuple[int, int]:
 
 
 @register_trick
-class MultiScaleTest(Trick):
+class MultiScaleTest(Trick[MultiScaleParams]):
     name = "multiscale_test"
     Params = MultiScaleParams
     summary = "TTA over scale ratios (+ flip), logits averaged, for the final evaluation"
@@ -49,4 +50,4 @@ class MultiScaleTest(Trick):
                 transforms=[resizes, flips, [dict(type="LoadAnnotations")], [dict(type="PackSegInputs")]],
             ),
         ]
-        cfg.ablate_final_eval = "tta"
+        cfg[keys.FINAL_EVAL] = keys.FINAL_EVAL_TTA

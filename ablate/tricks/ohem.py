@@ -36,7 +36,7 @@ def crop_of(cfg: Any) -> tuple[int, int] | None:
 
 
 @register_trick
-class OHEM(Trick):
+class OHEM(Trick[OHEMParams]):
     name = "ohem"
     Params = OHEMParams
     summary = "OHEMPixelSampler(thresh=0.5, min_kept=10000) on the decode head"

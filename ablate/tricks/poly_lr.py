@@ -19,7 +19,7 @@ class PolyLRParams(TrickParams):
 
 
 @register_trick
-class PolyLR(Trick):
+class PolyLR(Trick[PolyLRParams]):
     name = "poly_lr"
     Params = PolyLRParams
     summary = "AdamW, PolyLR(lr0=1e-5, power=1.0) over the whole budget"

@@ -8,12 +8,12 @@ order changing which random numbers each actor gets.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
 from ablate.data.synth.camera import Camera, ellipse, rect
-from ablate.data.synth.canvas import Canvas, shaded
+from ablate.data.synth.canvas import Canvas, ColourLike, shaded
 from ablate.data.synth.labels import (
     BICYCLE,
     BUS,
@@ -33,7 +33,7 @@ from ablate.data.synth.styles import Style
 
 
 def _vehicle(
-    rng: np.random.Generator, cam: Camera, X: float, z: float, kind: int, paint: Sequence[float]
+    rng: np.random.Generator, cam: Camera, X: float, z: float, kind: int, paint: ColourLike
 ) -> Callable[[Canvas], None]:
     """Rear face plus the side that faces the camera axis; cars get a cabin, others a box."""
     if kind == CAR:
@@ -64,20 +64,14 @@ def _vehicle(
         # Back to front: near side, lid, cabin, roof, rear window; the rear face goes last.
         if s:
             cv.fill([cam.pts(xs, [bottom, bottom, hb, hb], [z, z + L, z + L, z])], kind, body * 0.8)
-            for zw in (
-                (z + 0.16 * L, z + 0.84 * L) if kind == CAR else (z + 0.12 * L, z + 0.7 * L, z + 0.85 * L)
-            ):
+            for zw in (z + 0.16 * L, z + 0.84 * L) if kind == CAR else (z + 0.12 * L, z + 0.7 * L, z + 0.85 * L):
                 t = np.linspace(0, 2 * math.pi, 14, endpoint=False)
                 cv.fill([cam.pts(xs, 0.34 + 0.34 * np.sin(t), zw + 0.34 * np.cos(t))], kind, dark)
             if kind in (BUS, TRAIN):
-                band = cam.pts(
-                    xs, [h * 0.4, h * 0.4, h * 0.85, h * 0.85], [z + 0.5, z + L - 0.5, z + L - 0.5, z + 0.5]
-                )
+                band = cam.pts(xs, [h * 0.4, h * 0.4, h * 0.85, h * 0.85], [z + 0.5, z + L - 0.5, z + L - 0.5, z + 0.5])
                 cv.fill([band], None, glass)
             elif kind == TRUCK:
-                cab = cam.pts(
-                    xs, [bottom, bottom, h * 0.8, h * 0.8], [z + 0.78 * L, z + L, z + L, z + 0.78 * L]
-                )
+                cab = cam.pts(xs, [bottom, bottom, h * 0.8, h * 0.8], [z + 0.78 * L, z + L, z + L, z + 0.78 * L])
                 cv.fill([cab], None, body * 0.65)
         if kind == CAR:
             lid = cam.pts([X - w / 2, X + w / 2, X + w / 2, X - w / 2], hb, [z, z, z + L, z + L])
@@ -129,26 +123,18 @@ def _vehicle(
     return paint_fn
 
 
-def _person(
-    rng: np.random.Generator, cam: Camera, X: float, z: float, style: Style
-) -> Callable[[Canvas], None]:
+def _person(rng: np.random.Generator, cam: Camera, X: float, z: float, style: Style) -> Callable[[Canvas], None]:
     """A pedestrian; riders are drawn with their bicycle or motorcycle instead."""
     h = rng.uniform(1.55, 1.95)
-    top = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(
-        rng.uniform(0.8, 1.2)
-    )
-    legs = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(
-        rng.uniform(0.7, 1.1)
-    )
+    top = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(rng.uniform(0.8, 1.2))
+    legs = np.asarray(style.clothes[rng.integers(len(style.clothes))], np.float32) * np.float32(rng.uniform(0.7, 1.1))
     skin = (rng.uniform(150, 220), rng.uniform(110, 170), rng.uniform(90, 140))
     stride = rng.uniform(-0.18, 0.18)
 
     def paint(cv: Canvas) -> None:
         p = cam.facing(X, z)
         hip, shoulder = 0.52 * h, 0.82 * h
-        cv.shade(
-            cam.pts([X - 0.3, X + 0.6, X + 0.6, X - 0.3], 0.0, [z - 0.2, z - 0.2, z + 0.4, z + 0.4]), 0.9
-        )
+        cv.shade(cam.pts([X - 0.3, X + 0.6, X + 0.6, X - 0.3], 0.0, [z - 0.2, z - 0.2, z + 0.4, z + 0.4]), 0.9)
         for sx in (-1, 1):
             cv.fill(
                 [
@@ -207,15 +193,11 @@ def _two_wheeler(
             else:
                 cv.fill([ring], kind, (22, 22, 22))
         if kind == BICYCLE:
-            tube = p(
-                [(-base, r), (0.0, r), (base * 0.75, 0.95), (-base * 0.1, 0.95), (0.0, r), (-base * 0.2, 1.0)]
-            )
+            tube = p([(-base, r), (0.0, r), (base * 0.75, 0.95), (-base * 0.1, 0.95), (0.0, r), (-base * 0.2, 1.0)])
             cv.stroke([tube], kind, frame, max(1.0, 0.05 * s))
             cv.stroke([p([(base * 0.75, 0.95), (base, r)])], kind, frame, max(1.0, 0.05 * s))
         else:
-            cv.fill(
-                [p([(-base * 0.8, r), (base * 0.8, r), (base * 0.6, 0.95), (-base * 0.5, 1.0)])], kind, frame
-            )
+            cv.fill([p([(-base * 0.8, r), (base * 0.8, r), (base * 0.6, 0.95), (-base * 0.5, 1.0)])], kind, frame)
         if ridden:
             seat = 1.0 if kind == BICYCLE else 0.95
             lean = 0.25 * np.sign(base)
@@ -296,9 +278,7 @@ def _pole(
         elif topper == "lamp":
             boom = -side * 1.2
             cv.fill([p(rect(min(0.0, boom), height - 0.1, max(0.0, boom), height))], POLE, colour)
-            cv.fill(
-                [p(rect(boom - 0.3, height - 0.22, boom + 0.1 * side, height - 0.05))], POLE, colour * 1.2
-            )
+            cv.fill([p(rect(boom - 0.3, height - 0.22, boom + 0.1 * side, height - 0.05))], POLE, colour * 1.2)
 
     return paint
 

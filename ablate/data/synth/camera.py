@@ -44,9 +44,7 @@ class Camera:
         return proj
 
 
-def ellipse(
-    cx: float, cy: float, rx: float, ry: float, n: int = 20, wobble: np.ndarray | None = None
-) -> Points:
+def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 20, wobble: np.ndarray | None = None) -> Points:
     t = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False)
     r = 1.0 if wobble is None else wobble
     return np.stack([cx + rx * r * np.cos(t), cy + ry * r * np.sin(t)], axis=-1)
@@ -54,4 +52,3 @@ def ellipse(
 
 def rect(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-

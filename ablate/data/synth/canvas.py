@@ -8,6 +8,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from ablate.data.synth.labels import SKY
 
@@ -15,6 +16,8 @@ _SHIFT = 3  # cv2 sub-pixel bits: thin far objects keep their true position
 _SUB = float(1 << _SHIFT)
 
 Colour = tuple[float, float, float]
+# Palette rows arrive as numpy vectors, hand-written colours as tuples; drawing only indexes them.
+ColourLike = Sequence[float] | npt.NDArray[np.floating[Any]]
 
 
 def _fixed(poly: np.ndarray | Sequence[Any]) -> np.ndarray:
@@ -31,7 +34,7 @@ class Canvas:
         self.cls = np.full((height, width), SKY, np.uint8)
         self.shadow = np.zeros((height, width), np.float32)
 
-    def fill(self, polys: Sequence[Any], cls: int | None, colour: Sequence[float]) -> None:
+    def fill(self, polys: Sequence[Any], cls: int | None, colour: ColourLike) -> None:
         # One cv2 call per polygon: a single call fills overlaps with the even-odd rule.
         rgb = tuple(float(c) for c in colour)
         for poly in polys:
@@ -40,18 +43,16 @@ class Canvas:
                 cv2.fillPoly(self.cls, pts, int(cls), cv2.LINE_8, _SHIFT)
             cv2.fillPoly(self.img, pts, rgb, cv2.LINE_8, _SHIFT)
 
-    def fill_disjoint(self, polys: Sequence[Any], colour: Sequence[float]) -> None:
+    def fill_disjoint(self, polys: Sequence[Any], colour: ColourLike) -> None:
         """Image-only batch for many small non-overlapping shapes (windows)."""
         if len(polys):
-            cv2.fillPoly(
-                self.img, [_fixed(p) for p in polys], tuple(float(c) for c in colour), cv2.LINE_8, _SHIFT
-            )
+            cv2.fillPoly(self.img, [_fixed(p) for p in polys], tuple(float(c) for c in colour), cv2.LINE_8, _SHIFT)
 
     def stroke(
         self,
         lines: Sequence[Any],
         cls: int,
-        colour: Sequence[float],
+        colour: ColourLike,
         width: float,
         closed: bool = False,
     ) -> None:
@@ -64,7 +65,7 @@ class Canvas:
         cv2.fillPoly(self.shadow, [_fixed(poly)], float(amount), cv2.LINE_8, _SHIFT)
 
 
-def shaded(colour: Sequence[float], k: float) -> Colour:
+def shaded(colour: ColourLike, k: float) -> Colour:
     return (colour[0] * k, colour[1] * k, colour[2] * k)
 
 
@@ -73,9 +74,7 @@ def fill_label(label: np.ndarray, poly: Any, cls: int) -> None:
     cv2.fillPoly(label, [_fixed(poly)], cls, cv2.LINE_8, _SHIFT)
 
 
-def smooth_noise(
-    rng: np.random.Generator, height: int, width: int, cell: float, channels: int = 0
-) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float, channels: int = 0) -> np.ndarray:
     """Band-limited noise: a coarse Gaussian grid upsampled, so its feature size is about `cell` pixels."""
     gh = max(2, math.ceil(height / cell) + 1)
     gw = max(2, math.ceil(width / cell) + 1)
@@ -87,4 +86,3 @@ def smooth_noise(
 def uniform_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Zero-mean, unit-variance noise; uniform is several times cheaper than Gaussian and looks alike."""
     return (rng.random(shape, dtype=np.float32) - np.float32(0.5)) * np.float32(math.sqrt(12.0))
-

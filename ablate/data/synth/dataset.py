@@ -25,9 +25,7 @@ _DOMAIN_CODE = {"kitti": 0, "city": 1}
 
 def _check(field: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise DataError(
-            f"synth.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {minimum} or more"
-        )
+        raise DataError(f"synth.{field}: {value!r} is not an integer >= {minimum}; pass --{field} {minimum} or more")
     return int(value)
 
 
@@ -54,8 +52,7 @@ def synthesize(
     seed = _check("seed", seed, 0)
     if domain not in DOMAINS:
         raise DataError(
-            f"synth.domain: {domain!r} is not one of {', '.join(DOMAINS)}; "
-            "pass --domain kitti or --domain city"
+            f"synth.domain: {domain!r} is not one of {', '.join(DOMAINS)}; pass --domain kitti or --domain city"
         )
     parameters = {
         "generator": GENERATOR,
@@ -71,9 +68,7 @@ def synthesize(
     def build(tmp: Path) -> dict[str, Any]:
         def one(job: tuple[str, int]) -> None:
             split, index = job
-            rgb, label = render(
-                np.random.default_rng(image_seed(seed, split, index, domain)), height, width, domain
-            )
+            rgb, label = render(np.random.default_rng(image_seed(seed, split, index, domain)), height, width, domain)
             stem = f"{index:06d}.png"
             save_png(tmp / IMG_DIR / split / stem, rgb)
             save_png(tmp / ANN_DIR / split / stem, label)

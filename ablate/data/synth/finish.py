@@ -44,7 +44,6 @@ def _texture_luts(scale: float) -> tuple[np.ndarray, ...]:
     return (*(np.ascontiguousarray(luts[:, i]) for i in range(4)), axis)
 
 
-
 def finish(cv: Canvas, rng: np.random.Generator, style: Style) -> np.ndarray:
     """Texture, shadows, lighting, blur and sensor noise: everything that makes colours unreliable."""
     h, w = cv.h, cv.w

@@ -36,9 +36,7 @@ def _paint_hood(cv: Canvas, rng: np.random.Generator) -> None:
     cv.fill([glare], None, shaded(colour, 1.8))
 
 
-def render(
-    rng: np.random.Generator, height: int, width: int, domain: str = "kitti"
-) -> tuple[np.ndarray, np.ndarray]:
+def render(rng: np.random.Generator, height: int, width: int, domain: str = "kitti") -> tuple[np.ndarray, np.ndarray]:
     """One scene: (RGB uint8 HxWx3, train-id uint8 HxW). Deterministic given the generator state."""
     style = STYLES[domain]
     h, w = height, width

@@ -44,9 +44,7 @@ class Road:
 
 def paint_sky(cv: Canvas, rng: np.random.Generator, cam: Camera, style: Style) -> None:
     top = np.asarray(style.sky_top, np.float32) * (1.0 + rng.normal(0, style.jitter, 3)).astype(np.float32)
-    hor = np.asarray(style.sky_horizon, np.float32) * (1.0 + rng.normal(0, style.jitter * 0.5, 3)).astype(
-        np.float32
-    )
+    hor = np.asarray(style.sky_horizon, np.float32) * (1.0 + rng.normal(0, style.jitter * 0.5, 3)).astype(np.float32)
     rows = np.arange(cv.h, dtype=np.float32)
     t = np.clip(rows / max(cam.y_h, 1.0), 0.0, 1.0) ** 0.6
     grad = top[None, :] * (1.0 - t[:, None]) + hor[None, :] * t[:, None]
@@ -90,9 +88,7 @@ def paint_ground(cv: Canvas, rng: np.random.Generator, cam: Camera, road: Road, 
     cv.img[y0:] = img
 
 
-def paint_skyline(
-    cv: Canvas, rng: np.random.Generator, cam: Camera, style: Style, pal: np.ndarray
-) -> None:
+def paint_skyline(cv: Canvas, rng: np.random.Generator, cam: Camera, style: Style, pal: np.ndarray) -> None:
     """Distant buildings and tree lines on the horizon, hazy towards the sky colour."""
     h, w = cv.h, cv.w
     top = np.full(w, np.inf, np.float32)
@@ -159,9 +155,7 @@ def paint_roadside(
         elif r < style.p_building + style.p_forest:
             X = edge + rng.uniform(1.5, 8.0)
             height = rng.uniform(5.0, 14.0)
-            planes.append(
-                (X, _forest(cv, rng, cam, side * X, z, z + length, height, pal[VEGETATION] * light))
-            )
+            planes.append((X, _forest(cv, rng, cam, side * X, z, z + length, height, pal[VEGETATION] * light)))
             z += length
         else:
             z += length * 0.6
@@ -179,9 +173,7 @@ def paint_roadside(
         if rng.random() < p:
             za = rng.uniform(1.0, 25.0)
             zb = za + rng.uniform(10.0, 45.0)
-            items.append(
-                ((1, -zb), _barrier(rng, cam, side * (edge + 0.15), za, zb, kind, pal[kind] * light))
-            )
+            items.append(((1, -zb), _barrier(rng, cam, side * (edge + 0.15), za, zb, kind, pal[kind] * light)))
     return items
 
 
@@ -251,9 +243,7 @@ def _forest(
     return paint
 
 
-def _tree(
-    rng: np.random.Generator, cam: Camera, X: float, z: float, colour: np.ndarray
-) -> Callable[[Canvas], None]:
+def _tree(rng: np.random.Generator, cam: Camera, X: float, z: float, colour: np.ndarray) -> Callable[[Canvas], None]:
     trunk_h = rng.uniform(1.5, 3.0)
     r = rng.uniform(1.2, 3.5)
     ry = r * rng.uniform(0.9, 1.4)
@@ -276,9 +266,7 @@ def _barrier(
 ) -> Callable[[Canvas], None]:
     height = {FENCE: rng.uniform(1.0, 2.0), WALL: rng.uniform(0.7, 3.0)}.get(kind, rng.uniform(0.6, 1.6))
     n = 12 if kind != VEGETATION else max(8, int((zb - za) / 0.8))
-    tops = (
-        np.full(n, height) if kind != VEGETATION else np.maximum(height + 0.15 * rng.standard_normal(n), 0.3)
-    )
+    tops = np.full(n, height) if kind != VEGETATION else np.maximum(height + 0.15 * rng.standard_normal(n), 0.3)
     posts = np.arange(za, zb, rng.uniform(1.5, 3.0))
 
     def paint(cv: Canvas) -> None:
@@ -299,4 +287,3 @@ def _barrier(
             cv.fill([cap], None, shaded(colour, 1.2))
 
     return paint
-

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 PER_IMAGE_FILE = "per_image.csv"
 WORST_DIR = "worst_predictions"  # <image>_{img,gt,pred}.png of the worst images, next to `predictions/`
@@ -92,8 +92,16 @@ def write_table(path: Path, table: PerImageTable) -> Path:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow([IMAGE, MIOU, AACC, PIXELS, EXTRA, *(metric_key("IoU", c) for c in table.classes)])
         for row in table.rows:
-            writer.writerow([row.image, _number(row.miou), _number(row.aacc), row.pixels, " ".join(row.extra),
-                             *(_number(v) for v in row.class_iou)])
+            writer.writerow(
+                [
+                    row.image,
+                    _number(row.miou),
+                    _number(row.aacc),
+                    row.pixels,
+                    " ".join(row.extra),
+                    *(_number(v) for v in row.class_iou),
+                ]
+            )
     return path
 
 
@@ -107,9 +115,14 @@ def read_table(path: Path) -> PerImageTable:
         classes = tuple(h.split(".", 1)[1] for h in header[5:])
         rows = tuple(
             ImageScore(
-                image=cells[0], miou=_parse(cells[1]), aacc=_parse(cells[2]), pixels=int(cells[3]) if cells[3].strip().isdigit() else 0,
-                class_iou=tuple(_parse(c) for c in cells[5:]), extra=tuple(cells[4].split()),
+                image=cells[0],
+                miou=_parse(cells[1]),
+                aacc=_parse(cells[2]),
+                pixels=int(cells[3]) if cells[3].strip().isdigit() else 0,
+                class_iou=tuple(_parse(c) for c in cells[5:]),
+                extra=tuple(cells[4].split()),
             )
-            for cells in reader if cells
+            for cells in reader
+            if cells
         )
     return PerImageTable(classes, rows)
