@@ -86,7 +86,7 @@ def main(argv: list[str]) -> int:
     clock.lap("import ablate.cli (typer, rich, the study and tracking packages)")
     from ablate import study as studies
     from ablate import tracking
-    from ablate.cli.app import DispatcherKind, _dispatcher
+    from ablate.cli.trials import DispatcherKind, make_dispatcher
     from ablate.dispatch import drive
     from ablate.study import run as execute
 
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
     loaded = studies.load_study(study_file, None)
     clock.lap("load_study (YAML + pydantic + file checks; configs parsed unless checked before)")
     uri = tracking.resolve_tracking_uri(uri)
-    dispatcher = _dispatcher(DispatcherKind.AUTO, None, loaded.spec.resources, None)  # as `ablate run` picks it
+    dispatcher = make_dispatcher(DispatcherKind.AUTO, None, loaded.spec.resources, None)  # as `ablate run` picks it
     trials = studies.plan_trials(loaded, runs_dir)
     clock.lap("plan_trials (a stored plan, or configs, data fingerprint, ids, costs)")
     import mlflow  # noqa: F401  (the CLI pays this inside RunStore.prepare)

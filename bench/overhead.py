@@ -90,9 +90,9 @@ def run_bare(config: Path, work_dir: Path, env: dict[str, str], logs: Path, i: i
 
 def auto_dispatcher(study: Any) -> str:
     """What `--dispatcher auto` picks for this study on this machine, asked of the CLI itself."""
-    from ablate.cli.app import DispatcherKind, _dispatcher
+    from ablate.cli.trials import DispatcherKind, make_dispatcher
 
-    chosen = _dispatcher(DispatcherKind.AUTO, None, study.spec.resources, None)  # builds, starts nothing
+    chosen = make_dispatcher(DispatcherKind.AUTO, None, study.spec.resources, None)  # builds, starts nothing
     return "ray" if type(chosen).__name__ == "RayDispatcher" else "local"
 
 

@@ -1,4 +1,4 @@
-"""Figure 2's inputs: prediction images logged as artifacts of a few selected trials.
+"""Figure 2: prediction images logged as artifacts of a few selected trials, and their section.
 
 Only these few runs are asked for artifacts (listing and downloading), so the cost does not grow
 with the number of runs in the study.
@@ -7,14 +7,19 @@ with the number of runs in the study.
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ablate.report import figures
 from ablate.report.collect import TrialRun
+from ablate.report.folder import Writer
 from ablate.report.groups import ModelRow
+from ablate.report.html import FigureRef, Section
 from ablate.tracking import RunStore, TrackingUnavailable
 
 FOLDER = "predictions"
@@ -109,3 +114,31 @@ def grid(rows: Sequence[ModelRow], store: RunStore, workdir: Path) -> Grid | Non
         cells.append([image, truth, *preds])
     labels = ["image", "ground truth"] + [f"{row.label} ({row_run.miou:.1f})" for row, row_run, _ in chosen]
     return Grid(cells, stems, labels, [row.label for row, _, _ in chosen])
+
+
+def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer) -> Section:
+    """The downloaded images are only drawn, so they go to a scratch folder that is removed after."""
+    s = Section("Figure 2: qualitative results", "qualitative")
+    workdir = Path(tempfile.mkdtemp(prefix="ablate-predictions-"))
+    try:
+        found = grid(rows, store, workdir)
+        if found is None:
+            s.notes.append(f"none of the top trials logged {FOLDER}/<image>_pred.png artifacts: figure skipped")
+            return s
+        s.figures.append(
+            FigureRef(
+                "Test images, ground truth and predictions of the best trials (mIoU in brackets)",
+                writer.record(
+                    figures.qualitative(
+                        found.cells,
+                        found.row_labels,
+                        found.col_labels,
+                        writer.figure_stem("qualitative"),
+                        writer.formats,
+                    )
+                ),
+            )
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return s

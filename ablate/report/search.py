@@ -18,9 +18,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ablate.report.collect import TuneRun
+from ablate.report.collect import TrialRun, TuneRun
 from ablate.report.figures import save
-from ablate.report.folder import slug
+from ablate.report.folder import Writer, slug
+from ablate.report.html import FigureRef, Section
 from ablate.util.text import one_line
 
 
@@ -185,3 +186,52 @@ def best_text(result: SearchResult) -> str:
         return ""
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_params.items())
     return f"best {result.best_value:.4g} ({params})"
+
+
+def section(tunes: Sequence[TuneRun], runs: Sequence[TrialRun], writer: Writer) -> Section | None:
+    """None without any search; a resumed search logged several parent runs, of which its newest counts."""
+    newest = {}
+    for tune in sorted(tunes, key=lambda t: t.start_time):
+        newest[(tune.storage, tune.study_name)] = tune
+    if not newest and not runs:
+        return None
+    s = Section("Search", "search")
+    for index, tune in enumerate(newest.values()):
+        label = slug(tune.study_name or tune.run_id[:8])
+        result = search_figures(tune, writer.figure_stem(f"search_{index}_{label}"), writer.formats)
+        states = ", ".join(f"{n} {k.lower()}" for k, n in sorted(result.states.items()))
+        best = best_text(result)
+        s.paragraphs.append(
+            f"Optuna study {result.label} ({tune.storage})"
+            + (f": {states} trials" if states else "")
+            + (f"; {best}" if best else "")
+            + "."
+        )
+        for caption, paths in result.figures:
+            s.figures.append(FigureRef(f"{result.label}: {caption}", writer.record(paths)))
+        s.notes += result.notes
+    if runs:
+        frame = _search_frame(runs)
+        s.links.append(("search trial runs (CSV)", writer.text("search_trials.csv", frame.to_csv(index=False))))
+    return s
+
+
+def _search_frame(runs: Sequence[Any]) -> Any:
+    import pandas as pd
+
+    rows = []
+    for r in sorted(runs, key=lambda r: (r.experiment, r.optuna_trial)):
+        row = {
+            "experiment": r.experiment,
+            "optuna_trial": r.optuna_trial,
+            "optuna_state": r.optuna_state,
+            "status": r.status,
+            "trial": r.name,
+            "seed": r.seed,
+            "mIoU": r.metrics.get("mIoU"),
+            "best_mIoU": r.metrics.get("best_mIoU"),
+            "run_id": r.run_id,
+        }
+        row.update({k: v for k, v in r.params.items() if k.startswith(("override.", "trick."))})
+        rows.append(row)
+    return pd.DataFrame(rows)
