@@ -61,6 +61,7 @@ OTHERS = {
     "report_1000": "`ablate report` over 1,000 trial runs.",
 }
 OUT = REPO / "bench" / "RESULTS.md"
+SUITE = REPO / "bench" / "suite.md"
 PACKAGES = ["torch", "mmsegmentation", "mmengine", "mmcv-lite", "mmcv", "ray", "mlflow", "optuna", "numpy"]
 QUIET_WAIT_S = 120.0
 QUIET_LOAD = 1.5
@@ -257,6 +258,8 @@ def render(info: dict[str, Any], runs: dict[str, Any], only_run: Optional[str]) 
                 else f"not rebuilt by this run ({r.get('status', 'not run')})" if only_run is not None
                 else f"run `{r.get('run_id', '?')}`, {r.get('status', 'not run')}")
         tail.append(f"- [{name}.md]({name}.md) (`bench/{name}.py`, {when}): {what}")
+    if SUITE.exists():  # the test suite's time is measured by a fresh clone's `make test`, not by a script
+        tail.append(f"- [suite.md](suite.md) (measured by hand): {SUITE.read_text().splitlines()[0].lstrip('# ')}")
     tail.append("")
     return "\n".join(head + body + tail)
 

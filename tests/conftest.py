@@ -49,3 +49,14 @@ def write_study(path: Path, data_root: Path, **extra: object) -> Path:
     doc.update(extra)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+# The longest files first: with `-n 2 --dist loadfile` (make test) the workers take files in this
+# order, so the long ones do not start last and leave one worker idle at the end.
+_LONGEST_FIRST = ["test_chaos.py", "test_multinode.py", "test_ddp.py", "test_dispatch.py", "test_auto_seeds.py",
+                  "test_studies.py", "test_search.py", "test_server.py", "test_quiet_output.py", "test_cluster.py"]
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
