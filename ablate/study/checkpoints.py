@@ -122,7 +122,7 @@ def _runs_problem(tracking_uri: str, value: str) -> str | None:
     if not store_exists(tracking_uri):  # opening it would create an empty store
         return f"{value}: there is no tracking store at {tracking_uri} yet (is --tracking-uri the store it ran in?)"
     store = RunStore.open(tracking_uri)
-    if store.get_run(run_id) is None:  # an unreachable server raises TrackingUnavailable instead
+    if not store.has_run(run_id):  # an unreachable server raises TrackingUnavailable instead
         return f"{value}: no run {run_id} in the tracking store {tracking_uri} (is --tracking-uri the store it ran in?)"
     folder = posixpath.dirname(path)
     try:

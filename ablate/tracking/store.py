@@ -252,6 +252,10 @@ class RunStore:
         except Exception:  # MLflow raises several types for an unknown or malformed run id
             return None
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store holds this run (an unreachable server raises TrackingUnavailable)."""
+        return self.get_run(run_id) is not None
+
     def trial_run(self, run_id: str, experiment: str = "") -> TrialRun | None:
         run = self.get_run(run_id)
         return None if run is None else TrialRun.from_mlflow(run, experiment)
