@@ -30,6 +30,8 @@ from ablate.tracking.uri import sqlite_path
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param, Run, RunTag
 
+    from ablate.data.meta import DatasetMeta
+
 # MLflow's own limits (param value length, keys per batch).
 MAX_PARAM_VALUE = 6000
 MAX_BATCH_METRICS = 1000
@@ -357,7 +359,26 @@ class RunStore:
     def log_dict(self, run_id: str, data: dict[str, Any], artifact_file: str) -> None:
         self._call(self._client.log_dict, run_id, data, artifact_file)
 
+    def log_dataset_meta(self, run_id: str, meta: DatasetMeta) -> None:
+        """The run's label space (class names, palette), so reports of any dataset name its classes."""
+        from ablate.data.meta import META_ARTIFACT
+
+        self.log_dict(run_id, meta.to_dict(), META_ARTIFACT)
+
     # -- artifacts read back ----------------------------------------------------------------------
+    def dataset_meta(self, run_id: str) -> DatasetMeta | None:
+        """The label space a run logged, or None for runs that logged none (older runs: Cityscapes)."""
+        import json
+        import tempfile
+
+        from ablate.data.meta import META_ARTIFACT, DatasetMeta
+
+        if not any(a.path == META_ARTIFACT for a in self.list_artifacts(run_id)):
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.download_artifact(run_id, META_ARTIFACT, Path(tmp))
+            return DatasetMeta.from_dict(json.loads(path.read_text()))
+
     def list_artifacts(self, run_id: str, folder: str | None = None) -> list[ArtifactEntry]:
         return [
             ArtifactEntry(str(f.path), bool(f.is_dir))
