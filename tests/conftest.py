@@ -29,6 +29,14 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data.synthesize(tmp_path_factory.mktemp("data") / "tiny", **TINY)
 
 
+@pytest.fixture(scope="session")
+def tiny_ade20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same scenes in ADE20K's layout and label space, for configs on mmseg's ADE20K dataset."""
+    from ablate import data
+
+    return data.synthesize(tmp_path_factory.mktemp("data") / "tiny_ade20k", **TINY, format="ade20k")
+
+
 @pytest.fixture()
 def tracking_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mlruns.db'}"
@@ -53,7 +61,7 @@ def write_study(path: Path, data_root: Path, **extra: object) -> Path:
 
 # The longest files first: with `-n 2 --dist loadfile` (make test) the workers take files in this
 # order, so the long ones do not start last and leave one worker idle at the end.
-_LONGEST_FIRST = ["test_chaos.py", "test_multinode.py", "test_ddp.py", "test_dispatch.py", "test_auto_seeds.py",
+_LONGEST_FIRST = ["test_slurm.py", "test_chaos.py", "test_multinode.py", "test_ddp.py", "test_dispatch.py", "test_auto_seeds.py",
                   "test_studies.py", "test_search.py", "test_server.py", "test_quiet_output.py", "test_cluster.py"]
 
 

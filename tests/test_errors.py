@@ -167,7 +167,7 @@ def test_a_server_that_never_answers_times_out(silent_server: int) -> None:
 
 
 def test_a_live_server_passes_the_probe() -> None:
-    """Any HTTP answer on <uri>/health counts; the path is the one MLflow's server serves."""
+    """Any HTTP answer on <uri>/health counts (the path MLflow's server serves), then the credentials are tried."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     seen: list[str] = []
@@ -190,7 +190,8 @@ def test_a_live_server_passes_the_probe() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert seen == ["/prefix/health"]
+    # the health probe, then one authenticated request that checks the credentials (401/403 fail fast)
+    assert seen == ["/prefix/health", "/prefix/api/2.0/mlflow/experiments/search?max_results=1"]
 
 
 @pytest.mark.parametrize(

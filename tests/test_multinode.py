@@ -5,7 +5,8 @@ else is reached): the head node and `ablate server` in one, a worker node in the
 runs folder and cache are private tmpfs mounts (its own mount namespace), as on another machine.
 A pretraining and two transfer rows that train at the same time, one per node, must all finish,
 with the row on the node without the pretraining's `best.pth` loading the copy it downloaded
-from the tracking server. Everything started here (processes, namespaces, links, mounts) is
+from the tracking server, which asks for the password `ablate server` made (it listens on an address
+other machines reach), and which lands in no log, run or artifact. Everything started here (processes, namespaces, links, mounts) is
 removed afterwards, also on failure; where namespaces are not permitted the test is skipped.
 """
 
@@ -29,6 +30,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ablate import tracking
+from ablate.tracking.credentials import read_credentials_file
 from tests.conftest import B0_CONFIG, write_study
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]  # two nodes start, then a study runs across them
@@ -72,6 +74,7 @@ class Cluster:
     token: str
     root: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)  # head, server, worker
+    temp_dirs: list[Path] = field(default_factory=list)  # Ray's, one per node: its session logs
     server_log: Optional[Path] = None
     deadline: float = 0.0  # for the whole start-up
 
@@ -163,6 +166,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = Cluster(head_ns, worker_ns, root / "runs", {HEAD_IP: root / "cache-head", WORKER_IP: root / "cache-worker"},
                       root / "store" / "mlruns.db", secrets.token_hex(16), root)
     temp_dirs = [Path(tempfile.mkdtemp(prefix="ablr", dir="/tmp")) for _ in range(2)]  # short: socket paths
+    cluster.temp_dirs = temp_dirs
     try:
         for ns in (head_ns, worker_ns):
             _sh("ip", "netns", "add", ns)
@@ -229,7 +233,9 @@ def test_a_study_spans_two_nodes_that_share_no_files(cluster: Cluster, tiny_data
     assert not local.exists()
 
     uri = cluster.wait_for_server()
-    ran = cluster.ablate("run", str(study), "--tracking-uri", uri, "--json", *common)
+    credentials = cluster.store.parent / "mlflow-credentials"  # made by the server, 0600, beside the store
+    assert f"credentials in {credentials}" in cluster.server_log.read_text()
+    ran = cluster.ablate("run", str(study), "--tracking-uri", uri, "--credentials", str(credentials), "--json", *common)
     assert ran.returncode == 0, ran.stderr[-5000:]
     trials = json.loads(ran.stdout)["trials"]
     assert [(t["name"], t["state"]) for t in trials] == [
@@ -268,3 +274,12 @@ def test_a_study_spans_two_nodes_that_share_no_files(cluster: Cluster, tiny_data
     # the head's runs folder holds only what trained on the head
     on_head = {p.name for p in (cluster.runs / "two_nodes").iterdir()}
     assert on_head == {r.trial_id for r in records.values() if r.node == HEAD_IP}
+
+    # the password reached the workers on both nodes (their runs wrote to the server) and nothing recorded it:
+    # not the runs, the store, its artifacts, nor a log of ablate, the server or Ray on either node
+    password = read_credentials_file(credentials).password.encode()
+    searched = [p for folder in (cluster.runs, cluster.store.parent, *cluster.temp_dirs) for p in folder.rglob("*")
+                if p.is_file() and not p.is_symlink() and p != credentials]
+    searched += list(cluster.root.glob("*.log"))
+    assert [str(p) for p in searched if password in p.read_bytes()] == []
+    assert password.decode() not in ran.stdout + ran.stderr

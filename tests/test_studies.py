@@ -198,7 +198,8 @@ def _strings(node: object) -> list[str]:
 
 @pytest.mark.parametrize(("name", "profile"), _shipped())
 def test_every_shipped_study_plans_under_every_profile(tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture, name: str, profile: str | None) -> None:
+                                                       capsys: pytest.CaptureFixture, name: str, profile: str | None,
+                                                       tiny_ade20k: Path) -> None:
     """`ablate plan` on each study file as shipped, from a folder holding configs/, with the paper
     data and checkpoints stubbed; small profiles also estimate costs (paper-scale ones would build
     every model at full crop, minutes on a CPU)."""
@@ -207,6 +208,7 @@ def test_every_shipped_study_plans_under_every_profile(tmp_path: Path, tiny_data
     (tmp_path / "configs").symlink_to(REPO / "configs")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "kitti").symlink_to(tiny_data)
+    (tmp_path / "data" / "ade20k").symlink_to(tiny_ade20k)
     for value in _strings(yaml.safe_load(path.read_text())):
         if value.startswith("checkpoints/"):
             (tmp_path / value).parent.mkdir(exist_ok=True)

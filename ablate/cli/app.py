@@ -43,14 +43,29 @@ def data_synth(
     seed: int = typer.Option(0),
     domain: str = typer.Option("kitti", help="kitti, or city: a second appearance for pretraining."),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset at --out."),
+    layout: str = typer.Option(
+        "kitti",
+        "--format",
+        help="kitti (img_dir/ann_dir, Cityscapes train ids), ade20k (images/annotations, 150 classes) "
+        "or voc (JPEGImages/SegmentationClass + ImageSets split lists, 21 classes).",
+    ),
 ) -> None:
-    """Generate the deterministic synthetic KITTI-like dataset."""
+    """Generate the deterministic synthetic road-scene dataset (KITTI layout, or ADE20K's / Pascal VOC's)."""
     from ablate import data
 
     root = data.synthesize(
-        out_dir, train=train, test=test, height=height, width=width, seed=seed, domain=domain, overwrite=overwrite
+        out_dir,
+        train=train,
+        test=test,
+        height=height,
+        width=width,
+        seed=seed,
+        domain=domain,
+        overwrite=overwrite,
+        format=layout,
     )
-    out.print(f"synthetic dataset: {root} ({train} train / {test} val, {height}x{width}, seed {seed})")
+    shown = "" if layout == "kitti" else f", {layout} format"
+    out.print(f"synthetic dataset: {root} ({train} train / {test} val, {height}x{width}, seed {seed}{shown})")
 
 
 @data_app.command("kitti")
@@ -86,23 +101,43 @@ def data_cityscapes(
 
 @data_app.command("stats")
 def data_stats(
-    root: Path = typer.Argument(..., help="Dataset folder in the mmseg layout."),
+    root: Path = typer.Argument(
+        ..., help="A study file, an mmseg config, or a dataset folder in the KITTI layout (img_dir/ann_dir)."
+    ),
+    split: str = typer.Option("train", "--split", help="train or val."),
+    profile: str | None = typer.Option(None, "--profile", help="The study's profile (with a study file)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Replaces the config's data_root (with a config)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Per-class pixel counts and frequencies of the train split."""
-    from ablate import data
+    """Per-class pixel counts and frequencies of a split, labels read as the dataset reads them."""
+    from ablate import config, data
 
-    stats = data.class_stats(root)
+    ignore = data.IGNORE_INDEX
+    if root.is_file() and root.suffix in (".yaml", ".yml", ".py"):
+        if root.suffix == ".py":
+            cfg = config.load_base(root)
+            if data_root is not None:
+                config.set_data_root(cfg, data_root)
+        else:
+            from ablate.study import dataset_config, load_study
+
+            cfg = dataset_config(load_study(root, profile, check_files=False))
+        stats = data.split_stats(cfg, split)
+        ignore = data.config_meta(cfg, split).ignore_index
+        where = f"{root} ({cfg.get('data_root') or 'its data_root'})"
+    else:
+        stats = data.class_stats(root, split)
+        where = str(root)
     if as_json:
         out.print_json(json.dumps(stats.to_dict()))
         return
-    table = Table(title=f"{root} - train split, {stats.images} images")
+    table = Table(title=f"{where} - {split} split, {stats.images} images")
     for col in ("id", "class", "pixels", "share"):
         table.add_column(col, justify="right" if col != "class" else "left")
     for i, (name, count, freq) in enumerate(zip(stats.classes, stats.pixel_counts, stats.frequencies)):
         table.add_row(str(i), name, f"{count:,}", f"{freq:.2%}")
     out.print(table)
-    out.print(f"ignored (255) pixels: {stats.ignored_pixels:,}")
+    out.print(f"ignored ({ignore}) pixels: {stats.ignored_pixels:,}")
 
 
 @app.command("flops")

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ablate.cli.console import out
+from ablate.cli.login import credentials_option
 
 
 def _text(value: Any) -> str:
@@ -76,6 +77,7 @@ def diff_command(
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."
     ),
+    credentials: Path | None = credentials_option(),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """What differs between two trial runs: resolved config, dataset, environment, and metrics."""
@@ -90,7 +92,7 @@ def diff_command(
         from ablate.study import load_study
 
         experiment = load_study(study_file).name
-    uri = checked_tracking_uri(tracking_uri)
+    uri = checked_tracking_uri(tracking_uri, credentials)
     # two small downloads (config.py): MLflow's progress bars would bury the table
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not store_exists(uri):

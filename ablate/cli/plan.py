@@ -15,6 +15,9 @@ import typer
 from rich.table import Table
 
 from ablate.cli.console import err, out
+from ablate.cli.login import credentials_option
+from ablate.cli.slurm import ACCOUNT, PARTITION, QOS, TIME, sbatch_lines, slurm_block
+from ablate.cli.trials import DispatcherKind
 from ablate.errors import AblateError
 from ablate.tracking import tags as T
 from ablate.util.devices import visible_gpus
@@ -69,6 +72,7 @@ def plan_command(
     study_file: Path = typer.Argument(..., help="Study YAML."),
     profile: str | None = typer.Option(None, "--profile"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri"),
+    credentials: Path | None = credentials_option(),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable, with each trial's resolved overrides."),
     cost: bool = typer.Option(
@@ -95,6 +99,13 @@ def plan_command(
         help="Trials at once for the study's wall time (default: "
         "resources.max_concurrent, else this machine's GPUs per trial, else 1).",
     ),
+    dispatcher_kind: DispatcherKind = typer.Option(
+        DispatcherKind.AUTO, "--dispatcher", help="slurm: also show each trial's sbatch options (its job's resources)."
+    ),
+    partition: str | None = PARTITION,
+    account: str | None = ACCOUNT,
+    qos: str | None = QOS,
+    time_limit: str | None = TIME,
 ) -> None:
     """Print every trial (id, rung/model, seed, dependencies, cost, estimated time, cached/pending); write nothing."""
     from ablate import study as studies
@@ -104,7 +115,7 @@ def plan_command(
     from ablate.tracking.uri import checked_tracking_uri
 
     loaded = studies.load_study(study_file, profile)
-    uri = checked_tracking_uri(tracking_uri)
+    uri = checked_tracking_uri(tracking_uri, credentials)
     here = this_device()
     target = device or here
     if calibrate and not device_matches(here, target):
@@ -112,8 +123,10 @@ def plan_command(
             f"--calibrate times this machine ({here}), not '{device}'; drop --device, or plan with "
             f"--calibrate on a machine with that device"
         )
+    slurm = slurm_block(loaded.spec, partition=partition, account=account, qos=qos, time=time_limit)
     datasets = studies.data_plans(loaded)
     trials = studies.plan_trials(loaded, runs_dir, generate_data=False, with_cost=cost)
+    sbatch = sbatch_lines(trials, slurm, loaded.spec.resources) if dispatcher_kind is DispatcherKind.SLURM else {}
     known = [t for t in trials if studies.id_known(t.trial_id)]
     cached = studies.cached_results(loaded.name, known, uri) if tracking.store_exists(uri) else {}
     resources = loaded.spec.resources
@@ -142,6 +155,7 @@ def plan_command(
                 "status": "cached" if t.trial_id in cached else "pending",
                 "work_dir": str(t.work_dir) if has_id else None,
                 "resolved_overrides": t.resolved_overrides,
+                **({"sbatch": sbatch[t.name]} if sbatch else {}),
             }
         )
     pending = [t for t in trials if t.trial_id not in cached]
@@ -195,6 +209,8 @@ def plan_command(
                 highlight=False,
             )
     out.print(_table(loaded.name, rows, cost))
+    for name, options in sbatch.items():
+        out.print(f"sbatch {name}: {options}", markup=False, highlight=False)
     out.print(_summary(total), markup=False, highlight=False)
     if auto is not None:
         out.print(

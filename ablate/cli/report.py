@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from ablate.cli.login import credentials_option
+
 
 def report_command(
     study_file: Path | None = typer.Argument(
@@ -30,6 +32,7 @@ def report_command(
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."
     ),
+    credentials: Path | None = credentials_option(),
     formats: str = typer.Option("png", "--format", help="Figure formats, comma-separated: png, svg, pdf."),
     data: Path | None = typer.Option(
         None, "--data", help="Dataset folder for the class distribution (default: the study's)."
@@ -44,7 +47,8 @@ def report_command(
     with tempfile.TemporaryDirectory(prefix="ablate-report-") as scratch:
         log = Path(scratch) / LOG_FILE
         with library_logs(log, "ablate report"):
-            uri = checked_tracking_uri(tracking_uri)  # a bad or unreachable URI: exit 2 before anything is read
+            # a bad or unreachable URI, or a refused password: exit 2 before anything is read
+            uri = checked_tracking_uri(tracking_uri, credentials)
             written = build_report(
                 experiment or (),
                 study=study_file,

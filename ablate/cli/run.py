@@ -13,6 +13,8 @@ from pathlib import Path
 import typer
 
 from ablate.cli.console import err, out
+from ablate.cli.login import credentials_option
+from ablate.cli.slurm import ACCOUNT, CANCEL_ON_EXIT, PARTITION, QOS, TIME, say_left_running, slurm_block
 from ablate.cli.trials import (
     DISPATCHER_HELP,
     DispatcherKind,
@@ -31,6 +33,7 @@ def run_command(
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)."
     ),
+    credentials: Path | None = credentials_option(),
     runs_dir: Path = typer.Option(
         Path("runs"),
         "--runs-dir",
@@ -45,6 +48,11 @@ def run_command(
     max_concurrent: int | None = typer.Option(None, "--max-concurrent", min=1, help="Cap on trials running at once."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON (no live table)."),
     dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.AUTO, "--dispatcher", help=DISPATCHER_HELP),
+    partition: str | None = PARTITION,
+    account: str | None = ACCOUNT,
+    qos: str | None = QOS,
+    time_limit: str | None = TIME,
+    cancel_on_exit: bool = CANCEL_ON_EXIT,
 ) -> None:
     """Run every trial of a study, logging to MLflow: as Ray tasks with resources.gpus_per_trial GPUs each, or
     one at a time in this process where only one could run at once anyway (--dispatcher auto, the default)."""
@@ -54,23 +62,30 @@ def run_command(
 
     loaded = studies.load_study(study_file, profile)
     library_logs_to(ctx, runs_dir, f"ablate run {study_file}")
-    uri = checked_tracking_uri(tracking_uri)
-    dispatcher = make_dispatcher(dispatcher_kind, address, loaded.spec.resources, max_concurrent)
+    uri = checked_tracking_uri(tracking_uri, credentials)
+    slurm = slurm_block(loaded.spec, partition=partition, account=account, qos=qos, time=time_limit)
+    dispatcher = make_dispatcher(
+        dispatcher_kind, address, loaded.spec.resources, max_concurrent, slurm=slurm, cancel_on_exit=cancel_on_exit
+    )
     check_before_training(loaded, uri, dispatcher)
     err.print(f"study {loaded.name}: tracking to {uri}", markup=False, highlight=False)
     board = ProgressBoard(err, f"{loaded.name}" + (f" ({profile})" if profile else ""), live=False if as_json else None)
-    with board:
-        outcome = studies.run_study(
-            loaded,
-            uri,
-            runs_dir=runs_dir,
-            rerun=rerun,
-            dispatcher=dispatcher,
-            on_start=board.on_start,
-            on_result=board.on_result,
-            on_planned=board.add,
-            on_round=board.on_round,
-        )
+    try:
+        with board:
+            outcome = studies.run_study(
+                loaded,
+                uri,
+                runs_dir=runs_dir,
+                rerun=rerun,
+                dispatcher=dispatcher,
+                on_start=board.on_start,
+                on_result=board.on_result,
+                on_planned=board.add,
+                on_round=board.on_round,
+            )
+    except KeyboardInterrupt:
+        say_left_running(dispatcher)
+        raise
     if as_json:
         out.print_json(
             json.dumps(

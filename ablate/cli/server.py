@@ -42,11 +42,27 @@ def server_command(
         "addresses); e.g. mlflow.lab.example,203.0.113.7:5000.",
     ),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    auth: bool = typer.Option(
+        False, "--auth", help="Ask for a user name and password on loopback too (always on for any other --host)."
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="No password even where other machines reach the server: anyone may change runs."
+    ),
 ) -> None:
-    """Start an MLflow tracking server; pass the http:// URI it prints as --tracking-uri. Ctrl-C stops it."""
-    from ablate.tracking.server import loopback_only, serve, server_spec
+    """Start an MLflow tracking server; pass the http:// URI it prints as --tracking-uri. Ctrl-C stops it.
 
-    spec = server_spec(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, access_log)
+    Reachable from other machines, it asks for a user name and password: the admin account from
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, else one made on the first start and kept in a
+    0600 credentials file beside the store, which clients name with --credentials or ABLATE_CREDENTIALS."""
+    from ablate.tracking.server import serve, server_spec
+    from ablate.tracking.server_auth import insecure_warning, loopback_only
+
+    spec = server_spec(
+        backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, access_log, auth, insecure
+    )
+    warning = insecure_warning(host, spec.uri) if insecure else None
+    if warning:
+        err.print(warning, markup=False, highlight=False)
     err.print(
         f"starting mlflow server: store {spec.backend_store_uri}, artifacts {spec.artifacts_destination}",
         markup=False,
@@ -66,9 +82,26 @@ def server_command(
             markup=False,
             highlight=False,
         )
+        if ready.auth is not None:
+            err.print(_login_hint(ready), markup=False, highlight=False)
 
     code = serve(spec, announce)
     if code:
         err.print(f"mlflow server exited with code {code}", markup=False, highlight=False)
         raise typer.Exit(code)
     err.print("mlflow server stopped", markup=False, highlight=False)
+
+
+def _login_hint(spec: Any) -> str:
+    """How clients log in, never the password itself (a terminal log is often shared)."""
+    auth = spec.auth
+    if auth.credentials_file is None:
+        return (
+            f"password required: admin account '{auth.username}' from MLFLOW_TRACKING_USERNAME / "
+            "MLFLOW_TRACKING_PASSWORD; set the same two on every machine that runs ablate commands"
+        )
+    return (
+        f"password required: admin account '{auth.username}', credentials in {auth.credentials_file} (mode 0600); "
+        f"on every machine: ablate run STUDY --tracking-uri {spec.uri} --credentials {auth.credentials_file} "
+        f"(or export ABLATE_CREDENTIALS={auth.credentials_file}, or copy the file to ~/.mlflow/credentials)"
+    )

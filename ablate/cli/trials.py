@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from ablate.cli.console import err
 from ablate.errors import AblateError
 from ablate.util.devices import visible_gpus
 from ablate.util.logs import LOG_FILE, library_logs
@@ -39,13 +40,15 @@ class DispatcherKind(str, enum.Enum):
     AUTO = "auto"
     RAY = "ray"
     LOCAL = "local"
+    SLURM = "slurm"
 
 
 DISPATCHER_HELP = (
     "ray: Ray tasks of resources.gpus_per_trial GPUs (default 1) each, on an embedded local Ray or "
     "--address; local: one trial at a time in this process, no Ray; auto (default): local where "
     "only one trial could run at a time anyway (no GPU, one CPU slot, trials of one process, "
-    "no --address), else ray."
+    "no --address), else ray; slurm: one Slurm job per trial (submitit) on the cluster this machine submits to "
+    "(the study's `slurm:` block, --partition, --account, --qos, --time)."
 )
 
 
@@ -58,9 +61,31 @@ def _one_slot_here(resources: Any, max_concurrent: int | None) -> bool:
     return min(slots, max_concurrent or resources.max_concurrent or slots) <= 1
 
 
-def make_dispatcher(kind: DispatcherKind, address: str | None, resources: Any, max_concurrent: int | None) -> Any:
-    """The Dispatcher `--dispatcher` names, built without starting anything."""
-    from ablate.dispatch import InProcessDispatcher, RayDispatcher, refuse_workers
+def make_dispatcher(
+    kind: DispatcherKind,
+    address: str | None,
+    resources: Any,
+    max_concurrent: int | None,
+    slurm: Any = None,
+    cancel_on_exit: bool = False,
+) -> Any:
+    """The Dispatcher `--dispatcher` names, built without starting anything (`slurm`: the study's
+    `slurm:` block with the command line's overrides)."""
+    from ablate.dispatch import InProcessDispatcher, RayDispatcher, SlurmDispatcher, refuse_workers
+
+    if kind is DispatcherKind.SLURM:
+        if address:
+            raise AblateError("--address joins a Ray cluster; drop it with --dispatcher slurm")
+        return SlurmDispatcher(
+            options=slurm,
+            gpus_per_trial=resources.gpus_per_trial,
+            cpus_per_trial=resources.cpus_per_trial,
+            max_concurrent=max_concurrent or resources.max_concurrent,
+            cancel_on_exit=cancel_on_exit,
+            say=lambda line: err.print(line, markup=False, highlight=False),
+        )
+    if cancel_on_exit:
+        raise AblateError("--cancel-on-exit is for --dispatcher slurm (other dispatchers always stop their trials)")
 
     if kind is DispatcherKind.AUTO:
         remote = address or os.environ.get("RAY_ADDRESS")
@@ -86,10 +111,15 @@ def check_before_training(loaded: Any, uri: str, dispatcher: Any) -> None:
     """What would otherwise fail only once trials run, refused now (exit 2): a store on this
     machine's disk for a cluster of several machines, and checkpoints the study names by URL or
     runs:/ URI that cannot be fetched (URLs are downloaded here, their checksum verified)."""
+    from ablate.dispatch import SlurmDispatcher
     from ablate.study.checkpoints import fetch_sources
     from ablate.tracking.server import check_shared_store, is_shared_store
 
-    if getattr(dispatcher, "address", None) and not is_shared_store(uri):
+    if isinstance(dispatcher, SlurmDispatcher):
+        from ablate.cli.slurm import check_slurm
+
+        check_slurm(dispatcher, uri)
+    elif getattr(dispatcher, "address", None) and not is_shared_store(uri):
         check_shared_store(uri, dispatcher.nodes())
     fetch_sources(loaded, uri)
 

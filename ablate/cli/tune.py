@@ -14,6 +14,8 @@ import typer
 from rich.table import Table
 
 from ablate.cli.console import err, out
+from ablate.cli.login import credentials_option
+from ablate.cli.slurm import ACCOUNT, CANCEL_ON_EXIT, PARTITION, QOS, TIME, say_left_running, slurm_block
 from ablate.cli.trials import (
     DISPATCHER_HELP,
     DispatcherKind,
@@ -37,6 +39,7 @@ def tune_command(
     ),
     profile: str | None = typer.Option(None, "--profile"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri"),
+    credentials: Path | None = credentials_option(),
     runs_dir: Path = typer.Option(
         Path("runs"),
         "--runs-dir",
@@ -46,6 +49,11 @@ def tune_command(
     address: str | None = typer.Option(None, "--address", help="Join this Ray cluster."),
     max_concurrent: int | None = typer.Option(None, "--max-concurrent", min=1),
     dispatcher_kind: DispatcherKind = typer.Option(DispatcherKind.AUTO, "--dispatcher", help=DISPATCHER_HELP),
+    partition: str | None = PARTITION,
+    account: str | None = ACCOUNT,
+    qos: str | None = QOS,
+    time_limit: str | None = TIME,
+    cancel_on_exit: bool = CANCEL_ON_EXIT,
 ) -> None:
     """Optuna search over the study's `search:` parameters, pruned, parallel, resumable."""
     from ablate import study as studies
@@ -57,24 +65,31 @@ def tune_command(
     if loaded.spec.search is None:
         raise AblateError(f"{study_file}: no `search:` block; add one (params, sampler, pruner, n_trials) to tune")
     library_logs_to(ctx, runs_dir, f"ablate tune {study_file}", "optuna")
-    uri = checked_tracking_uri(tracking_uri)
+    uri = checked_tracking_uri(tracking_uri, credentials)
     if storage is not None:
         check_storage_url(storage)
-    dispatcher = make_dispatcher(dispatcher_kind, address, loaded.spec.resources, max_concurrent)
+    slurm = slurm_block(loaded.spec, partition=partition, account=account, qos=qos, time=time_limit)
+    dispatcher = make_dispatcher(
+        dispatcher_kind, address, loaded.spec.resources, max_concurrent, slurm=slurm, cancel_on_exit=cancel_on_exit
+    )
     check_before_training(loaded, uri, dispatcher)
     board = ProgressBoard(err, f"{loaded.name} search")
-    with board:
-        outcome = tune_study(
-            loaded,
-            uri,
-            dispatcher,
-            storage=storage,
-            n_trials=n_trials,
-            runs_dir=runs_dir,
-            on_start=board.on_start,
-            on_result=board.on_result,
-            on_planned=board.add,
-        )
+    try:
+        with board:
+            outcome = tune_study(
+                loaded,
+                uri,
+                dispatcher,
+                storage=storage,
+                n_trials=n_trials,
+                runs_dir=runs_dir,
+                on_start=board.on_start,
+                on_result=board.on_result,
+                on_planned=board.add,
+            )
+    except KeyboardInterrupt:
+        say_left_running(dispatcher)
+        raise
     out.print(result_table(f"{loaded.name}: {len(outcome.results)} search trials", outcome.results))
     err.print(f"optuna study '{outcome.optuna_study}' in {outcome.storage}", markup=False, highlight=False)
     for note in outcome.notes:

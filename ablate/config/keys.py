@@ -17,6 +17,7 @@ SYNC_BN_FALLBACK = "ablate_sync_bn_fallback"  # why a DDP worker's config replac
 REGISTRY_MODULE = "ablate.registry"  # every hook, metric, loss and model ablate registers
 MODELS_MODULE = "ablate.models"  # the models alone (a distillation student)
 LOSSES_MODULE = "ablate.losses"  # the losses alone (the class-balanced CE)
+METRICS_MODULE = "ablate.metrics"  # the per-class IoU metric alone
 
 # `model` of a distillation student (`distill` trick, `ablate.models.distiller`)
 DISTILLER = "DistillEncoderDecoder"

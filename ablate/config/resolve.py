@@ -164,10 +164,31 @@ def use_plain_bn(cfg: Any, world_size: int = 1) -> None:
     _walk(cfg._cfg_dict, visit)
 
 
+PER_CLASS_METRIC = "PerClassIoUMetric"
+_IOU_METRICS = ("IoUMetric", "mmseg.IoUMetric")
+
+
+def use_per_class_metric(cfg: Any) -> None:
+    """mmseg's `IoUMetric` in the val/test evaluators becomes ablate's subclass, every setting kept
+    (iou_metrics, ignore_index, nan_to_num, ...): per-class IoU and per-image scores for any dataset."""
+    from ablate.config.keys import METRICS_MODULE
+
+    changed = False
+    for name in ("val_evaluator", "test_evaluator"):
+        node = cfg.get(name)
+        for metric in node if isinstance(node, (list, tuple)) else [node]:
+            if isinstance(metric, dict) and metric.get("type") in _IOU_METRICS:
+                metric["type"] = PER_CLASS_METRIC
+                changed = True
+    if changed:
+        add_import(cfg, METRICS_MODULE)
+
+
 def base_config(base: str | Path, *, data_root: Path, budget: dict[str, Any], world_size: int = 1) -> Any:
     """A study's base config on its data and budget, before the trial's own overrides, tricks and
     seed (the plan shares it between the trials of one base)."""
     cfg = load_base(base)
+    use_per_class_metric(cfg)
     set_data_root(cfg, data_root)
     apply_budget(cfg, **budget)
     use_plain_bn(cfg, world_size=world_size)

@@ -3,10 +3,11 @@ checks and stats."""
 
 from ablate.data.cityscapes import convert_cityscapes
 from ablate.data.classes import CLASSES, IGNORE_INDEX, PALETTE, label_id_to_train_id
+from ablate.data.configured import ConfigData, check_data, config_meta, list_split
 from ablate.data.kitti import convert_kitti
-from ablate.data.layout import check_layout, dataset_fingerprint
+from ablate.data.layout import check_layout, dataset_fingerprint, tree_fingerprint
 from ablate.data.meta import CITYSCAPES_META, META_ARTIFACT, DatasetMeta, default_palette
-from ablate.data.stats import ClassStats, class_stats
+from ablate.data.stats import ClassStats, class_stats, split_stats
 from ablate.data.synth import synthesize
 
 __all__ = [
@@ -16,13 +17,19 @@ __all__ = [
     "META_ARTIFACT",
     "PALETTE",
     "ClassStats",
+    "ConfigData",
     "DatasetMeta",
+    "check_data",
     "check_layout",
     "class_stats",
+    "config_meta",
     "convert_cityscapes",
     "convert_kitti",
     "dataset_fingerprint",
     "default_palette",
     "label_id_to_train_id",
+    "list_split",
+    "split_stats",
     "synthesize",
+    "tree_fingerprint",
 ]

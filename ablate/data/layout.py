@@ -33,6 +33,7 @@ _HASH_CHUNK = 1 << 20
 
 # root -> (stat signature, fingerprint); one entry per root so long sessions do not grow it.
 _FINGERPRINTS: dict[str, tuple[tuple[tuple[str, int, int, int, int], ...], str]] = {}
+_DIGESTS: dict[tuple[str, int, int, int, int], bytes] = {}
 
 
 def _fix_hint(root: Path) -> str:
@@ -91,20 +92,49 @@ def dataset_fingerprint(root: Path) -> str:
     """
     root = Path(root)
     check_layout(root)
-    files = _data_files(root)
+    return files_fingerprint(str(root.resolve()), _data_files(root))
+
+
+def tree_fingerprint(root: Path) -> str:
+    """`dataset_fingerprint` of a folder in the layout above, else the hash of every file under
+    `root` but ablate's own caches beside the data: a key that changes whenever the data does."""
+    root = Path(root)
+    try:
+        return dataset_fingerprint(root)
+    except DataError:
+        pass
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    files: list[tuple[str, Path]] = []
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if not (rel.startswith("stats_") and rel.endswith(".json")):
+                files.append((rel, path))
+    files.sort()
+    return files_fingerprint(f"tree:{root.resolve()}", files)
+
+
+def files_fingerprint(key: str, files: list[tuple[str, Path]]) -> str:
+    """Hash of (relative name, size, bytes) of sorted `files`, remembered under `key` until any
+    file's size, mtime, ctime or inode changes."""
     signature = []
     for rel, path in files:
         st = path.stat()
         signature.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
     sig = tuple(signature)
-    key = str(root.resolve())
     cached = _FINGERPRINTS.get(key)
     if cached is not None and cached[0] == sig:
         return cached[1]
     h = hashlib.sha256()
-    for (rel, path), (_, size, *_rest) in zip(files, sig, strict=True):
+    for (rel, path), (_, size, mtime, ctime, inode) in zip(files, sig, strict=True):
         h.update(rel.encode("utf-8") + b"\0" + str(size).encode("ascii") + b"\0")
-        h.update(_file_digest(path))
+        # one file hashed once per process, whichever fingerprint (layout, tree, config) lists it
+        known = (str(path), size, mtime, ctime, inode)
+        if known not in _DIGESTS:
+            _DIGESTS[known] = _file_digest(path)
+        h.update(_DIGESTS[known])
     fingerprint = h.hexdigest()[:16]
     _FINGERPRINTS[key] = (sig, fingerprint)
     return fingerprint
@@ -154,7 +184,8 @@ def write_dataset(
 ) -> Path:
     """Build into a temporary sibling and rename it onto `out`, so a crash never leaves half a dataset.
 
-    `build(tmp)` writes img_dir/ann_dir under tmp and returns extra dataset.json fields (counts, ...).
+    `build(tmp)` writes the images and labels under tmp and returns extra dataset.json fields (counts,
+    the classes of a layout other than the KITTI one, ...).
     An existing complete dataset with the same source and parameters is returned untouched.
     """
     out = Path(out)
@@ -180,7 +211,7 @@ def write_dataset(
             for split in SPLITS:
                 (tmp / top / split).mkdir(parents=True)
         extra = dict(build(tmp))
-        meta = {"source": source, "parameters": params, **extra, "classes": list(CLASSES)}
+        meta = {"source": source, "parameters": params, "classes": list(CLASSES), **extra}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / COMPLETE_MARKER).write_bytes(b"")
         _publish(tmp, out, source, params)

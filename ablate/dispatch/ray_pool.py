@@ -113,6 +113,14 @@ def _token_auth_for_cluster() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def _logged_in(trainable: Trainable, login: dict[str, str], spec: TrialSpec, context: RunContext, attempt: int) -> Any:
+    """A trial's task with the tracking server's credentials in its environment: a cluster's workers
+    have their node's, not the driver's. A task argument, not the job's runtime_env, which Ray's
+    runtime-env agent writes to its log on every node; nothing a trial records is built from it."""
+    os.environ.update(login)
+    return trainable(spec, context, attempt)
+
+
 @dataclass
 class _Flight:
     spec: TrialSpec
@@ -148,6 +156,7 @@ class RayDispatcher:
         self._started_ray = False
         self._total = Resources()
         self._remote: Any = None
+        self._login: dict[str, str] = {}  # the tracking server's credentials, for each task's environment
         self._flights: dict[Any, _Flight] = {}  # object ref -> what it runs
         self._refs: dict[str, Any] = {}  # trial id -> object ref
 
@@ -218,13 +227,16 @@ class RayDispatcher:
         ray = self._connect()
         total = ray.cluster_resources()
         self._total = Resources(float(total.get("GPU", 0)), float(total.get("CPU", 1)))
-        self._remote = ray.remote(max_retries=0)(self.trainable)
+        from ablate.tracking.credentials import credential_environment
+
+        self._remote = ray.remote(max_retries=0)(_logged_in)
+        self._login = credential_environment()
         self._flights, self._refs = {}, {}
         return Capacity(self._total, trials=self.max_concurrent)
 
     def submit(self, spec: TrialSpec, context: RunContext, attempt: int) -> None:
         placed, request = self._placed(spec)
-        ref = self._remote.options(**request).remote(placed, context, attempt)
+        ref = self._remote.options(**request).remote(self.trainable, self._login, placed, context, attempt)
         self._flights[ref] = _Flight(spec, attempt, time.time())
         self._refs[spec.trial_id] = ref
 

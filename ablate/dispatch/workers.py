@@ -85,6 +85,8 @@ def _train_rank(config: dict[str, Any]) -> None:
     from ablate.tracking import tags
     from ablate.trial.train import train_rank
 
+    if config.get("login") is not None:  # the tracking server's credentials, as the trial's task has them
+        os.environ.update(ray.get(config["login"]))
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids()) or "none"
     train_rank(
         config["spec"],
@@ -97,9 +99,23 @@ def _train_rank(config: dict[str, Any]) -> None:
 
 
 def launch_on_workers(spec: TrialSpec, tracking_uri: str, experiment_id: str, run_id: str, resume: bool) -> None:
-    """What `train_trial` calls for a trial of several workers, with its run already open."""
+    """What `train_trial` calls for a trial of several workers, with its run already open. The
+    tracking server's credentials reach the workers as an object reference, so the trainer Ray
+    Train may save to the work dir holds no password."""
+    import ray
+
+    from ablate.tracking.credentials import credential_environment
+
+    login = credential_environment()
     run_on_workers(
         spec,
         _train_rank,
-        dict(spec=spec, tracking_uri=tracking_uri, experiment_id=experiment_id, run_id=run_id, resume=resume),
+        dict(
+            spec=spec,
+            tracking_uri=tracking_uri,
+            experiment_id=experiment_id,
+            run_id=run_id,
+            resume=resume,
+            login=ray.put(login) if login else None,
+        ),
     )

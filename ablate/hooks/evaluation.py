@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +39,25 @@ WORST_IMAGES = 4
 _WRITERS = 4
 
 
-def colorize(label: np.ndarray) -> Any:
-    """Train ids -> Cityscapes palette; ignore (255) stays black."""
+def colorize(label: np.ndarray, palette: Sequence[Sequence[int]] = PALETTE) -> Any:
+    """Train ids -> the dataset's palette (Cityscapes' by default); ignore (255) stays black."""
     from PIL import Image
 
     lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: len(PALETTE)] = np.asarray(PALETTE, dtype=np.uint8)
+    colours = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:255]
+    lut[: len(colours)] = colours
     return Image.fromarray(lut[label.astype(np.uint8)])
+
+
+def dataset_palette(cfg: Any) -> tuple[tuple[int, int, int], ...]:
+    """The palette of the config's dataset, as the trial's run logs it (`dataset_meta.json`)."""
+    from ablate.data import config_meta
+    from ablate.errors import AblateError
+
+    try:
+        return config_meta(cfg, "val").palette
+    except AblateError:  # a config whose dataset names no classes: the KITTI layout's colours
+        return PALETTE
 
 
 def final(runner: Any) -> bool:
@@ -75,11 +88,19 @@ def _same_size(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.array(Image.fromarray(pred.astype(np.uint8)).resize(truth.shape[::-1], Image.Resampling.NEAREST))
 
 
-def _write(out_dir: Path, stem: str, img_path: str, truth: np.ndarray, pred: np.ndarray) -> None:
+def _write(
+    out_dir: Path,
+    stem: str,
+    img_path: str,
+    truth: np.ndarray,
+    pred: np.ndarray,
+    *,
+    palette: Sequence[Sequence[int]] = PALETTE,
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(img_path, out_dir / f"{stem}_img.png")
-    colorize(truth).save(out_dir / f"{stem}_gt.png")
-    colorize(_same_size(pred, truth)).save(out_dir / f"{stem}_pred.png")
+    colorize(truth, palette).save(out_dir / f"{stem}_gt.png")
+    colorize(_same_size(pred, truth), palette).save(out_dir / f"{stem}_pred.png")
 
 
 def image_miou(sample: Any, ignore_index: int) -> float:
@@ -121,13 +142,14 @@ class PredictionHook(TrackedHook):
         self._saved = 0
         self._worst: list[_Candidate] = []
         self._ignore_index = IGNORE_INDEX
+        self._palette: tuple[tuple[int, int, int], ...] = PALETTE
         self._pool: ThreadPoolExecutor | None = None
         self._writes: list[Future] = []
 
     def _write(self, *args: Any) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="ablate-predictions")
-        self._writes.append(self._pool.submit(_write, *args))
+        self._writes.append(self._pool.submit(_write, *args, palette=self._palette))
 
     def _written(self) -> None:
         """Every PNG submitted so far is on disk (a failed write raises here, as it did inline)."""
@@ -147,6 +169,7 @@ class PredictionHook(TrackedHook):
         self._ignore_index = (
             int(evaluator.get("ignore_index", IGNORE_INDEX)) if isinstance(evaluator, dict) else IGNORE_INDEX
         )
+        self._palette = dataset_palette(runner.cfg)
         if is_main_process():
             shutil.rmtree(Path(runner.work_dir) / WORST_DIR, ignore_errors=True)
         runner.message_hub.update_info(PER_IMAGE_INFO, None, resumed=False)
@@ -162,13 +185,13 @@ class PredictionHook(TrackedHook):
             stem = Path(img_path).stem
             gt_path = sample.metainfo.get("seg_map_path")
             if self._saved < self.count and gt_path and is_main_process():  # rank 0's share, in DDP
-                self._write(
-                    out_dir,
-                    stem,
-                    img_path,
-                    np.array(Image.open(gt_path)),
-                    sample.pred_sem_seg.data[0].cpu().numpy().copy(),
+                # the labels as the dataset reads them (reduce_zero_label, label map), else the file
+                truth = (
+                    sample.gt_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+                    if "gt_sem_seg" in sample
+                    else np.array(Image.open(gt_path))
                 )
+                self._write(out_dir, stem, img_path, truth, sample.pred_sem_seg.data[0].cpu().numpy().copy())
                 self._saved += 1
             if self.worst > 0 and "gt_sem_seg" in sample:
                 self._consider(stem, img_path, sample)

@@ -9,6 +9,7 @@ from ablate.report.choice import Choice, choice_csv, choice_table, choices
 from ablate.report.collect import Collection, Excluded, TrialRun, TuneRun, collect, runs_frame
 from ablate.report.folder import FORMATS, parse_formats
 from ablate.report.groups import FAMILIES, ModelRow, model_rows
+from ablate.report.label_space import LabelSpace, label_space
 from ablate.report.ladder_tables import class_delta_csv, class_effects_table, ladder_csv, ladder_table
 from ablate.report.latex import latex_escape
 from ablate.report.model_table import table1, table1_csv
@@ -39,6 +40,7 @@ __all__ = [
     "Collection",
     "Comparison",
     "Excluded",
+    "LabelSpace",
     "Ladder",
     "LadderStep",
     "LatencyView",
@@ -57,6 +59,7 @@ __all__ = [
     "collect",
     "compare",
     "holm",
+    "label_space",
     "ladder_csv",
     "ladder_table",
     "ladders",

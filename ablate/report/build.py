@@ -16,7 +16,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ablate.errors import AblateError
 from ablate.report import (
     budget,
     choice,
@@ -34,8 +36,13 @@ from ablate.report.collect import Collection, collect, runs_frame
 from ablate.report.folder import MARKER, Writer, check_out, move_into_place, parse_formats, slug
 from ablate.report.groups import ModelRow, model_rows
 from ablate.report.html import Document, FigureRef, Section, render_html, render_markdown
+from ablate.report.label_space import label_space
 from ablate.statistics import Ladder, ladders, pareto_front
 from ablate.tracking import RunStore
+
+if TYPE_CHECKING:
+    from ablate.data.stats import ClassStats
+    from ablate.study.study import Study
 
 
 def _figure1_rows(rows: Sequence[ModelRow]) -> list[ModelRow]:
@@ -46,6 +53,30 @@ def _figure1_rows(rows: Sequence[ModelRow]) -> list[ModelRow]:
     return [r for r in chosen if not math.isnan(r.flops_g) and r.flops_g > 0]
 
 
+def train_class_stats(data_root: Path | None, loaded: Study | None = None) -> tuple[ClassStats | None, str]:
+    """The one call that counts the dataset's pixels for Figure 4: the train split's class
+    statistics and what they count, or None and why there are none (a dataset that cannot be read
+    is a note; the report of the runs must not fail on it).
+
+    A study's dataset is read as its config declares it (any mmseg dataset); `--data DIR` names a
+    folder of the KITTI layout the converters and `ablate data synth` write."""
+    try:
+        if loaded is not None and data_root == loaded.data_root:
+            from ablate.data import split_stats
+            from ablate.study import data_plans, dataset_config
+
+            if not data_plans(loaded)[0].ready:
+                return None, f"class distribution skipped: {data_root} is not generated yet (ablate run makes it)"
+            return split_stats(dataset_config(loaded), "train"), f"Train split of {data_root}"
+        if data_root is None:
+            return None, "no dataset known: pass --data DIR or a study file to draw the class distribution"
+        from ablate.data import class_stats
+
+        return class_stats(data_root), f"Train split of {data_root}"
+    except AblateError as exc:
+        return None, f"class distribution skipped: {exc}"
+
+
 class _Report:
     """One report, computed once; each section skips itself with a note when its inputs are missing."""
 
@@ -54,7 +85,7 @@ class _Report:
         collection: Collection,
         writer: Writer,
         reference: dict[str, float],
-        data_root: Path | None,
+        train_stats: tuple[ClassStats | None, str],
         store: RunStore,
         study_file: Path | None,
         profile: str | None,
@@ -62,11 +93,12 @@ class _Report:
         self.c = collection
         self.w = writer
         self.reference = reference
-        self.data_root = data_root
+        self.train_stats = train_stats
         self.store = store
         self.study_file = study_file
         self.profile = profile
-        self.classes = classes.class_names(collection)
+        self.space = label_space(collection, store)
+        self.classes = self.space.classes
         self.rows: list[ModelRow] = model_rows(collection, reference)
         self.ladders: list[Ladder] = ladders(collection.table_runs, self.classes, reference)
         self.multi = len(collection.experiments) > 1
@@ -176,16 +208,17 @@ class _Report:
     def build(self) -> Document:
         sections = [self.summary(), self.table1(), self.flops(), choice.section(self.rows, self.w, self.multi)]
         sections += [ladder_section.section(ladder, self.w, self.classes, self.multi) for ladder in self.ladders]
+        stats, about = self.train_stats
         sections += [
-            classes.per_class_section(self.rows, self.classes, self.w),
-            classes.distribution_section(self.data_root, self.w),
+            classes.per_class_section(self.rows, self.classes, self.w, self.space.notes),
+            classes.distribution_section(stats, self.space.meta, self.w, about),
         ]
         found = search.section(self.c.tunes, self.c.search_runs, self.w)
         if found is not None:
             sections.append(found)
         sections += [
-            predictions.section(self.rows, self.store, self.w),
-            gallery.section(self.rows, self.store, self.w),
+            predictions.section(self.rows, self.store, self.w, self.space),
+            gallery.section(self.rows, self.store, self.w, self.space),
             timing.section(self.c, self.w, self.multi),
         ]
         sections.append(self.excluded())
@@ -228,6 +261,7 @@ def build_report(
     reference = dict(loaded.spec.reference) if loaded is not None else {}
     data_root = Path(data) if data is not None else (loaded.data_root if loaded is not None else None)
     collection = collect(uri, names, profile)
+    stats = train_class_stats(data_root, loaded)
     out_dir = Path(out) if out is not None else Path("reports") / slug("+".join(names))
     check_out(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +273,7 @@ def build_report(
             collection,
             writer,
             reference,
-            data_root,
+            stats,
             RunStore.open(uri),
             loaded.source if loaded is not None else None,
             profile,

@@ -9,12 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch
 
 from ablate.report.groups import ModelRow
 from ablate.statistics import Ladder, LadderStep
@@ -234,137 +233,22 @@ def loo_deltas(ladder: Ladder, stem: Path, formats: Sequence[str]) -> list[Path]
     return save(fig, stem, formats)
 
 
-def _with_bad(name: str) -> Any:
-    """The colormap with NaN cells (class never seen) in grey, not in the colour of zero."""
-    import matplotlib
-
-    return matplotlib.colormaps[name].with_extremes(bad="lightgray")
-
-
-def class_heatmap(
-    row_labels: Sequence[str],
-    classes: Sequence[str],
-    matrix: np.ndarray,
-    stem: Path,
-    formats: Sequence[str],
-    title: str,
-    diverging: bool = False,
-    significant: np.ndarray | None = None,
-) -> list[Path]:
-    """Rows x classes; absolute IoU on a 0-100 scale, or signed changes centred on zero.
-
-    `significant` (same shape) frames those cells in black and stars their value; the frames
-    carry the SVG id `significant-<row>-<col>` so the marks can be found in the file.
-    """
-    data = np.asarray(matrix, dtype=float)
-    marked = np.zeros(data.shape, dtype=bool) if significant is None else np.asarray(significant, dtype=bool)
-    fig = new_figure(max(8.0, 0.5 * len(classes) + 2.5), max(2.5, 0.35 * len(row_labels) + 2.0))
-    ax = fig.add_subplot()
-    if diverging:
-        lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
-        lim = lim or 1.0
-        image = ax.imshow(
-            np.ma.masked_invalid(data),
-            cmap=_with_bad("RdBu"),
-            vmin=-lim,
-            vmax=lim,
-            aspect="auto",
-            interpolation="nearest",
-        )
-        bar_label = "Δ IoU (points)"
-    else:
-        image = ax.imshow(
-            np.ma.masked_invalid(data),
-            cmap=_with_bad("viridis"),
-            vmin=0,
-            vmax=100,
-            aspect="auto",
-            interpolation="nearest",
-        )
-        bar_label = "IoU (%)"
-    if data.size <= 19 * 14:
-        for (i, j), value in np.ndenumerate(data):
-            if math.isfinite(value):
-                dark = abs(value) > 0.6 * lim if diverging else value < 55
-                text = f"{value:.0f}" if not diverging else f"{value:+.1f}"
-                ax.text(
-                    j,
-                    i,
-                    text + ("*" if marked[i, j] else ""),
-                    ha="center",
-                    va="center",
-                    fontsize=6,
-                    color="white" if dark else "black",
-                )
-    for i, j in zip(*np.nonzero(marked)):
-        frame = Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, edgecolor="black", linewidth=1.4)
-        frame.set_gid(f"significant-{i}-{j}")
-        ax.add_patch(frame)
-    ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(row_labels)), list(row_labels), fontsize=7)
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, label=bar_label, shrink=0.9)
-    return save(fig, stem, formats)
-
-
-def class_bars(
-    labels: Sequence[str], classes: Sequence[str], matrix: np.ndarray, stem: Path, formats: Sequence[str]
-) -> list[Path]:
-    """Grouped bars: per-class IoU of a few models side by side."""
-    data = np.asarray(matrix, dtype=float)
-    fig = new_figure(max(9.0, 0.6 * len(classes) + 2.0), 4.2)
-    ax = fig.add_subplot()
-    width = 0.8 / max(1, len(labels))
-    x = np.arange(len(classes))
-    for k, label in enumerate(labels):
-        ax.bar(x + (k - (len(labels) - 1) / 2) * width, np.nan_to_num(data[k], nan=0.0), width=width, label=label)
-    ax.set_xticks(x, list(classes), rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("IoU (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"Per-class IoU of the top {len(labels)} models by mIoU")
-    ax.legend(fontsize=7, ncols=min(4, len(labels)))
-    ax.grid(True, axis="y", alpha=0.3)
-    return save(fig, stem, formats)
-
-
-def class_distribution(
-    classes: Sequence[str],
-    frequencies: Sequence[float],
-    palette: Sequence[tuple[int, int, int]],
-    images: int,
-    stem: Path,
-    formats: Sequence[str],
-) -> list[Path]:
-    """Figure 4: how unequal the classes are, which is why class-balanced loss and OHEM help."""
-    share = np.asarray(frequencies, dtype=float) * 100
-    fig = new_figure(max(8.0, 0.5 * len(classes) + 2.0), 4.0)
-    ax = fig.add_subplot()
-    colours = [tuple(c / 255 for c in palette[i]) if i < len(palette) else (0.5, 0.5, 0.5) for i in range(len(classes))]
-    heights = np.where(share > 0, share, np.nan)
-    ax.bar(range(len(classes)), heights, color=colours, edgecolor="black", linewidth=0.4)
-    for i, value in enumerate(share):
-        if value <= 0:
-            ax.text(i, 1e-3, "0", ha="center", va="bottom", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(classes)), list(classes), rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("share of labelled pixels (%, log scale)")
-    ax.set_title(f"Class distribution of the train split ({images} images)")
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    return save(fig, stem, formats)
-
-
 def qualitative(
     cells: Sequence[Sequence[np.ndarray | None]],
     row_labels: Sequence[str],
     col_labels: Sequence[str],
     stem: Path,
     formats: Sequence[str],
+    key: Sequence[tuple[str, tuple[int, int, int]]] = (),
 ) -> list[Path]:
-    """Figure 2: test images, ground truth and each selected trial's prediction, one row per image."""
+    """Figure 2: test images, ground truth and each selected trial's prediction, one row per image;
+    `key` names the dataset's colours seen in the label maps, below the grid."""
     first = next((c for row in cells for c in row if c is not None), None)
     aspect = (first.shape[1] / first.shape[0]) if first is not None else 3.0
     cell_w = 2.6
-    fig = new_figure(cell_w * len(col_labels), max(1.5, cell_w / aspect * len(cells) + 0.8))
+    columns = max(1, min(len(key), int(cell_w * len(col_labels) / 1.3)))
+    key_h = 0.25 * math.ceil(len(key) / columns) + 0.3 if key else 0.0
+    fig = new_figure(cell_w * len(col_labels), max(1.5, cell_w / aspect * len(cells) + 0.8) + key_h)
     axes = fig.subplots(len(cells), len(col_labels), squeeze=False)
     for i, row in enumerate(cells):
         for j, image in enumerate(row):
@@ -379,4 +263,12 @@ def qualitative(
                 ax.set_title(col_labels[j], fontsize=8)
             if j == 0:
                 ax.set_ylabel(row_labels[i], fontsize=7)
+    if key:
+        fig.legend(
+            handles=[Patch(facecolor=(r / 255, g / 255, b / 255), edgecolor="black", label=n) for n, (r, g, b) in key],
+            loc="outside lower center",
+            ncols=columns,
+            fontsize=7,
+            frameon=False,
+        )
     return save(fig, stem, formats)

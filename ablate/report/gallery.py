@@ -26,6 +26,7 @@ from ablate.report.collect import TrialRun
 from ablate.report.folder import Writer, slug
 from ablate.report.groups import ModelRow
 from ablate.report.html import FigureRef, Section
+from ablate.report.label_space import LabelSpace, colour_key
 from ablate.report.predictions import list_predictions, load_image
 from ablate.report.tables import Table, fmt, raw_number
 from ablate.statistics.per_image import PER_IMAGE_FILE, WORST_DIR, ImageScore, PerImageTable, read_table, worst
@@ -215,8 +216,9 @@ def disagreement_csv(
     return buf.getvalue()
 
 
-def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer) -> Section:
-    """Per compared model its worst images, then the images the models disagree on most."""
+def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer, space: LabelSpace | None = None) -> Section:
+    """Per compared model its worst images, then the images the models disagree on most; `space`
+    names the dataset's colours seen in the label maps."""
     s = Section("Failure analysis", "failures")
     workdir = Path(tempfile.mkdtemp(prefix="ablate-failures-"))
     try:
@@ -230,24 +232,33 @@ def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer) -> Sectio
         )
         for index, model in enumerate(models):
             shown = failures(model)
+            cells = failure_cells(store, model, shown, workdir / f"worst{index}")
             paths = figures.qualitative(
-                failure_cells(store, model, shown, workdir / f"worst{index}"),
+                cells,
                 [f"{f.image}\nmIoU {f.miou:.1f}" for f in shown],
                 ["image", "ground truth", f"prediction: {model.row.label}"],
                 writer.figure_stem(f"failures_{index}_{slug(model.row.label)}"),
                 writer.formats,
+                colour_key(cells, space) if space is not None else (),
             )
             s.figures.append(
                 FigureRef(f"{model.row.label}: worst images (run {model.run.run_id})", writer.record(paths))
             )
         s.links.append(("worst images (CSV)", writer.text("failures.csv", failures_csv(models))))
-        _disagreement(s, models, store, writer, workdir / "disagreement")
+        _disagreement(s, models, store, writer, workdir / "disagreement", space)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return s
 
 
-def _disagreement(s: Section, models: list[ModelImages], store: RunStore, writer: Writer, workdir: Path) -> None:
+def _disagreement(
+    s: Section,
+    models: list[ModelImages],
+    store: RunStore,
+    writer: Writer,
+    workdir: Path,
+    space: LabelSpace | None = None,
+) -> None:
     ranked = disagreements(models)
     if not ranked:
         if len(models) > 1:
@@ -264,12 +275,14 @@ def _disagreement(s: Section, models: list[ModelImages], store: RunStore, writer
     if not drawn:
         s.notes.append("no image has a kept prediction of every compared model: disagreement figure skipped")
         return
+    cells = disagreement_cells(store, models, drawn, workdir)
     paths = figures.qualitative(
-        disagreement_cells(store, models, drawn, workdir),
+        cells,
         [f"{d.image}\nspread {d.spread:.1f}" for d in drawn],
         ["image", "ground truth", *(m.row.label for m in models)],
         writer.figure_stem("disagreement"),
         writer.formats,
+        colour_key(cells, space) if space is not None else (),
     )
     s.figures.append(
         FigureRef(

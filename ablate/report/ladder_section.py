@@ -7,7 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ablate.report import figures, ladder_tables
+from ablate.report import class_figures, figures, ladder_tables
+from ablate.report.class_figures import MAX_CLASS_COLUMNS
+from ablate.report.classes import largest_changes
 from ablate.report.folder import Writer, slug
 from ablate.report.html import FigureRef, Section
 from ablate.statistics import Ladder
@@ -74,20 +76,32 @@ def _classes(s: Section, ladder: Ladder, name: str, writer: Writer, classes: tup
         return
     what = "vs the full recipe" if ladder.is_loo else "vs the rung below"
     tested = any(st.class_tested for st, _ in changed)
+    significant = np.asarray([st.class_significant for st, _ in changed], dtype=bool)
+    columns = list(range(len(classes)))
+    subset = ""
+    if len(classes) > MAX_CLASS_COLUMNS:
+        columns = largest_changes(deltas, significant)
+        subset = (
+            f"; the {len(columns)} of {len(classes)} classes changed most on any rung"
+            + (", those with a significant change first" if significant.any() else "")
+            + f", largest change first; every class in {name}_class_delta.csv"
+        )
     s.figures.append(
         FigureRef(
             f"Per-class IoU change of each rung {what} (mean over seeds)"
-            + ("; framed and starred: significant after Holm across the rung's classes (p < 0.05)" if tested else ""),
+            + ("; framed and starred: significant after Holm across the rung's classes (p < 0.05)" if tested else "")
+            + subset,
             writer.record(
-                figures.class_heatmap(
+                class_figures.class_heatmap(
                     [label for _, label in changed],
-                    classes,
-                    deltas,
+                    [classes[i] for i in columns],
+                    deltas[:, columns],
                     writer.figure_stem(f"{name}_class_delta"),
                     writer.formats,
-                    f"Per-class Δ IoU {what} ({ladder.experiment})",
+                    f"Per-class Δ IoU {what} ({ladder.experiment})"
+                    + (f"\nthe {len(columns)} of {len(classes)} classes changed most" if subset else ""),
                     diverging=True,
-                    significant=np.asarray([st.class_significant for st, _ in changed], dtype=bool),
+                    significant=significant[:, columns],
                 )
             ),
         )

@@ -24,6 +24,8 @@ from ablate.statistics import (
     permutation_floor,
 )
 
+MAX_LISTED = 10  # classes named per cell of the helped/hurt table
+
 
 def fmt_p(p: float) -> str:
     if math.isnan(p):
@@ -327,6 +329,15 @@ def class_delta_csv(ladder: Ladder) -> str:
     return _csv(["experiment", "kind", "rung", "trick", "class", "delta", *_TEST_COLUMNS], rows)
 
 
+def _listed(effects: Sequence[tuple[str, float]]) -> str:
+    """The largest effects by name; a dataset of many classes may have dozens, all in the CSV."""
+    if not effects:
+        return "none significant"
+    text = ", ".join(f"{c} ({d:+.1f})" for c, d in effects[:MAX_LISTED])
+    more = len(effects) - MAX_LISTED
+    return text + (f" and {more} more (CSV)" if more > 0 else "")
+
+
 def class_effects_table(ladder: Ladder) -> Table:
     """Per trick, the classes it helped and hurt (significant after Holm), or why none are listed."""
     rows = []
@@ -343,14 +354,7 @@ def class_effects_table(ladder: Ladder) -> Table:
             rows.append([str(step.rung), step.trick, why, ""])
             continue
         helped, hurt = ladder.class_effects(step)
-        rows.append(
-            [
-                str(step.rung),
-                step.trick,
-                ", ".join(f"{c} ({d:+.1f})" for c, d in helped) or "none significant",
-                ", ".join(f"{c} ({d:+.1f})" for c, d in hurt) or "none significant",
-            ]
-        )
+        rows.append([str(step.rung), step.trick, _listed(helped), _listed(hurt)])
     caption = (
         "Per-class IoU change of each trick, tested over seeds like the mIoU change (paired by seed where the rows "
         "share seeds, else Welch) and Holm-adjusted across the classes of the rung; a class is listed when "

@@ -20,6 +20,7 @@ from ablate.report.collect import TrialRun
 from ablate.report.folder import Writer
 from ablate.report.groups import ModelRow
 from ablate.report.html import FigureRef, Section
+from ablate.report.label_space import LabelSpace, colour_key
 from ablate.tracking import RunStore, TrackingUnavailable
 
 FOLDER = "predictions"
@@ -116,8 +117,9 @@ def grid(rows: Sequence[ModelRow], store: RunStore, workdir: Path) -> Grid | Non
     return Grid(cells, stems, labels, [row.label for row, _, _ in chosen])
 
 
-def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer) -> Section:
-    """The downloaded images are only drawn, so they go to a scratch folder that is removed after."""
+def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer, space: LabelSpace | None = None) -> Section:
+    """The downloaded images are only drawn, so they go to a scratch folder that is removed after;
+    `space` names the dataset's colours seen in the label maps."""
     s = Section("Figure 2: qualitative results", "qualitative")
     workdir = Path(tempfile.mkdtemp(prefix="ablate-predictions-"))
     try:
@@ -135,6 +137,7 @@ def section(rows: Sequence[ModelRow], store: RunStore, writer: Writer) -> Sectio
                         found.col_labels,
                         writer.figure_stem("qualitative"),
                         writer.formats,
+                        colour_key(found.cells, space) if space is not None else (),
                     )
                 ),
             )

@@ -33,7 +33,6 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablate.config import keys
@@ -166,12 +165,10 @@ def _int(text: Any) -> int | None:
         return None
 
 
-def val_images(data_root: Path) -> int:
-    """Images one validation run evaluates (0 while the dataset does not exist yet)."""
-    from ablate.data.layout import IMG_DIR
-
-    folder = Path(data_root) / IMG_DIR / "val"
-    return sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
+def val_images(spec: TrialSpec) -> int:
+    """Images one validation run evaluates, as the config's val dataset lists them when the trial
+    was planned (0 while the dataset does not exist yet)."""
+    return int((spec.data_splits or {}).get("val", 0))
 
 
 def from_probe(probe: Any, images: int) -> Speed:
@@ -235,7 +232,7 @@ class Estimator:
         key = spec.speed_key
         probe = cached_probe(key, self.device) if key else None
         if probe is not None:
-            return from_probe(probe, val_images(spec.data_root))
+            return from_probe(probe, val_images(spec))
         return rough(spec, self.device)
 
     def estimate(self, spec: TrialSpec) -> TrialEstimate:

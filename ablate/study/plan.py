@@ -5,13 +5,13 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.study.datasets import DataChecks, check_heads, data_plan, data_plans, ensure_data
 from ablate.study.designs import SHAPE_PRETRAIN, SHAPE_TRIALS, SHAPE_ZOO, TrialDesign, dependency_graph, provider
 from ablate.study.estimate import speed_key
-from ablate.study.schema import BudgetSpec, DataSpec, SynthSpec
+from ablate.study.schema import BudgetSpec, DataSpec
 from ablate.study.study import Study
 from ablate.tracking import tags as T
 from ablate.trial.spec import TrialSpec
@@ -19,60 +19,6 @@ from ablate.util.graph import dependency_order
 
 # Shown instead of a trial id that depends on data `run` has yet to generate.
 AFTER_DATA = "(after data)"
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """A dataset a study reads, and the synthetic set `run` generates there first (if any)."""
-
-    root: Path
-    generate: SynthSpec | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.generate is None
-
-    def describe(self) -> str:
-        if self.generate is None:
-            return f"data: {self.root}"
-        g = self.generate
-        domain = "" if g.domain == "kitti" else f", {g.domain} domain"
-        return (
-            f"data: would generate synthetic data at {self.root} "
-            f"({g.train} train / {g.test} val, {g.height}x{g.width}, seed {g.seed}{domain})"
-        )
-
-
-def data_plan(study: Study, data: DataSpec | None = None) -> DataPlan:
-    """What `ensure_data` would do for a study's (or pretrain entry's) data, without doing it."""
-    from ablate.data.layout import COMPLETE_MARKER
-
-    data = data or study.spec.data
-    root = study.path(data.root)
-    pending = data.synth is not None and not (root / COMPLETE_MARKER).exists()
-    return DataPlan(root, data.synth if pending else None)
-
-
-def data_plans(study: Study) -> list[DataPlan]:
-    """Every dataset the study's trials read (the study's, then pretrain entries'), once each."""
-    plans = [data_plan(study)]
-    for design in study.designs:
-        if design.pretrain is not None and design.pretrain.data is not None:
-            plan = data_plan(study, design.pretrain.data)
-            if plan.root not in {p.root for p in plans}:
-                plans.append(plan)
-    return plans
-
-
-def ensure_data(study: Study, data: DataSpec | None = None) -> Path:
-    """The dataset a study (or pretrain entry) names, generated first when it asks for synthetic data."""
-    from ablate import data as datasets
-
-    plan = data_plan(study, data)
-    if plan.generate is not None:
-        datasets.synthesize(plan.root, **plan.generate.model_dump())
-    datasets.check_layout(plan.root)
-    return plan.root
 
 
 def id_known(trial_id: str) -> bool:
@@ -145,6 +91,7 @@ class Planner:
         # zoo row, seed -> (trial id, checkpoint); a lookup without a seed finds no row
         self.rows: dict[tuple[str, int | None], tuple[str, Path]] = {}
         self.models: dict[str, Any] = {}  # trained pretrain entry / zoo row -> its resolved model config
+        self.data_checks = DataChecks()
         for entry in study.spec.pretrain:
             if entry.checkpoint is not None:
                 self.provided[entry.name] = ("", study.checkpoint(entry.checkpoint))  # a path, URL or runs:/
@@ -203,14 +150,12 @@ class Planner:
         return self.source_of(name, seed)[1]
 
     def plan(self, design: TrialDesign, seed: int) -> TrialSpec:
-        from ablate import data as datasets
         from ablate.tricks import TRICKS, TrickContext
 
         spec = self.study.spec
         data = self._data(design)
         data_root = ensure_data(self.study, data) if self.generate_data else data_plan(self.study, data).root
         ready = self.generate_data or data_plan(self.study, data).ready
-        fingerprint = datasets.dataset_fingerprint(data_root) if ready else None
         budget = self._budget(design)
         base_path = self.study.path(design.base) if design.base else self.study.base
         workers, gpus_per_worker, cpus_per_worker = self._placement(design)
@@ -219,6 +164,7 @@ class Planner:
         if design.encoder:
             set_encoder(cfg, self.study.checkpoint(design.encoder))
         self.config.apply_overrides(cfg, {**spec.overrides, **design.overrides})
+        fingerprint, meta, splits = self.data_checks.check(cfg, data_root, ready)
         context = TrickContext(
             iters=budget.iters,
             data_root=data_root,
@@ -227,9 +173,11 @@ class Planner:
             data_ready=ready,
             model_of=self.models.get,
             path_of=self.study.path,
+            dataset_meta=meta,
         )
         for trick in design.tricks:
             TRICKS[trick.name].apply(cfg, trick.params, context)
+        check_heads(cfg, meta)
         self.config.use_plain_bn(cfg, world_size=workers)  # DDP keeps SyncBN
         cfg.randomness = dict(seed=seed, deterministic=False)
         sources = [self.source_of(t.source, seed) for t in design.tricks if t.source and self._provides(t.source, seed)]
@@ -284,6 +232,8 @@ class Planner:
             cpus_per_worker=cpus_per_worker,
             speed_key=speed_key(cfg, crop, budget.batch_size),
             pretrain=design.pretrain.name if design.pretrain is not None else "",
+            dataset_meta=meta,
+            data_splits=splits,
         )
         if design.pretrain is not None:
             self.provided[design.pretrain.name] = (trial_id, trial.best_checkpoint)

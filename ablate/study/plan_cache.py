@@ -175,13 +175,13 @@ def inputs_digest(study: Study) -> str | None:
 
 def plan_key(study: Study, runs_dir: Path, data_roots: Sequence[Path], options: dict[str, Any]) -> str | None:
     """The key of one plan: the study's inputs, its datasets' contents and the planning options."""
-    from ablate.data import dataset_fingerprint
+    from ablate.data import tree_fingerprint
 
     inputs = inputs_digest(study)
     if inputs is None:
         return None
     try:
-        data = [(str(root), dataset_fingerprint(root)) for root in data_roots]
+        data = [(str(root), tree_fingerprint(root)) for root in data_roots]
     except Exception:  # noqa: BLE001  (planning itself reports a broken dataset, with its own words)
         return None
     payload = json.dumps(

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from ablate.study.search_schema import SearchSpec
+from ablate.study.slurm_schema import SlurmSpec
 
 
 class _Strict(BaseModel):
@@ -22,7 +23,8 @@ class _Strict(BaseModel):
 
 
 class SynthSpec(_Strict):
-    """Generate the synthetic KITTI-like set at `data.root` when it does not exist yet."""
+    """Generate the synthetic road-scene set at `data.root` when it does not exist yet (KITTI
+    layout by default; `format: ade20k` or `voc` for a config on those datasets' layouts)."""
 
     train: int = Field(150, ge=1)
     test: int = Field(50, ge=1)
@@ -30,6 +32,7 @@ class SynthSpec(_Strict):
     width: int = Field(1242, ge=32)
     seed: int = 0
     domain: str = Field("kitti", pattern="^(kitti|city)$")
+    format: str = Field("kitti", pattern="^(kitti|ade20k|voc)$")
 
 
 class DataSpec(_Strict):
@@ -273,6 +276,7 @@ class ProfileSpec(_Strict):
     seeds: SeedsField | None = None
     resources: ResourcesSpec | None = None
     search: SearchSpec | None = None
+    slurm: SlurmSpec | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     zoo: list[ZooEntry] | None = None  # e.g. a few small models for a CPU demo
     pretrain: list[PretrainEntry] | None = None
@@ -305,6 +309,7 @@ class StudySpec(_Strict):
         default_factory=dict, description="parameters that win wherever the trick appears (e.g. tuned values)"
     )
     search: SearchSpec | None = None
+    slurm: SlurmSpec | None = Field(None, description="sbatch options of each trial's job (--dispatcher slurm)")
     profiles: dict[str, ProfileSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -353,7 +358,7 @@ class StudySpec(_Strict):
     def with_profile(self, name: str) -> StudySpec:
         """The study as the named profile sees it, validated again as a whole.
 
-        `data`, `budget`, `resources` and `overrides` merge key by key (the profile's keys win; a
+        `data`, `budget`, `resources`, `slurm` and `overrides` merge key by key (the profile's keys win; a
         profile's gpus_per_trial or workers_per_trial replaces the study's placement as a whole);
         `base`, `seeds`, `search`, `zoo` and `pretrain` replace the study's; `encoder: null`
         removes the encoder. Raises pydantic's ValidationError when the merged study is invalid
@@ -362,7 +367,7 @@ class StudySpec(_Strict):
         profile = self.profiles[name]
         # exclude_unset all along: which fields a file set must survive (pretrain budgets merge later)
         doc = self.model_dump(exclude_unset=True)
-        for key in ("data", "budget", "resources"):
+        for key in ("data", "budget", "resources", "slurm"):
             part = getattr(profile, key)
             if part is not None:
                 theirs, mine = doc.get(key, {}), part.model_dump(exclude_unset=True)

@@ -10,6 +10,7 @@ from ablate.tracking.checkpoints import (
     log_checkpoint,
     trial_checkpoint,
 )
+from ablate.tracking.credentials import Credentials, check_access, use_credentials
 from ablate.tracking.diff import RunDiff, RunLookupError, compare, diff_runs
 from ablate.tracking.environment import GitState, git_state, version_tags
 from ablate.tracking.failures import TrackingUnavailable
@@ -24,6 +25,7 @@ from ablate.tracking.uri import check_tracking_uri, checked_tracking_uri, resolv
 __all__ = [
     "ArtifactEntry",
     "CheckpointError",
+    "Credentials",
     "DatasetRecord",
     "GitState",
     "PlannedTrial",
@@ -36,6 +38,7 @@ __all__ = [
     "TrialRun",
     "TuneRun",
     "artifact_root",
+    "check_access",
     "check_shared_store",
     "check_tracking_uri",
     "checked_tracking_uri",
@@ -59,5 +62,6 @@ __all__ = [
     "store_exists",
     "tags",
     "trial_checkpoint",
+    "use_credentials",
     "version_tags",
 ]

@@ -73,7 +73,8 @@ def unavailable(exc: BaseException, uri: str) -> TrackingUnavailable | None:
     if status == 401:
         return TrackingUnavailable(
             f"the tracking server at {uri} refused access (HTTP 401, not authenticated); set "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, or pass "
+            "--credentials FILE (the file `ablate server` printed)"
         )
     if status == 403:
         return TrackingUnavailable(

@@ -8,6 +8,7 @@ digest trained on byte-identical images and labels, wherever the folder lay.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def split_sizes(root: Path) -> dict[str, int]:
     return {split: sum(1 for _ in (root / IMG_DIR / split).glob("*.png")) for split in SPLITS}
 
 
-def dataset_input(root: Path, fingerprint: str) -> Any:
+def dataset_input(root: Path, fingerprint: str, splits: Mapping[str, int] | None = None) -> Any:
     """An `mlflow.entities.DatasetInput`: name = the folder's name, digest = the fingerprint,
     source = the absolute folder, profile = the split sizes."""
     from mlflow.data.dataset_source_registry import get_dataset_source_from_json
@@ -50,7 +51,8 @@ def dataset_input(root: Path, fingerprint: str) -> Any:
     source = get_dataset_source_from_json(json.dumps({"uri": str(root)}), "local")
     # mlflow marks `Dataset.profile` abstract without ABCMeta; MetaDataset is concrete at runtime
     fields = MetaDataset(source, name=root.name, digest=fingerprint).to_dict()  # type: ignore[abstract]
-    entity = Dataset(**fields, profile=json.dumps(split_sizes(root)))
+    sizes = {k: int(v) for k, v in splits.items() if k in ("train", "val")} if splits else split_sizes(root)
+    entity = Dataset(**fields, profile=json.dumps(sizes))
     return DatasetInput(entity, tags=[InputTag(T.DATASET_CONTEXT, CONTEXT)])
 
 

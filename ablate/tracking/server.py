@@ -10,7 +10,6 @@ a watchdog (`watchdog.py`) stops it when `ablate server` dies without a chance t
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import socket
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import IO
 
 from ablate.errors import AblateError
+from ablate.tracking.credentials import CREDENTIAL_ENV
+from ablate.tracking.server_auth import ServerAuth, needs_auth, server_auth
 from ablate.tracking.uri import (
     DATABASE_SCHEMES,
     DEFAULT_DB,
@@ -63,6 +64,7 @@ class ServerSpec:
     allowed_hosts: str | None = None
     access_log: bool = False
     advertised: str = field(default="", compare=False)  # the host other machines use (0.0.0.0 -> an address)
+    auth: ServerAuth | None = None  # None: MLflow's plain server, open to whoever reaches it
 
     @property
     def uri(self) -> str:
@@ -97,6 +99,8 @@ class ServerSpec:
             cmd += ["--allowed-hosts", self.allowed_hosts]
         if not self.access_log:  # one line per logged metric batch would bury everything else
             cmd += ["--uvicorn-opts", "--no-access-log"]
+        if self.auth is not None:
+            cmd += self.auth.command_options()
         return cmd
 
     def environment(self) -> dict[str, str]:
@@ -104,6 +108,10 @@ class ServerSpec:
         for key, value in _QUIET_ENV.items():
             env.setdefault(key, value)
         env.pop("MLFLOW_TRACKING_URI", None)  # the server's store is --backend-store-uri alone
+        for key in (*CREDENTIAL_ENV, "MLFLOW_AUTH_ADMIN_PASSWORD"):  # a client's; the admin is set up beforehand
+            env.pop(key, None)
+        if self.auth is not None:
+            env.update(self.auth.environment())
         return env
 
 
@@ -118,6 +126,12 @@ def _backend(uri: str | None) -> str:
         )
     check_database_url(value, _SERVER_OPTION, scheme)
     return resolve_tracking_uri(value)
+
+
+def _beside_store(backend: str) -> Path:
+    """The sqlite file's folder, else the working directory."""
+    db = sqlite_path(backend)
+    return (db.parent if db is not None else Path.cwd()).resolve()
 
 
 def _artifacts(destination: str | None, backend: str) -> str:
@@ -162,16 +176,19 @@ def server_spec(
     workers: int | None = None,
     allowed_hosts: str | None = None,
     access_log: bool = False,
+    auth: bool = False,
+    insecure: bool = False,
 ) -> ServerSpec:
-    """The checked server settings; raises AblateError naming the option that is wrong."""
+    """The checked server settings; raises AblateError naming the option that is wrong. It asks for
+    a password whenever other machines reach `host` (and with `auth` on loopback) unless `insecure`."""
     from ablate.tracking.node import host_address
 
     backend = _backend(backend_store_uri)
+    login = server_auth(_beside_store(backend)) if needs_auth(host, auth, insecure) else None
     _check_port(host, port)
     advertised = host_address() if host in _ANY_INTERFACE else host
-    return ServerSpec(
-        backend, _artifacts(artifacts_destination, backend), host, port, workers, allowed_hosts, access_log, advertised
-    )
+    artifacts = _artifacts(artifacts_destination, backend)
+    return ServerSpec(backend, artifacts, host, port, workers, allowed_hosts, access_log, advertised, login)
 
 
 def prepare_backend(uri: str) -> None:
@@ -235,6 +252,8 @@ class TrackingServer:
 
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> TrackingServer:
         prepare_backend(self.spec.backend_store_uri)
+        if self.spec.auth is not None:
+            self.spec.auth.prepare()
         if scheme_of(self.spec.artifacts_destination) is None:
             Path(self.spec.artifacts_destination).mkdir(parents=True, exist_ok=True)
         # its output goes to stderr (or `output`): stdout carries only the URI, for scripts to read
@@ -346,11 +365,3 @@ def check_shared_store(uri: str, nodes: int, option: str = "--tracking-uri") -> 
             "trials on the other nodes cannot write to; start `ablate server --host <this machine's address>` "
             "and pass the http:// URI it prints as --tracking-uri"
         )
-
-
-def loopback_only(host: str) -> bool:
-    """Whether only this machine can reach a server listening on `host`."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -212,7 +212,10 @@ class RunStore:
 
         study_dir = trial.study_file.parent if trial.study_file is not None else None
         self.log_tags(run_id, git_state(study_dir).tags())
-        self.log_dataset(run_id, trial.data_root, trial.data_fingerprint)
+        self.log_dataset(run_id, trial.data_root, trial.data_fingerprint, getattr(trial, "data_splits", None))
+        meta = getattr(trial, "dataset_meta", None)
+        if meta is not None:
+            self.log_dataset_meta(run_id, meta)
 
     def end_run(self, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
         if tags:
@@ -337,12 +340,13 @@ class RunStore:
         if tags:
             self.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_dataset(self, run_id: str, root: Path, fingerprint: str) -> None:
-        """Logged once per run and digest (MLflow keeps one input per dataset, however often logged)."""
+    def log_dataset(self, run_id: str, root: Path, fingerprint: str, splits: Mapping[str, int] | None = None) -> None:
+        """Logged once per run and digest (MLflow keeps one input per dataset, however often logged).
+        `splits`: images per split as the config's datasets list them (default: the KITTI layout's)."""
         from ablate.tracking.inputs import dataset_input
 
         if fingerprint and Path(root).is_dir():
-            self._call(self._client.log_inputs, run_id, datasets=[dataset_input(root, fingerprint)])
+            self._call(self._client.log_inputs, run_id, datasets=[dataset_input(root, fingerprint, splits)])
 
     def log_file(self, run_id: str, path: Path | str, artifact_path: str | None = None) -> None:
         self._call(self._client.log_artifact, run_id, str(path), artifact_path=artifact_path)

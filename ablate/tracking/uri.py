@@ -65,9 +65,14 @@ def resolve_tracking_uri(cli_value: str | None = None, cwd: Path | None = None) 
     return uri
 
 
-def checked_tracking_uri(cli_value: str | None = None) -> str:
+def checked_tracking_uri(cli_value: str | None = None, credentials: Path | None = None) -> str:
     """`resolve_tracking_uri`, then `check_tracking_uri` naming where the URI came from: what
-    every command that takes `--tracking-uri` does before it reads or writes anything."""
+    every command that takes `--tracking-uri` does before it reads or writes anything. The
+    account (`credentials`, a file, else the environment) is set for this process and its workers
+    first, so a server that asks for one is checked with it."""
+    from ablate.tracking.credentials import use_credentials
+
+    use_credentials(credentials)
     uri = resolve_tracking_uri(cli_value)
     from_env = cli_value is None and bool(os.environ.get("MLFLOW_TRACKING_URI"))
     check_tracking_uri(uri, "MLFLOW_TRACKING_URI" if from_env else "--tracking-uri")
@@ -76,8 +81,8 @@ def checked_tracking_uri(cli_value: str | None = None) -> str:
 
 def check_tracking_uri(uri: str, option: str = "--tracking-uri", timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Refuse a URI MLflow cannot open, before anything is created: an unknown scheme, an
-    unparsable database URL, a missing database driver, a file store MLflow 3 refuses, or an
-    MLflow server that does not answer within `timeout_s`."""
+    unparsable database URL, a missing database driver, a file store MLflow 3 refuses, an
+    MLflow server that does not answer within `timeout_s`, or one that refuses this account."""
     scheme = scheme_of(uri) or "file"
     if scheme not in ACCEPTED_SCHEMES:
         raise AblateError(f"{option}: unknown scheme '{scheme}' in '{uri}'; use {_FORMS}")
@@ -86,7 +91,11 @@ def check_tracking_uri(uri: str, option: str = "--tracking-uri", timeout_s: floa
     elif scheme == "file":
         _check_file_store(option)
     elif scheme in ("http", "https"):
+        from ablate.tracking.credentials import check_access, refuse_credentials_in_uri
+
+        refuse_credentials_in_uri(uri, option)
         _probe_server(uri, option, timeout_s)
+        check_access(uri, option, timeout_s)
 
 
 def check_database_url(url: str, option: str, backend: str | None = None) -> None:

@@ -67,6 +67,10 @@ class TrialSpec:
     provides: bool = False  # later trials load its best.pth: it stores it with its run for other machines
     estimate: LaunchEstimate | None = None  # set when it is about to train
     aliases: tuple[str, ...] = ()  # other names of the same trial id in the study (they train once, as this)
+    # The config's dataset, as checked when planned (neither is part of the id): its label space
+    # (`ablate.data.DatasetMeta`, logged with the run) and images per split (train/val/test).
+    dataset_meta: Any = None
+    data_splits: dict[str, int] = field(default_factory=dict)
 
     def with_runtime(self, *, tags: dict[str, str] | None = None, hooks: tuple[dict[str, Any], ...] = ()) -> TrialSpec:
         return replace(self, tags=self.tags if tags is None else tags, hooks=self.hooks + hooks)

@@ -62,6 +62,12 @@ def stage_channels(cfg: Any) -> list[int]:
     return stages
 
 
+def _dataset_classes(ctx: TrickContext) -> int:
+    """The dataset's class count, for a main head that does not say its own (19: the KITTI layout's)."""
+    meta = ctx.dataset_meta
+    return int(meta.num_classes) if meta is not None else 19
+
+
 @register_trick
 class AuxHead(Trick[AuxHeadParams]):
     name = "aux_head"
@@ -103,7 +109,7 @@ class AuxHead(Trick[AuxHeadParams]):
             num_convs=params.num_convs,
             concat_input=False,
             dropout_ratio=0.1,
-            num_classes=main.get("num_classes", 19),
+            num_classes=main.get("num_classes", _dataset_classes(ctx)),
             norm_cfg=main.get("norm_cfg", dict(type="BN", requires_grad=True)),
             align_corners=main.get("align_corners", False),
             loss_decode=aux_loss,

@@ -33,6 +33,8 @@ class TrickContext:
     # False while `plan` describes a dataset it has not generated: tricks that read the data
     # (class pixel counts) leave those values out instead of failing.
     data_ready: bool = True
+    # the label space of the trial's dataset (`ablate.data.DatasetMeta`); None: not known here
+    dataset_meta: Any = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,19 @@ def decode_heads(cfg: Any) -> list[dict]:
     if head is None:
         return []
     return list(head) if isinstance(head, (list, tuple)) else [head]
+
+
+def head_classes(cfg: Any) -> list[tuple[str, int | None]]:
+    """(config field, num_classes) of every decode and auxiliary head of the model."""
+    out: list[tuple[str, int | None]] = []
+    for part in ("decode_head", "auxiliary_head"):
+        node = cfg.model.get(part)
+        heads = list(node) if isinstance(node, (list, tuple)) else [node] if node else []
+        for i, head in enumerate(heads):
+            field = f"model.{part}[{i}].num_classes" if isinstance(node, (list, tuple)) else f"model.{part}.num_classes"
+            count = head.get("num_classes") if isinstance(head, dict) else None
+            out.append((field, int(count) if isinstance(count, int) else None))
+    return out
 
 
 def head_losses(head: dict) -> list[dict]:

@@ -11,7 +11,9 @@ from the normalisation.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,9 +21,17 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from ablate.config import keys
-from ablate.config.resolve import add_import
-from ablate.errors import DataError
-from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, head_losses, register_trick
+from ablate.config.resolve import add_import, set_data_root
+from ablate.errors import ConfigError, DataError
+from ablate.tricks.base import (
+    Trick,
+    TrickContext,
+    TrickParams,
+    decode_heads,
+    head_classes,
+    head_losses,
+    register_trick,
+)
 
 
 class ClassBalancedParams(TrickParams):
@@ -63,6 +73,15 @@ def effective_number_weights(counts: Sequence[int], beta: str | float = "auto") 
     return [float(w) for w in weights]
 
 
+def _on_root(cfg: Any, root: Path) -> Any:
+    """The config's datasets read from the trial's data root (a plan has already set it there)."""
+    if str(cfg.get("data_root")) == str(root):
+        return cfg
+    moved = copy.deepcopy(cfg)
+    set_data_root(moved, root)
+    return moved
+
+
 @register_trick
 class ClassBalancedLoss(Trick[ClassBalancedParams]):
     name = "class_balanced_loss"
@@ -70,21 +89,31 @@ class ClassBalancedLoss(Trick[ClassBalancedParams]):
     summary = "CrossEntropy class_weight from the effective number of samples"
 
     def apply(self, cfg: Any, params: ClassBalancedParams, ctx: TrickContext) -> None:
-        from ablate.data import class_stats
+        from ablate.data import config_meta, split_stats
 
+        heads = decode_heads(cfg)
+        fields = [f for f, _ in head_classes(cfg) if f.startswith("model.decode_head")]
+        if params.heads == "all":
+            aux = cfg.model.get("auxiliary_head")
+            heads += list(aux) if isinstance(aux, (list, tuple)) else ([aux] if aux else [])
+            fields += [f for f, _ in head_classes(cfg) if f.startswith("model.auxiliary_head")]
+        meta = ctx.dataset_meta if ctx.dataset_meta is not None else config_meta(cfg, params.split)
+        for field, head in zip(fields, heads, strict=True):
+            count = head.get("num_classes")
+            if count is not None and count != meta.num_classes:
+                raise ConfigError(
+                    f"class_balanced_loss: {field} is {count} but the dataset has {meta.num_classes} classes; "
+                    f"one weight per class needs {field}={meta.num_classes}"
+                )
         weights: list[float] | None = None  # before the data exists (`plan`): the weights are unknown
         if ctx.data_ready:
-            counts = class_stats(ctx.data_root, params.split).pixel_counts
+            counts = split_stats(_on_root(cfg, ctx.data_root), params.split).pixel_counts
             if not any(counts):
                 raise DataError(
                     f"{ctx.data_root}: the {params.split} split has no labelled pixels; "
                     "class_balanced_loss needs labels to weight the classes"
                 )
             weights = effective_number_weights(counts, params.beta)
-        heads = decode_heads(cfg)
-        if params.heads == "all":
-            aux = cfg.model.get("auxiliary_head")
-            heads += list(aux) if isinstance(aux, (list, tuple)) else ([aux] if aux else [])
         for head in heads:
             for loss in head_losses(head):
                 if loss.get("type") in ("CrossEntropyLoss", "BalancedCrossEntropyLoss"):

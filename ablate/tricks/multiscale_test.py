@@ -6,6 +6,7 @@ mmseg's `SegTTAModel` averages the logits of every augmented view; the views com
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pydantic import Field, PositiveFloat
@@ -28,6 +29,14 @@ def test_scale(cfg: Any) -> tuple[int, int]:
     raise ConfigError("multiscale_test: the config's test pipeline has no Resize(scale=...) step to scale from")
 
 
+def _test_step(cfg: Any, kind: str) -> dict[str, Any]:
+    """The test pipeline's own loading step (its backend, `reduce_zero_label`, ...), or the default."""
+    for step in cfg.test_dataloader.dataset.get("pipeline") or []:
+        if isinstance(step, dict) and step.get("type") == kind:
+            return copy.deepcopy(dict(step))
+    return dict(type=kind)
+
+
 @register_trick
 class MultiScaleTest(Trick[MultiScaleParams]):
     name = "multiscale_test"
@@ -44,10 +53,10 @@ class MultiScaleTest(Trick[MultiScaleParams]):
             flips.append(dict(type="RandomFlip", prob=1.0, direction="horizontal"))
         cfg.tta_model = dict(type="SegTTAModel")
         cfg.tta_pipeline = [
-            dict(type="LoadImageFromFile"),
+            _test_step(cfg, "LoadImageFromFile"),
             dict(
                 type="TestTimeAug",
-                transforms=[resizes, flips, [dict(type="LoadAnnotations")], [dict(type="PackSegInputs")]],
+                transforms=[resizes, flips, [_test_step(cfg, "LoadAnnotations")], [dict(type="PackSegInputs")]],
             ),
         ]
         cfg[keys.FINAL_EVAL] = keys.FINAL_EVAL_TTA

@@ -15,10 +15,12 @@ from pydantic import Field
 
 from ablate.tricks.base import Trick, TrickContext, TrickParams, decode_heads, register_trick
 
+MIN_KEPT = 2  # `OHEMPixelSampler` asserts min_kept > 1
+
 
 class OHEMParams(TrickParams):
     thresh: float = Field(0.5, gt=0, le=1, description="keep pixels whose true-class probability is below it")
-    min_kept: int = Field(10000, ge=1)
+    min_kept: int = Field(10000, ge=2, description="mmseg's sampler keeps at least 2 pixels")
     scale_min_kept: bool = True
     reference_crop: tuple[int, int] = (375, 750)
 
@@ -27,12 +29,21 @@ def scaled_min_kept(params: OHEMParams, crop: tuple[int, int] | None) -> int:
     if not params.scale_min_kept or crop is None:
         return params.min_kept
     ratio = (crop[0] * crop[1]) / (params.reference_crop[0] * params.reference_crop[1])
-    return max(1, round(params.min_kept * min(ratio, 1.0)))
+    return max(MIN_KEPT, round(params.min_kept * min(ratio, 1.0)))  # mmseg refuses fewer than 2
 
 
 def crop_of(cfg: Any) -> tuple[int, int] | None:
-    size = cfg.model.get("data_preprocessor", {}).get("size")
-    return tuple(size) if size else None
+    """The training crop (h, w): the data preprocessor's padding size, else the train pipeline's
+    RandomCrop (datasets whose configs pad nothing)."""
+    size = (cfg.model.get("data_preprocessor") or {}).get("size")
+    if size:
+        return tuple(size)
+    loader = cfg.get("train_dataloader") or {}
+    for step in (loader.get("dataset") or {}).get("pipeline") or []:
+        if isinstance(step, dict) and step.get("type") == "RandomCrop" and step.get("crop_size"):
+            crop = step["crop_size"]
+            return (int(crop[0]), int(crop[1])) if isinstance(crop, (list, tuple)) else (int(crop), int(crop))
+    return None
 
 
 @register_trick

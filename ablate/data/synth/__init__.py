@@ -9,7 +9,8 @@ light, shadows, blur, sensor noise) so a model has to learn shapes and context, 
 """
 
 from ablate.data.synth.dataset import GENERATOR, image_seed, synthesize
+from ablate.data.synth.formats import ADE20K, FORMATS, VOC, SynthFormat
 from ablate.data.synth.scene import render
 from ablate.data.synth.styles import DOMAINS
 
-__all__ = ["DOMAINS", "GENERATOR", "image_seed", "render", "synthesize"]
+__all__ = ["ADE20K", "DOMAINS", "FORMATS", "GENERATOR", "VOC", "SynthFormat", "image_seed", "render", "synthesize"]
