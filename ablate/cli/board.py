@@ -128,6 +128,10 @@ class ProgressBoard:
                 pass
 
     # -- events ---------------------------------------------------------------------------------
+    def callbacks(self) -> dict[str, Any]:
+        """What `run_study` and `tune_study` call as trials are planned, start and end."""
+        return {"on_start": self.on_start, "on_result": self.on_result, "on_planned": self.add}
+
     def add(self, trials: Sequence[TrialSpec]) -> None:
         with self._lock:
             for spec in trials:

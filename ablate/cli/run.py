@@ -78,10 +78,8 @@ def run_command(
                 runs_dir=runs_dir,
                 rerun=rerun,
                 dispatcher=dispatcher,
-                on_start=board.on_start,
-                on_result=board.on_result,
-                on_planned=board.add,
                 on_round=board.on_round,
+                **board.callbacks(),
             )
     except KeyboardInterrupt:
         say_left_running(dispatcher)

@@ -83,9 +83,7 @@ def tune_command(
                 storage=storage,
                 n_trials=n_trials,
                 runs_dir=runs_dir,
-                on_start=board.on_start,
-                on_result=board.on_result,
-                on_planned=board.add,
+                **board.callbacks(),
             )
     except KeyboardInterrupt:
         say_left_running(dispatcher)
