@@ -234,7 +234,8 @@ def test_a_study_spans_two_nodes_that_share_no_files(cluster: Cluster, tiny_data
 
     uri = cluster.wait_for_server()
     credentials = cluster.store.parent / "mlflow-credentials"  # made by the server, 0600, beside the store
-    assert f"credentials in {credentials}" in cluster.server_log.read_text()
+    # uvicorn names the URI before `ablate server` prints its login hint: wait for the hint itself
+    _wait_for(cluster.server_log, f"credentials in {credentials}", cluster.procs["server"], cluster.deadline)
     ran = cluster.ablate("run", str(study), "--tracking-uri", uri, "--credentials", str(credentials), "--json", *common)
     assert ran.returncode == 0, ran.stderr[-5000:]
     trials = json.loads(ran.stdout)["trials"]
