@@ -87,7 +87,8 @@ def test_smoke_study_one_job_per_trial_tagged_with_its_id(cluster, tmp_path: Pat
     runs = _trial_runs(f"sqlite:///{tmp_path / 'mlruns.db'}", "smoke")
     job_ids = {name: r.data.tags["ablate.slurm_job_id"] for name, r in runs.items()}
     assert len(runs) == 2 and len(set(job_ids.values())) == 2
-    assert sorted(j["id"] for j in _jobs_of(cluster, "smoke")) == sorted(job_ids.values())
+    jobs = _jobs_of(cluster, "smoke")
+    assert sorted(j["id"] for j in jobs) == sorted(job_ids.values()), f"{jobs}\n{err[-3000:]}"
     for trial in out["trials"]:  # the job's own stdout/stderr beside the trial's files
         folder = tmp_path / "runs" / "smoke" / trial["trial_id"] / "slurm"
         job = job_ids[trial["name"]]
